@@ -1,0 +1,203 @@
+"""The bot listener (``python -m bot``): brings Telegram updates into the queue.
+
+It follows the desired mode kept in Redis (``shared.services.bot_control``):
+
+- ``polling``: long-polls ``getUpdates`` and enqueues each raw update to
+  ``tasks.updates.process_update``; the offset is acknowledged only after the enqueue succeeded.
+  Only one poller runs at a time, even with several listeners up (a Redis lock).
+- ``webhook``: registers ``{webhook_url}`` with a fresh random ``secret_token`` (kept, encrypted,
+  in the settings for the webhook endpoint to check) and then only reports status.
+- ``stopped``: removes a webhook it registered and idles.
+
+It writes a heartbeat with its state every few seconds, and sets the command menu
+(``setMyCommands``) whenever it starts serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import threading
+from typing import Any
+
+from flask import Flask
+from telebot import apihelper
+from telebot.apihelper import ApiTelegramException
+from telebot.types import BotCommand
+
+from bot.dispatcher import get_bot
+from bot.texts import EN, RU, t
+from shared.config import Config
+from shared.db import db
+from shared.logging import configure_logging
+from shared.models.types import utcnow
+from shared.redis import current_redis
+from shared.services import bot_control
+from shared.services.bot_control import POLLING, STOPPED, WEBHOOK, ListenerStatus
+from shared.services.settings import set_setting
+from shared.services.telegram import BotNotConfigured, call_telegram
+from web import create_app
+
+logger = logging.getLogger(__name__)
+
+UPDATE_TASK = "tasks.updates.process_update"
+#: Seconds of one getUpdates long poll; also how fast a change of the desired mode is noticed.
+POLL_TIMEOUT = 5
+#: Seconds between checks of the desired mode when not polling.
+IDLE_INTERVAL = 1.0
+COMMANDS = ("start", "help", "settings", "new")
+
+
+class Listener:
+    """Follows the desired mode until ``stop`` is set.
+
+    Args:
+        app: The Flask app (database, Redis, Celery, configuration).
+        stop: Set to end :meth:`run`.
+        poll_timeout: Seconds of one long poll.
+    """
+
+    def __init__(self, app: Flask, stop: threading.Event, poll_timeout: int = POLL_TIMEOUT) -> None:
+        self.app = app
+        self.stop = stop
+        self.poll_timeout = poll_timeout
+        self.serving: str = STOPPED
+        self.offset: int | None = None
+        self.status = ListenerStatus(state="starting", mode=STOPPED, since=utcnow().isoformat())
+        self._lock = None
+
+    # -- state reporting -------------------------------------------------------------------
+    def _set_state(self, state: str, mode: str, error: str | None = None, **extra: Any) -> None:
+        if (state, mode) != (self.status.state, self.status.mode):
+            self.status.since = utcnow().isoformat()
+        self.status.state, self.status.mode = state, mode
+        self.status.last_error = error
+        for name, value in extra.items():
+            setattr(self.status, name, value)
+        bot_control.write_heartbeat(self.status)
+
+    # -- main loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve the desired mode until stopped; errors are reported and retried, never fatal."""
+        logger.info("bot listener started")
+        while not self.stop.is_set():
+            with self.app.app_context():
+                try:
+                    self._step()
+                except BotNotConfigured as exc:
+                    self._set_state("error", self.serving, str(exc))
+                    self.stop.wait(IDLE_INTERVAL * 3)
+                except Exception as exc:  # keep the listener alive; the admin sees the error
+                    logger.exception("listener step failed")
+                    self._set_state("error", self.serving, f"{type(exc).__name__}: {exc}"[:500])
+                    self.stop.wait(IDLE_INTERVAL * 3)
+                finally:
+                    db.session.remove()
+        with self.app.app_context():
+            self._release_poller()
+            bot_control.write_heartbeat(
+                ListenerStatus(state="stopped", mode=STOPPED, since=utcnow().isoformat())
+            )
+        logger.info("bot listener stopped")
+
+    def _step(self) -> None:
+        desired = bot_control.get_desired()["mode"]
+        if desired != self.serving:
+            self._switch(desired)
+        if self.serving == POLLING:
+            self._poll_once()
+        else:
+            self._set_state("running", self.serving, self.status.last_error)
+            self.stop.wait(IDLE_INTERVAL)
+
+    def _switch(self, desired: str) -> None:
+        """Leave the current mode and enter the desired one."""
+        logger.info("switching bot mode from %s to %s", self.serving, desired)
+        bot = get_bot(self.app)
+        if self.serving == POLLING:
+            self._release_poller()
+        if desired in (POLLING, STOPPED) and self.serving == WEBHOOK:
+            call_telegram(bot.delete_webhook)
+        if desired == WEBHOOK:
+            url = bot_control.webhook_url()
+            if not url:
+                raise RuntimeError("webhook mode needs the webhook_url setting or PUBLIC_URL")
+            secret = secrets.token_urlsafe(32)
+            set_setting("webhook_secret", secret)
+            db.session.commit()
+            call_telegram(bot.set_webhook, url=url, secret_token=secret)
+            self.status.webhook_url = url
+            logger.info("webhook registered url=%s", url)
+        else:
+            self.status.webhook_url = None
+        if desired != STOPPED:
+            self._set_commands(bot)
+        self.serving = desired
+        self._set_state("running", desired)
+
+    def _set_commands(self, bot: Any) -> None:
+        """Publish the command menu in Russian (default) and English."""
+        for lang, code in ((RU, None), (RU, "ru"), (EN, "en")):
+            commands = [BotCommand(name, t(f"command_{name}", lang)) for name in COMMANDS]
+            call_telegram(bot.set_my_commands, commands, language_code=code)
+
+    # -- polling ---------------------------------------------------------------------------
+    def _hold_poller(self) -> bool:
+        """Take or extend the single-poller lock; False when another listener polls."""
+        if self._lock is None:
+            self._lock = current_redis().lock(
+                bot_control.POLLER_LOCK_KEY,
+                timeout=self.poll_timeout * 4,
+                blocking=False,
+                thread_local=False,
+            )
+        if self._lock.owned():
+            self._lock.extend(self.poll_timeout * 4, replace_ttl=True)
+            return True
+        return bool(self._lock.acquire(blocking=False))
+
+    def _release_poller(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None and lock.owned():
+            lock.release()
+
+    def _poll_once(self) -> None:
+        if not self._hold_poller():
+            self._set_state("running", POLLING, "another listener is polling; standing by")
+            self.stop.wait(self.poll_timeout)
+            return
+        bot = get_bot(self.app)
+        try:
+            updates = apihelper.get_updates(
+                bot.token, offset=self.offset, timeout=self.poll_timeout,
+                long_polling_timeout=self.poll_timeout,
+            )  # fmt: skip
+        except ApiTelegramException as exc:
+            if exc.error_code == 409:  # a webhook is set: polling needs it gone
+                logger.warning("webhook active while polling; deleting it")
+                call_telegram(bot.delete_webhook)
+                return
+            raise
+        celery = self.app.extensions["celery"]
+        for update in updates:
+            celery.send_task(UPDATE_TASK, args=[update])
+            self.offset = update["update_id"] + 1  # acknowledged by the next getUpdates
+        extra = {"last_update_at": utcnow().isoformat()} if updates else {}
+        self._set_state("running", POLLING, None, **extra)
+
+
+def main() -> None:
+    """Run the listener until SIGINT or SIGTERM."""
+    config = Config.from_env()
+    configure_logging("bot", config.log_level)
+    app = create_app(config)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logger.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    Listener(app, stop).run()

@@ -1,0 +1,107 @@
+"""Every user-facing string of the bot, in Russian (the default) and English.
+
+Pick a language with :func:`lang_of` (Telegram's ``language_code``) and a text with :func:`t`.
+"""
+
+from __future__ import annotations
+
+RU = "ru"
+EN = "en"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "start": {
+        RU: "Здравствуйте, {name}! Я отвечаю на вопросы с помощью языковой модели.\n"
+        "Просто напишите сообщение. Я помню контекст, пока вы не начнёте новый диалог.\n\n"
+        "/help — список команд",
+        EN: "Hello, {name}! I answer questions with a language model.\n"
+        "Just write a message. I remember the context until you start a new dialog.\n\n"
+        "/help — list of commands",
+    },
+    "start_pending": {
+        RU: "Здравствуйте, {name}! Ваша заявка на доступ отправлена администратору. "
+        "Я напишу, как только доступ будет открыт.",
+        EN: "Hello, {name}! Your access request was sent to the administrator.",
+    },
+    "help": {
+        RU: "Команды:\n"
+        "/start — начало работы\n"
+        "/help — эта справка\n"
+        "/settings — режим ответа и модель\n"
+        "/new — начать новый диалог\n\n"
+        "Пишите вопросы обычным текстом: в рамках диалога я помню предыдущие сообщения.",
+        EN: "Commands:\n"
+        "/start — get started\n"
+        "/help — this help\n"
+        "/settings — answer mode and model\n"
+        "/new — start a new dialog\n\n"
+        "Write your questions as plain text: within a dialog I remember earlier messages.",
+    },
+    "settings": {
+        RU: "Режим ответа: {mode}\nМодель: {model}\n\nВыберите режим или модель:",
+        EN: "Answer mode: {mode}\nModel: {model}\n\nChoose a mode or a model:",
+    },
+    "not_set": {RU: "не выбрана", EN: "not set"},
+    "mode_set": {RU: "Режим: {name}", EN: "Mode: {name}"},
+    "model_set": {RU: "Модель: {name}", EN: "Model: {name}"},
+    "unavailable_choice": {RU: "Этот вариант недоступен", EN: "This option is not available"},
+    "new_dialog_button": {RU: "Начать новый диалог", EN: "Start a new dialog"},
+    "new_dialog": {
+        RU: "Начат новый диалог. Предыдущий контекст забыт.",
+        EN: "A new dialog has started. The previous context is forgotten.",
+    },
+    "new_dialog_toast": {RU: "Новый диалог", EN: "New dialog"},
+    "denied_blocked": {
+        RU: "Доступ к боту закрыт. Обратитесь к администратору.",
+        EN: "Your access to this bot is closed. Please contact the administrator.",
+    },
+    "denied_pending": {
+        RU: "Ваша заявка на доступ ещё не одобрена администратором.",
+        EN: "Your access request has not been approved yet.",
+    },
+    "llm_error": {
+        RU: "Извините, сейчас не удалось получить ответ от модели. Попробуйте ещё раз чуть позже.",
+        EN: "Sorry, the model could not answer right now. Please try again a little later.",
+    },
+    "no_model": {
+        RU: "Извините, бот ещё не настроен: нет доступной модели. Сообщите администратору.",
+        EN: "Sorry, the bot is not set up yet: no model is available. Please tell the admin.",
+    },
+    "text_only": {
+        RU: "Пока я понимаю только текстовые сообщения.",
+        EN: "For now I understand text messages only.",
+    },
+    "command_start": {RU: "Начало работы", EN: "Get started"},
+    "command_help": {RU: "Справка", EN: "Help"},
+    "command_settings": {RU: "Режим и модель", EN: "Mode and model"},
+    "command_new": {RU: "Новый диалог", EN: "New dialog"},
+}
+
+
+def lang_of(language_code: str | None) -> str:
+    """Choose the text language for a Telegram ``language_code``.
+
+    Args:
+        language_code: e.g. ``ru``, ``en``, ``en-US``, or None.
+
+    Returns:
+        ``en`` for English, ``ru`` for everything else (Russian is the default).
+    """
+    return EN if (language_code or "").lower().startswith("en") else RU
+
+
+def t(key: str, lang: str, **values: object) -> str:
+    """Return a text in a language, formatted with ``values``.
+
+    Args:
+        key: A key of :data:`TEXTS`.
+        lang: ``ru`` or ``en``.
+        **values: Placeholders of the text.
+
+    Returns:
+        The text.
+
+    Raises:
+        KeyError: On an unknown key (a bug: every text must exist in both languages).
+    """
+    variants = TEXTS[key]
+    return variants.get(lang, variants[RU]).format(**values)

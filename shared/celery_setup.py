@@ -1,0 +1,111 @@
+"""Celery wired the Flask way: one Celery app per Flask app, tasks run in its app context.
+
+``celery_init_app`` is called by ``web.create_app``, so the web app (which only enqueues, by
+task name with ``send_task``) and the worker (``celery -A celery_app worker``) share one
+configuration. Task modules live in ``tasks/`` and are listed in :data:`TASK_MODULES`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+from kombu import Exchange, Queue
+
+from shared.config import Config
+from shared.redis import celery_url
+
+#: Fast work: Telegram updates, commands, button presses.
+UPDATES_QUEUE = "updates"
+#: Slow work: LLM calls and the replies they produce.
+LLM_QUEUE = "llm"
+
+#: Modules the worker imports to register tasks (explicit, no autodiscovery).
+TASK_MODULES = ("tasks.health", "tasks.updates", "tasks.replies")
+
+#: Seconds after which a running task is asked to stop, then killed.
+SOFT_TIME_LIMIT = 240
+HARD_TIME_LIMIT = 300
+
+
+def celery_settings(config: Config) -> dict[str, Any]:
+    """Return the Celery configuration for an app configuration.
+
+    Invariants: JSON only; tasks are acknowledged after they finish and re-queued when a worker
+    dies, so every task must be idempotent; results are ignored unless a task asks otherwise;
+    the broker's visibility timeout outlasts the hard time limit so a running task is never
+    handed to a second worker.
+
+    Args:
+        config: The application configuration.
+
+    Returns:
+        A mapping for ``Celery.conf.update``.
+    """
+    url = celery_url(config.redis_url)
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": HARD_TIME_LIMIT * 4},
+        "result_backend_transport_options": {"visibility_timeout": HARD_TIME_LIMIT * 4},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "result_expires": 3600,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": SOFT_TIME_LIMIT,
+        "task_time_limit": HARD_TIME_LIMIT,
+        "task_default_queue": UPDATES_QUEUE,
+        "task_default_exchange": UPDATES_QUEUE,
+        "task_default_routing_key": UPDATES_QUEUE,
+        "task_queues": tuple(
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (UPDATES_QUEUE, LLM_QUEUE)
+        ),
+        "task_routes": {
+            "tasks.updates.*": {"queue": UPDATES_QUEUE},
+            "tasks.health.*": {"queue": UPDATES_QUEUE},
+            "tasks.replies.*": {"queue": LLM_QUEUE},
+        },
+        "worker_pool": "threads",
+        "worker_concurrency": config.worker_concurrency,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app bound to a Flask app and store it in ``app.extensions["celery"]``.
+
+    Every task runs inside ``app.app_context()``, so it can use ``db.session`` and the app's
+    configuration; the session is removed when the context ends.
+
+    Args:
+        app: The Flask app; ``app.config["AI_ROUTER"]`` holds its :class:`Config`.
+
+    Returns:
+        The Celery app.
+    """
+    config: Config = app.config["AI_ROUTER"]
+
+    class FlaskTask(Task):
+        """A task that runs inside the Flask app context."""
+
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            """Run the task body within ``app.app_context()``."""
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask, include=list(TASK_MODULES))
+    celery.conf.update(celery_settings(config))
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery

@@ -1,0 +1,264 @@
+"""Typed configuration, read once from the environment (and a ``.env`` file).
+
+Every variable of the contract (CONTRACT §2) lives here with its default, so no other module
+reads ``os.environ`` for settings. The defaults make a fresh clone run with nothing installed but
+Python: SQLite and an embedded Redis, both under the instance folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+logger = logging.getLogger(__name__)
+
+#: The project root: the folder holding ``wsgi.py``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCTION = "production"
+_SECRET_KEY_FILE = "secret_key"
+_EMBEDDED_REDIS_SOCKET = "redis.sock"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot be used (for example production without a secret)."""
+
+
+def _env_bool(value: str | None, default: bool) -> bool:
+    """Parse a boolean environment value.
+
+    Args:
+        value: The raw value, or None when unset.
+        default: What an unset or empty value means.
+
+    Returns:
+        True for 1/true/yes/on (any case), False for anything else that is set.
+    """
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(env: dict[str, str], name: str, default: int) -> int:
+    """Read an integer variable.
+
+    Args:
+        env: The environment mapping.
+        name: The variable name.
+        default: Used when the variable is unset or empty.
+
+    Returns:
+        The parsed integer.
+
+    Raises:
+        ConfigError: If the value is set but is not an integer.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(env: dict[str, str], name: str, default: float) -> float:
+    """Read a number of seconds.
+
+    Args:
+        env: The environment mapping.
+        name: The variable name.
+        default: Used when the variable is unset or empty.
+
+    Returns:
+        The parsed number.
+
+    Raises:
+        ConfigError: If the value is set but is not a number.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def embedded_redis_socket(instance_path: Path) -> Path:
+    """Return the unix socket path of the embedded Redis for an instance folder.
+
+    The launcher starts the embedded server there, and every process that finds ``REDIS_URL``
+    unset connects there, so web, worker and listener meet on the same server.
+
+    Args:
+        instance_path: The instance folder.
+
+    Returns:
+        The socket path.
+    """
+    return instance_path / _EMBEDDED_REDIS_SOCKET
+
+
+def _load_or_create_secret(instance_path: Path) -> str:
+    """Return the development secret key kept in the instance folder, creating it once.
+
+    Args:
+        instance_path: The instance folder (created if missing).
+
+    Returns:
+        The secret key. It is stable across restarts, so sessions and encrypted secrets survive.
+    """
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / _SECRET_KEY_FILE
+    try:
+        # O_EXCL makes concurrent first starts agree on a single key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    logger.info("generated a development SECRET_KEY in %s", path)
+    return path.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the processes of ai_router need to know about their environment.
+
+    Build it with :meth:`from_env`; it is immutable afterwards. Field names are the lower-case
+    names of the environment variables they come from.
+
+    Attributes:
+        env: ``development`` (default), ``production`` or ``testing``.
+        instance_path: Folder for local state: SQLite database, dev secret, embedded Redis.
+        secret_key: Flask sessions, CSRF and the key from which stored secrets are encrypted.
+        database_url: SQLAlchemy URL.
+        redis_url: Redis URL used by every process (broker, status, locks, rate limits).
+        redis_embedded: True when ``REDIS_URL`` was unset and the embedded server is meant.
+        telegram_api_url: Base URL of the Bot API; calls go to ``{base}/bot{token}/{method}``.
+        telegram_bot_token: Seeds the bot token setting on first start.
+        public_url: Public base URL of the web app (webhook default).
+        admin_username: First admin account's name.
+        admin_password: First admin account's password; generated when None.
+        admin_api_token: A bearer token always valid for ``/admin/api`` when set.
+        openai_api_key: Seeds a default model on first start when set.
+        openai_base_url: Base URL of that seeded model.
+        openai_model: Provider model id of that seeded model.
+        timezone: IANA timezone in which statistics are bucketed into days.
+        port: Port of the web server started by ``make run``.
+        host: Interface the web server started by ``make run`` binds to.
+        worker_concurrency: Threads of the Celery worker started by ``make run``.
+        log_level: Root log level name.
+        llm_timeout: Seconds one LLM HTTP request may take.
+        llm_max_attempts: Attempts per model (1 = no retry) on 429, 5xx, timeouts, connection
+            errors; the SDK's own retries are off, so this is the only retry loop.
+        llm_retry_max_wait: Upper bound in seconds of one backoff wait (Retry-After included).
+        llm_retry_deadline: Seconds after which a model's retries stop, whatever is left.
+    """
+
+    env: str = "development"
+    instance_path: Path = field(default_factory=lambda: PROJECT_ROOT / "instance")
+    secret_key: str = ""
+    database_url: str = ""
+    redis_url: str = ""
+    redis_embedded: bool = True
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_bot_token: str | None = None
+    public_url: str | None = None
+    admin_username: str = "admin"
+    admin_password: str | None = None
+    admin_api_token: str | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    timezone: str = "UTC"
+    port: int = 5000
+    host: str = "127.0.0.1"
+    worker_concurrency: int = 16
+    log_level: str = "INFO"
+    llm_timeout: float = 60.0
+    llm_max_attempts: int = 4
+    llm_retry_max_wait: float = 20.0
+    llm_retry_deadline: float = 90.0
+
+    @property
+    def is_production(self) -> bool:
+        """Whether the strict production rules apply."""
+        return self.env == PRODUCTION
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        """Unix socket of the embedded Redis for this instance folder."""
+        return embedded_redis_socket(self.instance_path)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, *, load_env_file: bool = True) -> Config:
+        """Build the configuration from environment variables.
+
+        Args:
+            env: The mapping to read; ``os.environ`` when None.
+            load_env_file: Load ``.env`` from the project root first (never overriding variables
+                that are already set). Tests pass False to stay hermetic.
+
+        Returns:
+            A complete, validated configuration.
+
+        Raises:
+            ConfigError: In production without ``SECRET_KEY``, or on a malformed value.
+        """
+        if env is None:
+            if load_env_file:
+                load_dotenv(PROJECT_ROOT / ".env", override=False)
+            env = dict(os.environ)
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        run_env = (get("AI_ROUTER_ENV") or get("FLASK_ENV") or "development").lower()
+        instance_path = Path(get("INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+
+        secret_key = get("SECRET_KEY")
+        if not secret_key:
+            if run_env == PRODUCTION:
+                raise ConfigError("SECRET_KEY must be set when running in production")
+            secret_key = _load_or_create_secret(instance_path)
+
+        redis_url = get("REDIS_URL")
+        redis_embedded = redis_url is None
+        if redis_embedded:
+            redis_url = f"unix://{embedded_redis_socket(instance_path)}"
+
+        defaults = cls()
+        return cls(
+            env=run_env,
+            instance_path=instance_path,
+            secret_key=secret_key,
+            database_url=get("DATABASE_URL") or f"sqlite:///{instance_path / 'ai_router.db'}",
+            redis_url=redis_url,
+            redis_embedded=redis_embedded,
+            telegram_api_url=(get("TELEGRAM_API_URL") or defaults.telegram_api_url).rstrip("/"),
+            telegram_bot_token=get("TELEGRAM_BOT_TOKEN"),
+            public_url=(get("PUBLIC_URL") or "").rstrip("/") or None,
+            admin_username=get("ADMIN_USERNAME") or defaults.admin_username,
+            admin_password=get("ADMIN_PASSWORD"),
+            admin_api_token=get("ADMIN_API_TOKEN"),
+            openai_api_key=get("OPENAI_API_KEY"),
+            openai_base_url=(get("OPENAI_BASE_URL") or defaults.openai_base_url).rstrip("/"),
+            openai_model=get("OPENAI_MODEL") or defaults.openai_model,
+            timezone=get("STATS_TIMEZONE") or defaults.timezone,
+            port=_env_int(env, "PORT", defaults.port),
+            host=get("HOST") or defaults.host,
+            worker_concurrency=_env_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
+            log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
+            llm_timeout=_env_float(env, "LLM_TIMEOUT", defaults.llm_timeout),
+            llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),
+            llm_retry_max_wait=_env_float(env, "LLM_RETRY_MAX_WAIT", defaults.llm_retry_max_wait),
+            llm_retry_deadline=_env_float(env, "LLM_RETRY_DEADLINE", defaults.llm_retry_deadline),
+        )

@@ -1,0 +1,69 @@
+"""The process-wide Flask-SQLAlchemy ``db`` object and database engine tuning.
+
+``db`` is one of the few allowed module-level objects: an unbound extension, attached to an app
+by ``web.create_app``. Models subclass ``db.Model``. Constraint names follow a fixed convention
+so Alembic migrations are stable on SQLite (batch mode) and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Milliseconds a SQLite connection waits for a lock before failing with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15000
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model; carries the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    """Tune every new SQLite connection: WAL journal, busy timeout, enforced foreign keys.
+
+    WAL lets the web app read while a worker writes; the busy timeout makes concurrent writers
+    (several worker threads) wait instead of failing.
+
+    Args:
+        dbapi_connection: The raw DB-API connection just opened.
+        _record: SQLAlchemy's connection record (unused).
+    """
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def configure_engine(engine: Engine) -> None:
+    """Attach the SQLite pragmas to an engine (a no-op for other databases).
+
+    Called once per app after ``db.init_app``; it registers a listener and connects to nothing.
+
+    Args:
+        engine: The app's engine.
+    """
+    if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
+        event.listen(engine, "connect", _sqlite_pragmas)

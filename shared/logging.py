@@ -1,0 +1,45 @@
+"""Logging setup shared by every process (web, worker, listener, launcher)."""
+
+from __future__ import annotations
+
+import logging
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(service)s] %(name)s: %(message)s"
+
+
+class _ServiceFilter(logging.Filter):
+    """Stamp every record with the name of the process kind that wrote it."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add ``record.service``; never drops a record."""
+        record.service = self.service
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Configure the root logger once for this process; later calls change nothing.
+
+    The first caller names the process: the launcher (``run``), the worker entry point
+    (``worker``) and the listener (``bot``) call it before building the Flask app, whose own call
+    (``web``) then leaves their setup alone.
+
+    Args:
+        service: Short name of the process kind (``web``, ``worker``, ``bot``, ``run``).
+        level: Root level name, e.g. ``INFO``.
+    """
+    root = logging.getLogger()
+    if any(getattr(handler, "_ai_router", False) for handler in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler._ai_router = True  # type: ignore[attr-defined]
+    handler.addFilter(_ServiceFilter(service))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party chatter that would drown our own lines at INFO.
+    for noisy in ("urllib3", "httpx", "httpcore", "openai._base_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

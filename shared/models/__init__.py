@@ -1,0 +1,25 @@
+"""SQLAlchemy models, one module per aggregate. Importing this package registers them all.
+
+Every schema change goes through an Alembic migration (``flask db migrate``), never
+``create_all``.
+"""
+
+from shared.models.admin import AdminUser, ApiToken
+from shared.models.dialog import Dialog, Message, MessageStatus
+from shared.models.llm_model import LLMModel
+from shared.models.mode import Mode
+from shared.models.setting import Setting
+from shared.models.user import User, UserStatus
+
+__all__ = [
+    "AdminUser",
+    "ApiToken",
+    "Dialog",
+    "LLMModel",
+    "Message",
+    "MessageStatus",
+    "Mode",
+    "Setting",
+    "User",
+    "UserStatus",
+]

@@ -1,0 +1,113 @@
+"""Dialogs and the message log: one row per user request, completed with the LLM's answer."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.db import db
+from shared.models.types import UtcDateTime, str_enum, utcnow
+
+if TYPE_CHECKING:
+    from shared.models.user import User
+
+
+class Dialog(db.Model):
+    """A conversation: the LLM sees the earlier turns of the same dialog only.
+
+    Invariants: ``id`` is unique across the system (it is the dialog id users and admins see);
+    a user has at most one open dialog (``ended_at`` is None); ``last_message_number`` is the
+    number given to the newest message, so numbers run 1, 2, 3 … without gaps.
+    """
+
+    __tablename__ = "dialogs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    mode_id: Mapped[int | None] = mapped_column(ForeignKey("modes.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_message_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (Index("ix_dialogs_user_id_ended_at", "user_id", "ended_at"),)
+
+    def __repr__(self) -> str:
+        """Short form for logs and the shell."""
+        return f"<Dialog {self.id} user={self.user_id}>"
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a request stands: ``pending`` until answered, then ``ok``, ``error`` or ``denied``."""
+
+    PENDING = "pending"
+    OK = "ok"
+    ERROR = "error"
+    DENIED = "denied"
+
+
+class Message(db.Model):
+    """One user request and the answer to it: the row of the message log.
+
+    Invariants: ``(dialog_id, number)`` is unique; ``update_id`` (Telegram's) is unique, which
+    makes processing an update twice harmless; ``model_name``/``mode_name`` are snapshots, so the
+    log stays true after a model or mode is renamed or deleted.
+    """
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dialog_id: Mapped[int] = mapped_column(
+        ForeignKey("dialogs.id", ondelete="CASCADE"), nullable=False
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    request_text: Mapped[str] = mapped_column(Text, nullable=False)
+    request_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
+    response_text: Mapped[str | None] = mapped_column(Text)
+    response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("llm_models.id", ondelete="SET NULL"))
+    model_name: Mapped[str | None] = mapped_column(String(128))
+    mode_name: Mapped[str | None] = mapped_column(String(64))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 8))
+    status: Mapped[MessageStatus] = mapped_column(
+        str_enum(MessageStatus, "message_status"), nullable=False, default=MessageStatus.PENDING
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+
+    dialog: Mapped[Dialog] = relationship()
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("dialog_id", "number"),
+        Index("ix_messages_request_at", "request_at"),
+        Index("ix_messages_user_id_request_at", "user_id", "request_at"),
+        Index("ix_messages_status_request_at", "status", "request_at"),
+        Index("ix_messages_model_id_request_at", "model_id", "request_at"),
+    )
+
+    def __repr__(self) -> str:
+        """Short form for logs and the shell."""
+        return f"<Message {self.dialog_id}#{self.number} {self.status}>"

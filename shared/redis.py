@@ -1,0 +1,65 @@
+"""The one factory for Redis clients.
+
+Every process builds its clients here from ``Config.redis_url`` (``redis://``, ``rediss://`` or
+``unix://`` for the embedded server). redis-py 8 sets a 5 s default ``socket_timeout``: callers
+that block longer (long ``BLPOP``, lock waits) must pass a larger ``socket_timeout``.
+"""
+
+from __future__ import annotations
+
+import redis
+from flask import current_app
+
+#: Prefix of every key ai_router writes itself (Celery's keys are Celery's own).
+KEY_PREFIX = "ai_router:"
+
+#: Seconds before a plain command gives up; blocking commands pass their own timeout.
+DEFAULT_SOCKET_TIMEOUT = 5.0
+
+
+def redis_client(url: str, *, socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT) -> redis.Redis:
+    """Create a Redis client (connections are opened lazily, on first command).
+
+    Args:
+        url: A Redis URL.
+        socket_timeout: Read timeout in seconds; None waits forever (only for blocking calls
+            that bound themselves).
+
+    Returns:
+        A client that decodes responses to ``str``.
+    """
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=DEFAULT_SOCKET_TIMEOUT,
+        health_check_interval=30,
+    )
+
+
+def celery_url(url: str) -> str:
+    """Translate a redis-py URL into the form Celery's broker and backend expect.
+
+    Celery (kombu) names unix sockets ``redis+socket://``; TCP URLs are the same in both.
+
+    Args:
+        url: A redis-py URL.
+
+    Returns:
+        The URL for Celery's ``broker_url``/``result_backend``.
+    """
+    if url.startswith("unix://"):
+        return "redis+socket://" + url[len("unix://") :]
+    return url
+
+
+def current_redis() -> redis.Redis:
+    """Return the Redis client of the current Flask app (built once per app by ``create_app``).
+
+    Returns:
+        The app's client.
+
+    Raises:
+        RuntimeError: Outside an app context.
+    """
+    return current_app.extensions["redis"]

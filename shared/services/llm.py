@@ -1,0 +1,350 @@
+"""The LLM router: prompt assembly, one reusable OpenAI client per endpoint, retries, fallback.
+
+The product talks to every provider through the Chat Completions API. Retries live here only:
+the SDK's own retries are switched off (``max_retries=0``) so the two never multiply. A call is
+retried on 429, 408/409, 5xx, timeouts and connection errors, with exponential backoff and
+jitter that honours ``Retry-After``, bounded by attempts and by a deadline; then the model's
+fallback (if any) gets the same treatment.
+
+Nothing here touches the database: callers pass :class:`ModelSpec` snapshots and release their
+DB session before calling, because an LLM call can take a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import openai
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from shared.config import Config
+from shared.models import LLMModel
+from shared.services.crypto import decrypt
+from shared.services.dialogs import Turn
+
+logger = logging.getLogger(__name__)
+
+#: Context size assumed when a model does not declare one (tokens).
+DEFAULT_CONTEXT_WINDOW = 16_000
+#: Tokens kept free for the answer when a model does not set ``max_tokens``.
+DEFAULT_ANSWER_RESERVE = 1_024
+#: Rough characters per token for budgeting history (no tokenizer download is possible offline;
+#: real usage always comes from the API's response).
+CHARS_PER_TOKEN = 3
+
+
+class LLMError(RuntimeError):
+    """The model(s) could not produce an answer. The message is for logs and admins only."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A detached snapshot of an :class:`LLMModel`, safe to use without a DB session.
+
+    Attributes:
+        id: The model's row id.
+        name: Display name.
+        model: Provider model id.
+        base_url: OpenAI-compatible base URL.
+        api_key: Decrypted key (never logged).
+        temperature: Sampling temperature, or None for the provider default.
+        max_tokens: Answer limit, or None.
+        context_window: Context size in tokens, or None for the default.
+        input_price_per_1m: USD per million prompt tokens.
+        output_price_per_1m: USD per million completion tokens.
+        fallback: The model to try when this one gives up.
+    """
+
+    id: int
+    name: str
+    model: str
+    base_url: str
+    api_key: str
+    temperature: float | None
+    max_tokens: int | None
+    context_window: int | None
+    input_price_per_1m: Decimal
+    output_price_per_1m: Decimal
+    fallback: ModelSpec | None = None
+
+    @classmethod
+    def from_model(cls, model: LLMModel, *, with_fallback: bool = True) -> ModelSpec:
+        """Snapshot a model row (decrypting its key), with its fallback one level deep.
+
+        Args:
+            model: The row.
+            with_fallback: Also snapshot ``model.fallback`` when it is enabled.
+
+        Returns:
+            The snapshot.
+        """
+        fallback = model.fallback if with_fallback else None
+        return cls(
+            id=model.id,
+            name=model.name,
+            model=model.model,
+            base_url=model.base_url,
+            api_key=decrypt(model.api_key_encrypted) if model.api_key_encrypted else "",
+            temperature=model.temperature,
+            max_tokens=model.max_tokens,
+            context_window=model.context_window,
+            input_price_per_1m=Decimal(model.input_price_per_1m or 0),
+            output_price_per_1m=Decimal(model.output_price_per_1m or 0),
+            fallback=(
+                cls.from_model(fallback, with_fallback=False)
+                if fallback is not None and fallback.enabled and fallback.id != model.id
+                else None
+            ),
+        )
+
+    def __repr__(self) -> str:
+        """Never show the key."""
+        return f"ModelSpec(id={self.id}, name={self.name!r}, model={self.model!r})"
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """An answer with the usage the API reported.
+
+    Attributes:
+        text: The answer.
+        model: The model that answered (the fallback, if the primary gave up).
+        prompt_tokens: From the API's ``usage``.
+        completion_tokens: From the API's ``usage``.
+        finish_reason: ``stop``, ``length``, …
+        latency_ms: Time spent, retries and fallback included.
+    """
+
+    text: str
+    model: ModelSpec
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None
+    latency_ms: int
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count used only for trimming history to the context budget."""
+    return len(text) // CHARS_PER_TOKEN + 4
+
+
+def build_messages(
+    system_prompt: str | None, turns: list[Turn], request: str, model: ModelSpec
+) -> list[dict[str, str]]:
+    """Assemble the Chat Completions messages: system prompt, earlier turns, the new request.
+
+    Earlier turns are dropped from the oldest when they would not fit the model's context
+    budget; a turn is always kept or dropped whole (never half a turn).
+
+    Args:
+        system_prompt: The mode's prompt (omitted when empty).
+        turns: The dialog's earlier turns, oldest first.
+        request: The new user message.
+        model: The model (its context window and answer reserve set the budget).
+
+    Returns:
+        The ``messages`` list.
+    """
+    head = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    budget = (model.context_window or DEFAULT_CONTEXT_WINDOW) - (
+        model.max_tokens or DEFAULT_ANSWER_RESERVE
+    )
+    budget -= estimate_tokens(system_prompt or "") + estimate_tokens(request)
+    kept: list[Turn] = []
+    for turn in reversed(turns):
+        cost = estimate_tokens(turn.request) + estimate_tokens(turn.response)
+        if cost > budget:
+            break
+        budget -= cost
+        kept.append(turn)
+    body = []
+    for turn in reversed(kept):
+        body.append({"role": "user", "content": turn.request})
+        body.append({"role": "assistant", "content": turn.response})
+    return [*head, *body, {"role": "user", "content": request}]
+
+
+class LLMClients:
+    """One OpenAI client per (base_url, api_key), shared by every task of the process.
+
+    Clients hold connection pools; building one per call would throw them away. Lives in
+    ``app.extensions["llm_clients"]``; thread-safe.
+
+    Args:
+        timeout: Seconds per HTTP request.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._clients: dict[tuple[str, str], openai.OpenAI] = {}
+        self._lock = threading.Lock()
+
+    def get(self, base_url: str, api_key: str) -> openai.OpenAI:
+        """Return the client for an endpoint and key, creating it once.
+
+        Args:
+            base_url: OpenAI-compatible base URL.
+            api_key: The key (only its hash is used as the cache key).
+
+        Returns:
+            A client with the SDK's own retries disabled.
+        """
+        key = (base_url, hashlib.sha256(api_key.encode()).hexdigest())
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = openai.OpenAI(
+                    base_url=base_url,
+                    api_key=api_key or "not-needed",
+                    timeout=self._timeout,
+                    max_retries=0,
+                )
+                self._clients[key] = client
+            return client
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a failed call may succeed if tried again.
+
+    Args:
+        exc: What the SDK raised.
+
+    Returns:
+        True for timeouts, connection errors, 408, 409, 429 and 5xx.
+    """
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    """The server's requested wait (``retry-after-ms`` or ``retry-after`` seconds), if any."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            continue
+    return None
+
+
+class _WaitRespectingRetryAfter:
+    """Backoff: exponential with jitter, but never shorter than the server's Retry-After."""
+
+    def __init__(self, max_wait: float) -> None:
+        self._max_wait = max_wait
+        self._backoff = wait_exponential_jitter(initial=0.5, max=max_wait, jitter=0.5)
+
+    def __call__(self, state: RetryCallState) -> float:
+        backoff = self._backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        asked = retry_after_seconds(exc)
+        return min(self._max_wait, max(backoff, asked or 0.0))
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "LLM call failed, retrying attempt=%s wait=%.2fs error=%s",
+        state.attempt_number,
+        state.next_action.sleep if state.next_action else 0.0,
+        type(exc).__name__,
+    )
+
+
+def _call_once(
+    clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
+) -> tuple[str, Any]:
+    client = clients.get(spec.base_url, spec.api_key)
+    params: dict[str, Any] = {"model": spec.model, "messages": messages}
+    if spec.temperature is not None:
+        params["temperature"] = spec.temperature
+    if spec.max_tokens:
+        params["max_tokens"] = spec.max_tokens
+    completion = client.chat.completions.create(**params)
+    if not completion.choices:
+        raise LLMError(f"{spec.name}: the API returned no choices")
+    choice = completion.choices[0]
+    return choice.message.content or "", completion
+
+
+def _call_with_retries(
+    config: Config, clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
+) -> tuple[str, Any]:
+    retrying = Retrying(
+        stop=stop_after_attempt(config.llm_max_attempts)
+        | stop_after_delay(config.llm_retry_deadline),
+        wait=_WaitRespectingRetryAfter(config.llm_retry_max_wait),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(_call_once, clients, spec, messages)
+
+
+def chat(
+    config: Config, clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
+) -> ChatResult:
+    """Get one answer: the model with retries, then its fallback with retries.
+
+    Args:
+        config: Retry and timeout settings.
+        clients: The process's client cache.
+        spec: The model to ask first.
+        messages: The Chat Completions messages.
+
+    Returns:
+        The answer with usage.
+
+    Raises:
+        LLMError: When every model gave up; the message names the models and errors.
+    """
+    started = time.monotonic()
+    errors: list[str] = []
+    candidate: ModelSpec | None = spec
+    while candidate is not None:
+        try:
+            text, completion = _call_with_retries(config, clients, candidate, messages)
+        except (openai.OpenAIError, LLMError) as exc:
+            errors.append(f"{candidate.name}: {describe_error(exc)}")
+            logger.warning("LLM model gave up model=%s error=%s", candidate.name, errors[-1])
+            candidate = candidate.fallback
+            continue
+        usage = completion.usage
+        choice = completion.choices[0]
+        return ChatResult(
+            text=text,
+            model=candidate,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            finish_reason=choice.finish_reason,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+    raise LLMError("; ".join(errors))
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line description of an SDK error for the log row (no secrets, no traceback)."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code} {type(exc).__name__}: {str(exc)[:300]}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

@@ -1,0 +1,113 @@
+"""Telegram users: registration by Telegram id, activity, access, and their mode/model choice."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import db
+from shared.models import LLMModel, Mode, User, UserStatus
+from shared.models.types import utcnow
+from shared.services.catalog import default_mode, default_model
+from shared.services.settings import REGISTRATION_APPROVAL, get_setting
+
+logger = logging.getLogger(__name__)
+
+
+def get_user(telegram_id: int) -> User | None:
+    """Find a user by Telegram id."""
+    return db.session.scalar(select(User).where(User.telegram_id == telegram_id))
+
+
+def touch_user(tg_user: dict[str, Any]) -> User:
+    """Register a Telegram user on first contact, or refresh their profile and activity.
+
+    A new user's status follows the ``registration`` setting: ``open`` → active,
+    ``approval`` → pending. Safe under concurrency: when two updates of a new user race, the
+    loser of the insert reads the winner's row.
+
+    Args:
+        tg_user: Telegram's ``User`` object as a dict (``id``, ``username``, ``first_name``, …).
+
+    Returns:
+        The user, flushed, with ``last_seen_at`` set to now.
+    """
+    telegram_id = int(tg_user["id"])
+    user = get_user(telegram_id)
+    if user is None:
+        status = (
+            UserStatus.PENDING
+            if get_setting("registration") == REGISTRATION_APPROVAL
+            else UserStatus.ACTIVE
+        )
+        try:
+            with db.session.begin_nested():
+                user = User(telegram_id=telegram_id, status=status)
+                db.session.add(user)
+            logger.info("registered user telegram_id=%s status=%s", telegram_id, status)
+        except IntegrityError:
+            user = get_user(telegram_id)
+            if user is None:
+                raise
+    user.username = tg_user.get("username") or user.username
+    user.first_name = tg_user.get("first_name") or user.first_name
+    user.last_name = tg_user.get("last_name") or user.last_name
+    user.language_code = tg_user.get("language_code") or user.language_code
+    user.last_seen_at = utcnow()
+    db.session.flush()
+    return user
+
+
+def is_allowed(user: User) -> bool:
+    """Whether the user may get answers from the LLM (only ``active`` users may)."""
+    return user.status == UserStatus.ACTIVE
+
+
+def effective_mode(user: User) -> Mode | None:
+    """The user's chosen mode, else the default mode."""
+    return user.mode or default_mode()
+
+
+def effective_model(user: User) -> LLMModel | None:
+    """The user's chosen model if still enabled, else the default model."""
+    if user.model is not None and user.model.enabled:
+        return user.model
+    return default_model()
+
+
+def choose_mode(user: User, mode_id: int) -> Mode | None:
+    """Switch the user's mode.
+
+    Args:
+        user: The user.
+        mode_id: The chosen mode.
+
+    Returns:
+        The mode, or None if it does not exist (nothing changes then).
+    """
+    mode = db.session.get(Mode, mode_id)
+    if mode is not None:
+        user.mode = mode
+        db.session.flush()
+    return mode
+
+
+def choose_model(user: User, model_id: int) -> LLMModel | None:
+    """Switch the user's model, among the enabled ones.
+
+    Args:
+        user: The user.
+        model_id: The chosen model.
+
+    Returns:
+        The model, or None if it does not exist or is disabled (nothing changes then).
+    """
+    model = db.session.get(LLMModel, model_id)
+    if model is None or not model.enabled:
+        return None
+    user.model = model
+    db.session.flush()
+    return model

@@ -1,0 +1,39 @@
+"""``tasks.updates.process_update``: run the bot's handlers for one raw Telegram update."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from bot.dispatcher import dispatch
+from shared.services.telegram import BotNotConfigured
+from shared.services.updates import claim_update, release_update
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="tasks.updates.process_update", bind=True, max_retries=3)
+def process_update(self, update: dict) -> None:
+    """Dispatch an update to its handler, once per ``update_id``.
+
+    A failure releases the claim and retries with backoff, so a transient Telegram or database
+    error does not lose the update; a redelivered update that was fully handled is skipped.
+
+    Args:
+        self: The bound task.
+        update: The update as Telegram sent it.
+    """
+    update_id = update.get("update_id")
+    if update_id is not None and not claim_update(update_id):
+        logger.info("update already handled update_id=%s", update_id)
+        return
+    try:
+        dispatch(update)
+    except BotNotConfigured:
+        logger.error("update dropped: no bot token is configured update_id=%s", update_id)
+    except Exception as exc:
+        if update_id is not None:
+            release_update(update_id)
+        logger.exception("update failed update_id=%s", update_id)
+        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc

@@ -1,0 +1,1 @@
+"""End-to-end tests: several real processes driven together."""

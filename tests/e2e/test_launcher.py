@@ -1,0 +1,152 @@
+"""``make run``'s launcher: everything comes up on embedded parts, and everything goes down.
+
+Runs ``python run.py`` as ``make run`` does, with no ``REDIS_URL`` and no ``DATABASE_URL``, so
+the embedded Redis and SQLite under the instance folder are used.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from shared.config import PROJECT_ROOT
+from tests.support import free_port, stop_process, wait_until
+
+pytestmark = pytest.mark.e2e
+
+#: Variables of the outer environment that would point the launcher at other services.
+_STRIPPED = {
+    "REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL", "SECRET_KEY", "ADMIN_PASSWORD",
+    "ADMIN_USERNAME", "PORT", "INSTANCE_PATH", "TELEGRAM_BOT_TOKEN", "AI_ROUTER_ENV", "FLASK_ENV",
+}  # fmt: skip
+
+
+@pytest.fixture()
+def instance() -> Iterator[Path]:
+    """A short, empty instance folder (the embedded Redis socket lives in it)."""
+    with tempfile.TemporaryDirectory(prefix="air-run-") as path:
+        yield Path(path)
+
+
+class Launcher:
+    """One ``python run.py`` process with its output captured to a file."""
+
+    def __init__(self, instance: Path) -> None:
+        self.port = free_port()
+        self.log_path = instance / f"run-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
+        env.update(INSTANCE_PATH=str(instance), PORT=str(self.port), WORKER_CONCURRENCY="2")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "run.py"], cwd=PROJECT_ROOT, env=env,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        """Everything the launcher and its children printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        """Wait until /healthz answers 200 and the worker and listener report they started."""
+
+        def ready() -> bool:
+            assert self.process.poll() is None, f"launcher exited early:\n{self.output()}"
+            ok = requests.get(f"{self.base}/healthz", timeout=2).status_code == 200
+            return ok and "ready." in self.output() and "bot listener started" in self.output()
+
+        wait_until(ready, timeout=90, interval=0.3, what="make run to come up")
+
+    def tree(self) -> list[psutil.Process]:
+        """The launcher and all of its descendants."""
+        root = psutil.Process(self.process.pid)
+        return [root, *root.children(recursive=True)]
+
+    def stop(self, signum: int) -> int:
+        """Send a signal to the launcher only and wait for it to exit.
+
+        Args:
+            signum: SIGINT (as Ctrl-C) or SIGTERM.
+
+        Returns:
+            The launcher's exit code.
+        """
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(90)
+        finally:
+            stop_process(self.process)
+            self._log.close()
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def test_run_serves_and_stops_cleanly(instance: Path) -> None:
+    """First start: admin password shown once, health 200, login page; Ctrl-C leaves nothing.
+
+    A second start in the same folder (stopped with SIGTERM) reuses the database and does not
+    create or show a second admin password.
+    """
+    first = Launcher(instance)
+    try:
+        first.wait_ready()
+        assert requests.get(f"{first.base}/healthz", timeout=5).json() == {
+            "status": "ok", "db": "ok", "redis": "ok",
+        }  # fmt: skip
+        login = requests.get(f"{first.base}/admin/", timeout=5)
+        assert login.url.endswith("/admin/login/?next=/admin/")
+        assert 'name="password"' in login.text
+        tree = first.tree()
+        names = " ".join(" ".join(p.cmdline()) for p in tree)
+        for part in ("redis-server", "gunicorn", "celery", "-m bot"):
+            assert part in names
+    finally:
+        code = first.stop(signal.SIGINT)
+    assert code == 0, first.output()
+    assert _alive(tree) == []
+    assert first.output().count("First admin account created") == 1
+    assert not (instance / "redis.sock").exists()
+
+    second = Launcher(instance)
+    try:
+        second.wait_ready()
+        tree = second.tree()
+    finally:
+        code = second.stop(signal.SIGTERM)
+    assert code == 0, second.output()
+    assert _alive(tree) == []
+    assert "First admin account created" not in second.output()
+
+
+def test_a_dying_child_takes_everything_down(instance: Path) -> None:
+    """If one process dies on its own, the launcher stops the rest and exits non-zero."""
+    launcher = Launcher(instance)
+    try:
+        launcher.wait_ready()
+        tree = launcher.tree()
+        bot = next(p for p in tree if "-m bot" in " ".join(p.cmdline()))
+        bot.kill()
+        code = launcher.process.wait(90)
+    finally:
+        stop_process(launcher.process)
+    assert code == 1, launcher.output()
+    assert "bot exited unexpectedly" in launcher.output()
+    assert _alive(tree) == []

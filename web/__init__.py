@@ -1,0 +1,101 @@
+"""The Flask web app: admin UI (``/admin``), admin JSON API, Telegram webhook, health check.
+
+:func:`create_app` builds an app in named steps; importing this package connects to nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from shared.celery_setup import celery_init_app
+from shared.config import PROJECT_ROOT, Config
+from shared.db import configure_engine
+from shared.logging import configure_logging
+from shared.models import AdminUser
+from shared.redis import redis_client
+from web.admin import init_admin
+from web.cli import init_command
+from web.extensions import csrf, db, login_manager, migrate
+from web.health import bp as health_bp
+
+
+def create_app(config: Config | None = None, flask_config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app: config → extensions → blueprints → admin → errors → logging.
+
+    Args:
+        config: The ai_router configuration; read from the environment when None.
+        flask_config: Extra Flask settings applied last (tests use it, e.g. ``TESTING``).
+
+    Returns:
+        The app. Its :class:`Config` is ``app.config["AI_ROUTER"]``, its Celery app
+        ``app.extensions["celery"]`` and its Redis client ``app.extensions["redis"]``.
+
+    Raises:
+        shared.config.ConfigError: If the configuration is unusable.
+    """
+    config = config or Config.from_env()
+    app = Flask(__name__, instance_path=str(config.instance_path))
+    _configure(app, config, flask_config or {})
+    _init_extensions(app)
+    _register_blueprints(app)
+    _init_admin(app)
+    _register_cli(app)
+    if not app.testing:
+        configure_logging("web", config.log_level)
+    return app
+
+
+def _configure(app: Flask, config: Config, flask_config: dict[str, Any]) -> None:
+    """Translate :class:`Config` into Flask and extension settings."""
+    app.config.update(
+        AI_ROUTER=config,
+        SECRET_KEY=config.secret_key,
+        SQLALCHEMY_DATABASE_URI=config.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.is_production,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(flask_config)
+
+
+def _init_extensions(app: Flask) -> None:
+    """Bind the extensions, Celery and the Redis client to this app (no connection is made)."""
+    config: Config = app.config["AI_ROUTER"]
+    config.instance_path.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "admin.login_view"
+
+    @login_manager.user_loader
+    def load_admin(admin_id: str) -> AdminUser | None:
+        """Reload the logged-in admin from the session's id."""
+        return db.session.get(AdminUser, int(admin_id)) if admin_id.isdigit() else None
+
+    app.extensions["redis"] = redis_client(config.redis_url)
+    celery_init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    """Register the non-admin routes."""
+    app.register_blueprint(health_bp)
+
+
+def _init_admin(app: Flask) -> None:
+    """Build the Flask-Admin UI for this app."""
+    init_admin(app)
+
+
+def _register_cli(app: Flask) -> None:
+    """Add ``flask init`` (migrate and seed) to the app's CLI."""
+    app.cli.add_command(init_command)

@@ -1,0 +1,65 @@
+"""The admin home page, with the login and logout pages of ``/admin``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import flash, redirect, request, url_for
+from flask_admin import AdminIndexView, expose
+from flask_login import login_user, logout_user
+from werkzeug.wrappers import Response
+
+from shared.db import db
+from shared.services.admins import authenticate
+from web.admin.forms import LoginForm
+from web.admin.security import admin_logged_in, redirect_to_login
+
+logger = logging.getLogger(__name__)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Accept only a local path as the post-login destination (no open redirect).
+
+    Args:
+        target: The ``next`` parameter.
+
+    Returns:
+        The path, or None if it is missing or points elsewhere.
+    """
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return None
+
+
+class SecureIndexView(AdminIndexView):
+    """``/admin``: the dashboard for admins; ``/admin/login/`` and ``/admin/logout/`` for all."""
+
+    @expose("/")
+    def index(self) -> str | Response:
+        """Show the dashboard, or send an anonymous visitor to the login page."""
+        if not admin_logged_in():
+            return redirect_to_login()
+        return self.render("admin/index.html")
+
+    @expose("/login/", methods=("GET", "POST"))
+    def login_view(self) -> str | Response:
+        """Show the login form and log the admin in on valid credentials."""
+        if admin_logged_in():
+            return redirect(url_for(".index"))
+        form = LoginForm()
+        if form.validate_on_submit():
+            admin = authenticate(form.username.data, form.password.data)
+            if admin is not None:
+                db.session.commit()
+                login_user(admin)
+                logger.info("admin login username=%s", admin.username)
+                return redirect(_safe_next(request.args.get("next")) or url_for(".index"))
+            logger.warning("failed admin login username=%s", form.username.data)
+            flash("Invalid username or password.", "error")
+        return self.render("admin/login.html", form=form)
+
+    @expose("/logout/", methods=("POST",))
+    def logout_view(self) -> Response:
+        """Log out (POST only, CSRF-protected) and return to the login page."""
+        logout_user()
+        return redirect(url_for(".login_view"))
