@@ -66,10 +66,10 @@ def get_bot(app: Flask | None = None) -> TeleBot:
     token = bot_token()
     lock = app.extensions.setdefault(_LOCK_KEY, threading.Lock())
     with lock:
+        configure_api_url(app.config["AI_ROUTER"].telegram_api_url)
         bots: dict[str, TeleBot] = app.extensions.setdefault(_BOTS_KEY, {})
         bot = bots.get(token)
         if bot is None:
-            configure_api_url(app.config["AI_ROUTER"].telegram_api_url)
             bot = bots[token] = build_bot(token)
         return bot
 

@@ -28,6 +28,7 @@ from telebot.types import BotCommand
 
 from bot.dispatcher import get_bot
 from bot.texts import EN, RU, t
+from shared.celery_setup import UPDATE_TASK, enqueue
 from shared.config import Config
 from shared.db import db
 from shared.logging import configure_logging
@@ -41,7 +42,6 @@ from web import create_app
 
 logger = logging.getLogger(__name__)
 
-UPDATE_TASK = "tasks.updates.process_update"
 #: Seconds of one getUpdates long poll; also how fast a change of the desired mode is noticed.
 POLL_TIMEOUT = 5
 #: Seconds between checks of the desired mode when not polling.
@@ -179,9 +179,8 @@ class Listener:
                 call_telegram(bot.delete_webhook)
                 return
             raise
-        celery = self.app.extensions["celery"]
         for update in updates:
-            celery.send_task(UPDATE_TASK, args=[update])
+            enqueue(self.app, UPDATE_TASK, update)
             self.offset = update["update_id"] + 1  # acknowledged by the next getUpdates
         extra = {"last_update_at": utcnow().isoformat()} if updates else {}
         self._set_state("running", POLLING, None, **extra)

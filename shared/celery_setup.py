@@ -109,3 +109,33 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
+
+
+#: Publishing gives up quickly when the broker is down, so callers can answer accordingly
+#: (the webhook answers 5xx and Telegram redelivers; the listener keeps the offset).
+ENQUEUE_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+UPDATE_TASK = "tasks.updates.process_update"
+REPLY_TASK = "tasks.replies.generate_reply"
+
+
+def enqueue(app: Flask, task_name: str, *args: object) -> None:
+    """Enqueue a task by name without importing worker code; nobody waits for its result.
+
+    Args:
+        app: The Flask app whose Celery app publishes.
+        task_name: e.g. :data:`UPDATE_TASK`.
+        *args: JSON-serializable arguments.
+
+    Raises:
+        kombu.exceptions.OperationalError: When the broker cannot be reached (after a short
+            bounded retry).
+    """
+    app.extensions["celery"].send_task(
+        task_name, args=list(args), ignore_result=True, retry_policy=ENQUEUE_RETRY_POLICY
+    )

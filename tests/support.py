@@ -92,6 +92,11 @@ def app_env(tmp_root: Path, database_url: str, redis_url: str, **extra: str) -> 
         "ADMIN_PASSWORD": ADMIN_PASSWORD,
         "ADMIN_API_TOKEN": ADMIN_API_TOKEN,
         "WORKER_CONCURRENCY": "4",
+        # Quick retries: the retry logic is exercised, the suite does not sleep for minutes.
+        "LLM_MAX_ATTEMPTS": "3",
+        "LLM_RETRY_MAX_WAIT": "0.3",
+        "LLM_RETRY_DEADLINE": "15",
+        "LLM_TIMEOUT": "15",
         "LOG_LEVEL": "INFO",
     }
     env.update(extra)

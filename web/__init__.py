@@ -19,6 +19,7 @@ from web.admin import init_admin
 from web.cli import init_command
 from web.extensions import csrf, db, login_manager, migrate
 from web.health import bp as health_bp
+from web.telegram import bp as telegram_bp
 
 
 def create_app(config: Config | None = None, flask_config: dict[str, Any] | None = None) -> Flask:
@@ -89,6 +90,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     """Register the non-admin routes."""
     app.register_blueprint(health_bp)
+    app.register_blueprint(telegram_bp)
 
 
 def _init_admin(app: Flask) -> None:

@@ -11,6 +11,7 @@ from telebot.types import CallbackQuery, Message
 from bot.handlers.common import user_of
 from bot.keyboards import NEW_DIALOG
 from bot.texts import lang_of, t
+from shared.celery_setup import REPLY_TASK, enqueue
 from shared.db import db
 from shared.models import MessageStatus, UserStatus
 from shared.services.conversation import receive_text
@@ -18,8 +19,6 @@ from shared.services.dialogs import end_dialog, mark_delivered
 from shared.services.telegram import call_telegram
 
 logger = logging.getLogger(__name__)
-
-REPLY_TASK = "tasks.replies.generate_reply"
 
 #: Message kinds answered with "text only for now".
 NON_TEXT = [
@@ -70,7 +69,7 @@ def register(bot: TeleBot) -> None:
             logger.info("duplicate update ignored update_id=%s", received_id(message))
             return
         if row.status == MessageStatus.PENDING:
-            current_app.extensions["celery"].send_task(REPLY_TASK, args=[row.id])
+            enqueue(current_app._get_current_object(), REPLY_TASK, row.id)
             return
         lang = lang_of(message.from_user.language_code)
         key = "denied_pending" if received.user.status == UserStatus.PENDING else "denied_blocked"

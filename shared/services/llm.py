@@ -253,7 +253,7 @@ class _WaitRespectingRetryAfter:
 
     def __init__(self, max_wait: float) -> None:
         self._max_wait = max_wait
-        self._backoff = wait_exponential_jitter(initial=0.5, max=max_wait, jitter=0.5)
+        self._backoff = wait_exponential_jitter(multiplier=0.5, max=max_wait, jitter=0.5)
 
     def __call__(self, state: RetryCallState) -> float:
         backoff = self._backoff(state)

@@ -1,0 +1,112 @@
+"""Fixtures for end-to-end conversations: a configured bot, fake Telegram, llmock, a worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from shared.celery_setup import UPDATE_TASK, enqueue
+from shared.db import db
+from shared.models import Dialog, LLMModel, Message, User
+from shared.services.catalog import make_default, seed_catalog, set_api_key
+from shared.services.settings import set_setting
+from tests.fakes.llm import LLMock
+from tests.fakes.telegram import Call, FakeTelegram
+
+
+@pytest.fixture()
+def llm(llm_server: str) -> LLMock:
+    """The llmock server, with no recorded requests or scripted behaviours left over."""
+    mock = LLMock(llm_server)
+    mock.reset()
+    return mock
+
+
+@dataclass
+class Conversation:
+    """Drives the product as Telegram users would, through the task door and the fakes.
+
+    Attributes:
+        app: The Flask app.
+        telegram: The fake Bot API.
+        llm: The llmock server.
+        model_id: The default model created for the test.
+    """
+
+    app: Flask
+    telegram: FakeTelegram
+    llm: LLMock
+    model_id: int
+
+    def deliver(self, update: dict[str, Any]) -> None:
+        """Enqueue an update exactly as the webhook and the listener do."""
+        enqueue(self.app, UPDATE_TASK, update)
+
+    def say(self, user_id: int, text: str, **kwargs: Any) -> dict[str, Any]:
+        """A user writes to the bot; returns the update."""
+        update = self.telegram.inject_message(user_id, text, **kwargs)
+        self.deliver(update)
+        return update
+
+    def press(self, user_id: int, message_id: int, data: str, **kwargs: Any) -> dict[str, Any]:
+        """A user presses an inline button under a bot message; returns the update."""
+        update = self.telegram.press_button(user_id, message_id, data, **kwargs)
+        self.deliver(update)
+        return update
+
+    def sent(self, user_id: int, count: int = 1, method: str = "sendMessage") -> list[Call]:
+        """Wait until the bot made ``count`` calls of ``method`` to this chat; return them all."""
+        return self.telegram.wait_for_calls(
+            method, count, lambda c: str(c.params.get("chat_id")) == str(user_id), timeout=30
+        )
+
+    def rows(self, user_id: int) -> list[Message]:
+        """The user's log rows, oldest first."""
+        with self.app.app_context():
+            rows = db.session.scalars(
+                select(Message).join(User).where(User.telegram_id == user_id).order_by(Message.id)
+            ).all()
+            db.session.expunge_all()
+            return list(rows)
+
+    def user(self, user_id: int) -> User | None:
+        """The user's row."""
+        with self.app.app_context():
+            user = db.session.scalar(select(User).where(User.telegram_id == user_id))
+            db.session.expunge_all()
+            return user
+
+    def dialogs(self, user_id: int) -> list[Dialog]:
+        """The user's dialogs, oldest first."""
+        with self.app.app_context():
+            rows = db.session.scalars(
+                select(Dialog).join(User).where(User.telegram_id == user_id).order_by(Dialog.id)
+            ).all()
+            db.session.expunge_all()
+            return list(rows)
+
+
+@pytest.fixture()
+def conversation(app: Flask, celery_worker, telegram: FakeTelegram, llm: LLMock) -> Conversation:
+    """A bot ready to talk: token set, modes seeded, a default model on llmock."""
+    with app.app_context():
+        seed_catalog(app.config["AI_ROUTER"])
+        set_setting("telegram_bot_token", telegram.token)
+        model = LLMModel(
+            name="Mock GPT",
+            model="gpt-mock",
+            base_url=llm.base_url,
+            enabled=True,
+            input_price_per_1m=1,
+            output_price_per_1m=2,
+        )
+        set_api_key(model, "sk-test-key-1234")
+        db.session.add(model)
+        make_default(model)
+        db.session.commit()
+        model_id = model.id
+    return Conversation(app=app, telegram=telegram, llm=llm, model_id=model_id)
