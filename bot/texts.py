@@ -58,6 +58,10 @@ TEXTS: dict[str, dict[str, str]] = {
         RU: "Ваша заявка на доступ ещё не одобрена администратором.",
         EN: "Your access request has not been approved yet.",
     },
+    "denied_limit": {
+        RU: "Вы исчерпали дневной лимит запросов. Попробуйте завтра.",
+        EN: "You have used up today's requests. Please try again tomorrow.",
+    },
     "llm_error": {
         RU: "Извините, сейчас не удалось получить ответ от модели. Попробуйте ещё раз чуть позже.",
         EN: "Sorry, the model could not answer right now. Please try again a little later.",

@@ -16,6 +16,7 @@ from shared.logging import configure_logging
 from shared.models import AdminUser
 from shared.redis import redis_client
 from web.admin import init_admin
+from web.api import bp as api_bp
 from web.cli import init_command
 from web.extensions import csrf, db, login_manager, migrate
 from web.health import bp as health_bp
@@ -91,6 +92,7 @@ def _register_blueprints(app: Flask) -> None:
     """Register the non-admin routes."""
     app.register_blueprint(health_bp)
     app.register_blueprint(telegram_bp)
+    app.register_blueprint(api_bp)
 
 
 def _init_admin(app: Flask) -> None:

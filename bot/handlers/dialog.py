@@ -13,7 +13,7 @@ from bot.keyboards import NEW_DIALOG
 from bot.texts import lang_of, t
 from shared.celery_setup import REPLY_TASK, enqueue
 from shared.db import db
-from shared.models import MessageStatus, UserStatus
+from shared.models import MessageStatus
 from shared.services.conversation import receive_text
 from shared.services.dialogs import end_dialog, mark_delivered
 from shared.services.telegram import call_telegram
@@ -72,7 +72,7 @@ def register(bot: TeleBot) -> None:
             enqueue(current_app._get_current_object(), REPLY_TASK, row.id)
             return
         lang = lang_of(message.from_user.language_code)
-        key = "denied_pending" if received.user.status == UserStatus.PENDING else "denied_blocked"
+        key = f"denied_{received.reason}"
         call_telegram(bot.send_message, message.chat.id, t(key, lang))
         mark_delivered(row)
         db.session.commit()

@@ -5,9 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
+
 from shared.models import Message, MessageStatus, User
 from shared.services.dialogs import find_by_update, log_request
-from shared.services.users import effective_mode, effective_model, is_allowed, touch_user
+from shared.services.users import (
+    effective_mode,
+    effective_model,
+    is_allowed,
+    over_daily_limit,
+    touch_user,
+)
 
 
 @dataclass(frozen=True)
@@ -20,12 +28,14 @@ class Received:
             which cannot happen with Telegram's updates).
         allowed: Whether the LLM will be asked (False: the row is ``denied``).
         duplicate: The update was logged before (a redelivery): nothing new was written.
+        reason: Why a request was denied: ``pending``, ``blocked`` or ``limit``.
     """
 
     user: User
     message: Message | None
     allowed: bool
     duplicate: bool = False
+    reason: str | None = None
 
 
 def receive_text(
@@ -37,6 +47,8 @@ def receive_text(
     telegram_message_id: int | None,
 ) -> Received:
     """Register the sender and log their request: ``pending`` if they may ask, else ``denied``.
+
+    Denied are blocked and pending users, and users over their daily request limit.
 
     Every text request is one log row, refused ones included; an update seen before gives no
     new row (``duplicate``). The caller commits, then enqueues the reply for a pending row —
@@ -54,7 +66,12 @@ def receive_text(
         What happened.
     """
     user = touch_user(tg_user)
-    allowed = is_allowed(user)
+    reason = None
+    if not is_allowed(user):
+        reason = str(user.status)
+    elif over_daily_limit(user, current_app.config["AI_ROUTER"].timezone):
+        reason = "limit"
+    allowed = reason is None
     message = log_request(
         user,
         text,
@@ -69,4 +86,4 @@ def receive_text(
         return Received(
             user=user, message=find_by_update(update_id), allowed=allowed, duplicate=True
         )
-    return Received(user=user, message=message, allowed=allowed)
+    return Received(user=user, message=message, allowed=allowed, reason=reason)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.models import LLMModel, Mode, User, UserStatus
+from shared.models import LLMModel, Message, MessageStatus, Mode, User, UserStatus
 from shared.models.types import utcnow
 from shared.services.catalog import default_mode, default_model
-from shared.services.settings import REGISTRATION_APPROVAL, get_setting
+from shared.services.settings import REGISTRATION_APPROVAL, get_int_setting, get_setting
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +113,103 @@ def choose_model(user: User, model_id: int) -> LLMModel | None:
     user.model = model
     db.session.flush()
     return model
+
+
+class UserExists(ValueError):
+    """A user with this Telegram id exists already."""
+
+
+def create_user(
+    telegram_id: int,
+    *,
+    username: str | None = None,
+    first_name: str | None = None,
+    status: UserStatus = UserStatus.ACTIVE,
+    daily_request_limit: int | None = None,
+    note: str | None = None,
+) -> User:
+    """Pre-authorize (or pre-block) a Telegram id before the person writes to the bot.
+
+    Args:
+        telegram_id: The Telegram user id.
+        username: Optional @username (without the @).
+        first_name: Optional name.
+        status: Initial status.
+        daily_request_limit: Per-user limit; None means the default.
+        note: Admin's note.
+
+    Returns:
+        The new user (flushed).
+
+    Raises:
+        UserExists: If the Telegram id is known already.
+    """
+    if get_user(telegram_id) is not None:
+        raise UserExists(f"user {telegram_id} exists")
+    user = User(
+        telegram_id=telegram_id,
+        username=username,
+        first_name=first_name,
+        status=UserStatus(status),
+        daily_request_limit=daily_request_limit,
+        note=note,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def set_status(users: list[User], status: UserStatus) -> int:
+    """Block, unblock or approve users; takes effect on their very next request.
+
+    Args:
+        users: The users.
+        status: The new status.
+
+    Returns:
+        How many users changed.
+    """
+    changed = 0
+    for user in users:
+        if user.status != status:
+            user.status = UserStatus(status)
+            changed += 1
+    db.session.flush()
+    logger.info("set status=%s for %s user(s)", status, changed)
+    return changed
+
+
+def daily_limit(user: User) -> int | None:
+    """The user's requests-per-day limit: their own, else the default setting; None = no limit."""
+    if user.daily_request_limit is not None:
+        return user.daily_request_limit
+    return get_int_setting("default_daily_limit")
+
+
+def requests_today(user: User, tz_name: str) -> int:
+    """Answerable requests (not denied) the user made since midnight in ``tz_name``.
+
+    Args:
+        user: The user.
+        tz_name: IANA timezone of "today".
+
+    Returns:
+        The count.
+    """
+    tz = ZoneInfo(tz_name)
+    midnight = datetime.combine(datetime.now(tz).date(), time(), tz)
+    return int(
+        db.session.scalar(
+            select(func.count(Message.id)).where(
+                Message.user_id == user.id,
+                Message.request_at >= midnight,
+                Message.status != MessageStatus.DENIED,
+            )
+        )
+    )
+
+
+def over_daily_limit(user: User, tz_name: str) -> bool:
+    """Whether the user has used up today's requests."""
+    limit = daily_limit(user)
+    return limit is not None and requests_today(user, tz_name) >= limit

@@ -1,0 +1,85 @@
+"""Bearer tokens of the admin JSON API: ``ADMIN_API_TOKEN`` and tokens issued in the admin.
+
+Issued tokens are shown once and stored only as a SHA-256 hash with a short prefix for display.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from flask import current_app
+from sqlalchemy import select
+
+from shared.db import db
+from shared.models import ApiToken
+from shared.models.types import utcnow
+
+TOKEN_PREFIX = "air_"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(name: str, created_by_id: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token.
+
+    Args:
+        name: What the token is for (shown in the admin).
+        created_by_id: The admin who issued it.
+
+    Returns:
+        The row and the plaintext token, which is never retrievable again.
+    """
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        name=name.strip() or "token",
+        token_hash=_hash(plaintext),
+        prefix=plaintext[:10],
+        created_by_id=created_by_id,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row, plaintext
+
+
+def verify_token(token: str) -> bool:
+    """Check a bearer token: ``ADMIN_API_TOKEN``, or an issued token that is not revoked.
+
+    Args:
+        token: What came after ``Bearer``.
+
+    Returns:
+        True when valid (an issued token's ``last_used_at`` is updated, unflushed).
+    """
+    if not token:
+        return False
+    configured = current_app.config["AI_ROUTER"].admin_api_token
+    if configured and hmac.compare_digest(token.encode(), configured.encode()):
+        return True
+    row = db.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None))
+    )
+    if row is None:
+        return False
+    row.last_used_at = utcnow()
+    return True
+
+
+def revoke_token(token_id: int) -> bool:
+    """Revoke an issued token.
+
+    Args:
+        token_id: The row id.
+
+    Returns:
+        False if there is no such token.
+    """
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        return False
+    row.revoked_at = row.revoked_at or utcnow()
+    db.session.flush()
+    return True

@@ -1,0 +1,52 @@
+"""Slowing down password guessing on the admin login form (counters in Redis).
+
+After :data:`MAX_FAILURES` failed logins from one address (or for one username) within
+:data:`WINDOW` seconds, further attempts are refused until the window passes.
+"""
+
+from __future__ import annotations
+
+from shared.redis import KEY_PREFIX, current_redis
+
+MAX_FAILURES = 5
+WINDOW = 15 * 60
+
+
+def _keys(username: str, address: str) -> list[str]:
+    return [
+        f"{KEY_PREFIX}login_fail:ip:{address}",
+        f"{KEY_PREFIX}login_fail:user:{username.strip().lower()}",
+    ]
+
+
+def retry_after(username: str, address: str) -> int:
+    """Seconds until a login may be tried again; 0 when attempts are allowed.
+
+    Args:
+        username: The name typed.
+        address: The client's IP address.
+
+    Returns:
+        The wait in seconds.
+    """
+    redis = current_redis()
+    wait = 0
+    for key in _keys(username, address):
+        count = redis.get(key)
+        if count and int(count) >= MAX_FAILURES:
+            wait = max(wait, int(redis.ttl(key)))
+    return wait
+
+
+def record_failure(username: str, address: str) -> None:
+    """Count a failed login for the address and the username."""
+    redis = current_redis()
+    for key in _keys(username, address):
+        count = redis.incr(key)
+        if count == 1:
+            redis.expire(key, WINDOW)
+
+
+def record_success(username: str, address: str) -> None:
+    """Forget the failures once the right password was given."""
+    current_redis().delete(*_keys(username, address))

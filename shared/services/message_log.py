@@ -1,0 +1,104 @@
+"""Reading the message log for the admin: filters, search, paging, CSV rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, or_, select
+
+from shared.db import db
+from shared.models import Message, MessageStatus, User
+
+#: Largest page one request may ask for.
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Filters of the message log; None means "any".
+
+    Attributes:
+        telegram_id: One user's requests.
+        dialog_id: One dialog.
+        since: Requests at or after this instant.
+        until: Requests before this instant.
+        status: ``ok``, ``error``, ``denied`` or ``pending``.
+        model: The model's display name at the time.
+        search: Text searched in request and response (case-insensitive where the DB allows).
+    """
+
+    telegram_id: int | None = None
+    dialog_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: MessageStatus | None = None
+    model: str | None = None
+    search: str | None = None
+
+
+def _filtered(query: Select, filters: LogFilter) -> Select:
+    if filters.telegram_id is not None:
+        query = query.where(User.telegram_id == filters.telegram_id)
+    if filters.dialog_id is not None:
+        query = query.where(Message.dialog_id == filters.dialog_id)
+    if filters.since is not None:
+        query = query.where(Message.request_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Message.request_at < filters.until)
+    if filters.status is not None:
+        query = query.where(Message.status == filters.status)
+    if filters.model:
+        query = query.where(Message.model_name == filters.model)
+    if filters.search:
+        pattern = f"%{filters.search}%"
+        query = query.where(
+            or_(Message.request_text.ilike(pattern), Message.response_text.ilike(pattern))
+        )
+    return query
+
+
+def query_log(filters: LogFilter, limit: int = 50, offset: int = 0) -> tuple[list[Message], int]:
+    """One page of the log, newest first, and the number of rows matching the filters.
+
+    Args:
+        filters: What to select.
+        limit: Page size (capped at :data:`MAX_LIMIT`).
+        offset: Rows to skip.
+
+    Returns:
+        The rows (with ``user`` loaded) and the total count.
+    """
+    base = select(Message).join(User, User.id == Message.user_id)
+    rows = db.session.scalars(
+        _filtered(base, filters)
+        .order_by(Message.request_at.desc(), Message.id.desc())
+        .limit(max(1, min(limit, MAX_LIMIT)))
+        .offset(max(0, offset))
+    ).all()
+    total = db.session.scalar(
+        _filtered(select(func.count(Message.id)).join(User, User.id == Message.user_id), filters)
+    )
+    return list(rows), int(total or 0)
+
+
+def message_dict(message: Message) -> dict:
+    """The public shape of a log row (``GET /admin/api/messages`` items, CSV columns)."""
+    return {
+        "id": message.id,
+        "dialog_id": message.dialog_id,
+        "message_number": message.number,
+        "telegram_id": message.user.telegram_id,
+        "request_text": message.request_text,
+        "request_at": message.request_at.isoformat(),
+        "response_text": message.response_text,
+        "response_at": message.response_at.isoformat() if message.response_at else None,
+        "model": message.model_name,
+        "mode": message.mode_name,
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+        "cost_usd": float(message.cost_usd) if message.cost_usd is not None else None,
+        "status": str(message.status),
+        "error": message.error,
+        "latency_ms": message.latency_ms,
+    }

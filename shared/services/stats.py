@@ -1,0 +1,207 @@
+"""Usage statistics for a period: requests, active users, tokens, cost, errors, per day.
+
+Days are calendar days in the configured timezone (``STATS_TIMEZONE``, UTC by default); each
+day's numbers come from one aggregate query over ``messages.request_at`` (indexed), so the
+result is right across daylight-saving changes and on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
+
+from shared.db import db
+from shared.models import Message, MessageStatus, User
+
+#: The longest period one request may ask for.
+MAX_DAYS = 366
+DEFAULT_DAYS = 7
+
+
+class PeriodError(ValueError):
+    """The requested period is malformed, reversed or too long."""
+
+
+@dataclass(frozen=True)
+class Period:
+    """A range of whole days in a timezone (both ends inclusive), or an exact datetime range.
+
+    Attributes:
+        start: First instant (aware).
+        end: First instant after the period (aware).
+        tz: The timezone of the day buckets.
+    """
+
+    start: datetime
+    end: datetime
+    tz: ZoneInfo
+
+    def days(self) -> list[date]:
+        """The calendar days the period touches, in order."""
+        first = self.start.astimezone(self.tz).date()
+        last = (self.end - timedelta(microseconds=1)).astimezone(self.tz).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _parse(value: str, tz: ZoneInfo, *, end: bool) -> datetime:
+    """A date (whole day) or an ISO datetime (naive ones are in ``tz``)."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            instant = datetime.combine(day + timedelta(days=1) if end else day, time(), tz)
+            return instant
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise PeriodError(f"not a date or ISO datetime: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+
+
+def parse_bound(value: str, tz_name: str, *, end: bool) -> datetime:
+    """Parse one end of a period: a date means the whole day in ``tz_name``.
+
+    Args:
+        value: ``YYYY-MM-DD`` or an ISO datetime (naive ones are in ``tz_name``).
+        tz_name: IANA timezone.
+        end: The upper bound (a date then means the end of that day, exclusive).
+
+    Returns:
+        An aware datetime.
+
+    Raises:
+        PeriodError: On a malformed value.
+    """
+    return _parse(value, ZoneInfo(tz_name), end=end)
+
+
+def make_period(
+    since: str | None, until: str | None, tz_name: str, today: date | None = None
+) -> Period:
+    """Build a period from API/form parameters.
+
+    Args:
+        since: First day (``YYYY-MM-DD``, inclusive) or ISO datetime; default: 6 days before
+            ``until`` (so 7 days in all).
+        until: Last day (inclusive) or ISO datetime; default: today.
+        tz_name: IANA timezone of the day buckets.
+        today: "Today" in that timezone (tests pass it).
+
+    Returns:
+        The period.
+
+    Raises:
+        PeriodError: On a malformed value, a reversed period or one longer than a year.
+    """
+    tz = ZoneInfo(tz_name)
+    today = today or datetime.now(tz).date()
+    end = (
+        _parse(until, tz, end=True) if until else datetime.combine(today + timedelta(1), time(), tz)
+    )
+    if since:
+        start = _parse(since, tz, end=False)
+    else:
+        last_day = (end - timedelta(microseconds=1)).astimezone(tz).date()
+        start = datetime.combine(last_day - timedelta(days=DEFAULT_DAYS - 1), time(), tz)
+    if start >= end:
+        raise PeriodError("since must be before until")
+    if end - start > timedelta(days=MAX_DAYS):
+        raise PeriodError(f"a period is at most {MAX_DAYS} days")
+    return Period(start.astimezone(UTC), end.astimezone(UTC), tz)
+
+
+def _totals(start: datetime, end: datetime) -> dict[str, Any]:
+    prompt = func.coalesce(func.sum(Message.prompt_tokens), 0)
+    completion = func.coalesce(func.sum(Message.completion_tokens), 0)
+    row = db.session.execute(
+        select(
+            func.count(Message.id),
+            func.count(func.distinct(Message.user_id)),
+            prompt,
+            completion,
+            func.coalesce(func.sum(Message.cost_usd), 0),
+            func.coalesce(func.sum(case((Message.status == MessageStatus.ERROR, 1), else_=0)), 0),
+        ).where(Message.request_at >= start, Message.request_at < end)
+    ).one()
+    requests_, users, prompt_tokens, completion_tokens, cost, errors = row
+    return {
+        "requests": int(requests_),
+        "active_users": int(users),
+        "prompt_tokens": int(prompt_tokens),
+        "completion_tokens": int(completion_tokens),
+        "total_tokens": int(prompt_tokens) + int(completion_tokens),
+        "cost_usd": float(Decimal(cost or 0)),
+        "errors": int(errors),
+    }
+
+
+def statistics(period: Period) -> dict[str, Any]:
+    """Totals, a per-day series, per-model and top-user breakdowns for a period.
+
+    ``requests`` counts every logged request, denied and failed included; ``errors`` the failed.
+
+    Args:
+        period: From :func:`make_period`.
+
+    Returns:
+        The ``GET /admin/api/stats`` object (plus ``by_model`` and ``top_users``).
+    """
+    result = _totals(period.start, period.end)
+    daily = []
+    for day in period.days():
+        start = max(datetime.combine(day, time(), period.tz).astimezone(UTC), period.start)
+        end = min(
+            datetime.combine(day + timedelta(days=1), time(), period.tz).astimezone(UTC), period.end
+        )
+        totals = _totals(start, end)
+        daily.append(
+            {
+                "date": day.isoformat(),
+                "requests": totals["requests"],
+                "active_users": totals["active_users"],
+                "total_tokens": totals["total_tokens"],
+                "cost_usd": totals["cost_usd"],
+                "errors": totals["errors"],
+            }
+        )
+    in_period = (Message.request_at >= period.start, Message.request_at < period.end)
+    tokens = func.coalesce(func.sum(Message.prompt_tokens), 0) + func.coalesce(
+        func.sum(Message.completion_tokens), 0
+    )
+    by_model = db.session.execute(
+        select(
+            Message.model_name,
+            func.count(Message.id),
+            tokens,
+            func.coalesce(func.sum(Message.cost_usd), 0),
+        )
+        .where(*in_period)
+        .group_by(Message.model_name)
+        .order_by(func.count(Message.id).desc())
+    ).all()
+    top_users = db.session.execute(
+        select(User.telegram_id, User.username, func.count(Message.id), tokens)
+        .join(User, User.id == Message.user_id)
+        .where(*in_period)
+        .group_by(User.telegram_id, User.username)
+        .order_by(func.count(Message.id).desc())
+        .limit(10)
+    ).all()
+    result.update(
+        since=period.start.isoformat(),
+        until=period.end.isoformat(),
+        timezone=str(period.tz),
+        daily=daily,
+        by_model=[
+            {"model": name, "requests": n, "total_tokens": int(t), "cost_usd": float(c)}
+            for name, n, t, c in by_model
+        ],
+        top_users=[
+            {"telegram_id": tid, "username": uname, "requests": n, "total_tokens": int(t)}
+            for tid, uname, n, t in top_users
+        ],
+    )
+    return result

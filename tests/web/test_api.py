@@ -1,0 +1,282 @@
+"""The admin JSON API: auth, every resource, validation errors, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+
+from shared.db import db
+from shared.models import Dialog, Message, MessageStatus, Setting, User
+from shared.services.api_tokens import issue_token, revoke_token
+from shared.services.catalog import seed_catalog
+from tests.support import ADMIN_API_TOKEN
+
+AUTH = {"Authorization": f"Bearer {ADMIN_API_TOKEN}"}
+
+
+@pytest.fixture()
+def api(client, app: Flask):
+    """A client that sends the bearer token, with the default modes seeded."""
+    with app.app_context():
+        seed_catalog(app.config["AI_ROUTER"])
+        db.session.commit()
+
+    class Api:
+        def __getattr__(self, method):
+            def call(path, **kwargs):
+                headers = {**AUTH, **kwargs.pop("headers", {})}
+                return getattr(client, method)(f"/admin/api{path}", headers=headers, **kwargs)
+
+            return call
+
+    return Api()
+
+
+def _error(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/settings", "/models", "/modes", "/users", "/messages", "/stats", "/bot"]
+)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "x"}])
+def test_no_valid_token_no_data(client, path: str, headers: dict) -> None:
+    """Without a valid bearer token every resource answers 401 with a JSON error."""
+    response = client.get(f"/admin/api{path}", headers=headers)
+    _error(response, 401, "unauthorized")
+
+
+def test_issued_tokens_work_until_revoked(client, app: Flask) -> None:
+    """Tokens issued in the admin are accepted, and refused once revoked; only a hash is kept."""
+    with app.app_context():
+        row, token = issue_token("ci")
+        db.session.commit()
+        assert token not in row.token_hash
+        token_id = row.id
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/admin/api/settings", headers=headers).status_code == 200
+    with app.app_context():
+        revoke_token(token_id)
+        db.session.commit()
+    assert client.get("/admin/api/settings", headers=headers).status_code == 401
+
+
+def test_openapi_matches_the_routes(client, app: Flask) -> None:
+    """Readable without a token; documents every API route and nothing that does not exist."""
+    document = client.get("/admin/api/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    documented = {
+        (method.upper(), path) for path, ops in document["paths"].items() for method in ops
+    }
+    routed = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/admin/api"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            routed |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    assert documented == routed
+
+
+def test_settings_token_is_write_only(api, app: Flask) -> None:
+    """The bot token is accepted but only reported as set; the registration is validated."""
+    assert api.get("/settings").get_json()["telegram_bot_token_set"] is False
+    response = api.patch(
+        "/settings",
+        json={"telegram_bot_token": "123:ABC", "registration": "approval", "webhook_url": None},
+    )
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["telegram_bot_token_set"] is True and "telegram_bot_token" not in body
+    assert body["registration"] == "approval"
+    with app.app_context():
+        assert "123:ABC" not in db.session.get(Setting, "telegram_bot_token").value
+    _error(api.patch("/settings", json={"registration": "everyone"}), 400, "validation_error")
+    _error(api.patch("/settings", json={"bogus": 1}), 400)
+    _error(api.patch("/settings", data="[]", content_type="application/json"), 400)
+
+
+def test_models_crud_and_the_active_default(api) -> None:
+    """Create, list, switch the active model, update, delete; keys never come back."""
+    payload = {"name": "GPT", "model": "gpt-4o-mini", "base_url": "https://api.openai.com/v1",
+               "api_key": "sk-secret-9876", "is_default": True, "input_price_per_1m": 0.15,
+               "output_price_per_1m": 0.6}  # fmt: skip
+    created = api.post("/models", json=payload)
+    assert created.status_code == 201
+    first = created.get_json()
+    assert first["api_key_set"] is True and first["api_key_last4"] == "9876"
+    assert "api_key" not in first and first["is_default"] is True
+    second = api.post("/models", json={**payload, "name": "Local", "api_key": None}).get_json()
+    assert second["api_key_set"] is False
+
+    switched = api.patch(f"/models/{second['id']}", json={"is_default": True})
+    assert switched.status_code == 200 and switched.get_json()["is_default"] is True
+    listing = api.get("/models").get_json()
+    assert listing["total"] == 2
+    assert {m["name"]: m["is_default"] for m in listing["items"]} == {"GPT": False, "Local": True}
+    assert api.get("/settings").get_json()["default_model_id"] == second["id"]
+
+    updated = api.patch(f"/models/{first['id']}", json={"temperature": 0.3, "max_tokens": 500})
+    assert updated.get_json()["temperature"] == 0.3
+    assert api.delete(f"/models/{first['id']}").status_code == 204
+    _error(api.get(f"/models/{first['id']}"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"base_url": "ftp://x"},
+        {"temperature": 3},
+        {"max_tokens": "many"},
+        {"enabled": "yes"},
+        {"name": ""},
+        {"unknown": 1},
+    ],
+)
+def test_model_validation(api, bad: dict) -> None:
+    """Bad values are 400 validation errors naming the field."""
+    payload = {"name": "M", "model": "m", "base_url": "http://127.0.0.1:1/v1", **bad}
+    _error(api.post("/models", json=payload), 400, "validation_error")
+
+
+def test_model_name_conflict(api) -> None:
+    """A second model with the same name is a 409."""
+    payload = {"name": "Same", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    assert api.post("/models", json=payload).status_code == 201
+    _error(api.post("/models", json=payload), 409, "conflict")
+    _error(api.post("/models", json={"model": "m"}), 400)
+
+
+def test_modes_crud(api) -> None:
+    """Seeded modes are listed; a new one can become the default and be deleted."""
+    names = [m["name"] for m in api.get("/modes").get_json()["items"]]
+    assert names == ["Краткий ответ", "Развёрнутый ответ"]
+    created = api.post("/modes", json={"name": "Переводчик", "system_prompt": "Translate."})
+    assert created.status_code == 201
+    mode = created.get_json()
+    assert api.patch(f"/modes/{mode['id']}", json={"is_default": True}).get_json()["is_default"]
+    defaults = [m["name"] for m in api.get("/modes").get_json()["items"] if m["is_default"]]
+    assert defaults == ["Переводчик"]
+    assert api.delete(f"/modes/{mode['id']}").status_code == 204
+    _error(api.patch(f"/modes/{mode['id']}", json={"name": "x"}), 404)
+
+
+def test_users_create_block_and_list(api) -> None:
+    """Pre-authorize by Telegram id, block, filter by status; conflicts and 404s."""
+    created = api.post("/users", json={"telegram_id": 111, "username": "ann", "status": "active"})
+    assert created.status_code == 201
+    assert created.get_json()["telegram_id"] == 111
+    _error(api.post("/users", json={"telegram_id": 111}), 409)
+    api.post("/users", json={"telegram_id": 222, "status": "pending"})
+    blocked = api.patch("/users/111", json={"status": "blocked", "daily_request_limit": 5})
+    assert blocked.get_json()["status"] == "blocked"
+    assert blocked.get_json()["daily_request_limit"] == 5
+    listing = api.get("/users?status=blocked").get_json()
+    assert listing["total"] == 1 and listing["items"][0]["telegram_id"] == 111
+    assert api.get("/users").get_json()["total"] == 2
+    _error(api.get("/users/999"), 404)
+    _error(api.patch("/users/111", json={"status": "vip"}), 400)
+    _error(api.patch("/users/111", json={"telegram_id": 5}), 400)
+
+
+def _log(app: Flask, rows: list[tuple[int, str, MessageStatus, int]]) -> None:
+    """Write log rows: (telegram id, text, status, days ago)."""
+    with app.app_context():
+        now = datetime.now(UTC)
+        users: dict[int, User] = {}
+        for number, (telegram_id, text, status, days_ago) in enumerate(rows, start=1):
+            user = users.get(telegram_id)
+            if user is None:
+                user = users[telegram_id] = User(telegram_id=telegram_id)
+                db.session.add(user)
+                db.session.flush()
+            dialog = Dialog(user_id=user.id)
+            db.session.add(dialog)
+            db.session.flush()
+            db.session.add(
+                Message(
+                    dialog_id=dialog.id, number=1, user_id=user.id, update_id=number,
+                    request_text=text, request_at=now - timedelta(days=days_ago),
+                    response_text=f"re: {text}", status=status, model_name="GPT",
+                    prompt_tokens=10, completion_tokens=5, cost_usd=Decimal("0.001"),
+                )
+            )  # fmt: skip
+        db.session.commit()
+
+
+def test_messages_filters(api, app: Flask) -> None:
+    """The log is newest first and filters by user, status, text and period."""
+    ok, denied, error = MessageStatus.OK, MessageStatus.DENIED, MessageStatus.ERROR
+    _log(app, [(1, "old question", ok, 10), (1, "new question", ok, 0),
+               (2, "refused", denied, 0), (2, "failed", error, 1)])  # fmt: skip
+    everything = api.get("/messages").get_json()
+    assert everything["total"] == 4
+    assert everything["items"][0]["request_text"] in ("new question", "refused")
+    item = everything["items"][0]
+    for key in ("dialog_id", "message_number", "telegram_id", "request_text", "request_at",
+                "response_text", "response_at", "model", "mode", "prompt_tokens",
+                "completion_tokens", "status", "error"):  # fmt: skip
+        assert key in item
+    assert api.get("/messages?telegram_id=1").get_json()["total"] == 2
+    assert api.get("/messages?status=denied").get_json()["items"][0]["request_text"] == "refused"
+    assert api.get("/messages?q=QUESTION").get_json()["total"] == 2
+    since = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    assert api.get(f"/messages?since={since}").get_json()["total"] == 3
+    page = api.get("/messages?limit=1&offset=1").get_json()
+    assert page["total"] == 4 and len(page["items"]) == 1
+    _error(api.get("/messages?status=maybe"), 400)
+    _error(api.get("/messages?since=yesterday"), 400)
+    _error(api.get("/messages?limit=x"), 400)
+
+
+def test_stats_for_a_period(api, app: Flask) -> None:
+    """Requests (denied and failed included), active users, tokens, cost, errors, per day."""
+    _log(app, [(1, "a", MessageStatus.OK, 0), (1, "b", MessageStatus.OK, 0),
+               (2, "c", MessageStatus.DENIED, 0), (2, "d", MessageStatus.ERROR, 1),
+               (3, "e", MessageStatus.OK, 30)])  # fmt: skip
+    stats = api.get("/stats").get_json()
+    assert stats["requests"] == 4 and stats["active_users"] == 2 and stats["errors"] == 1
+    assert stats["prompt_tokens"] == 40 and stats["completion_tokens"] == 20
+    assert stats["total_tokens"] == 60
+    assert stats["cost_usd"] == pytest.approx(0.004)
+    assert len(stats["daily"]) == 7
+    assert sum(day["requests"] for day in stats["daily"]) == 4
+    assert stats["daily"][-1]["requests"] == 3
+    assert stats["by_model"][0]["model"] == "GPT"
+    today = datetime.now(UTC).date()
+    month = api.get(f"/stats?since={(today - timedelta(days=40)).isoformat()}&until={today}")
+    assert month.get_json()["requests"] == 5 and len(month.get_json()["daily"]) == 41
+    _error(api.get(f"/stats?since={today}&until={today - timedelta(days=3)}"), 400)
+    _error(api.get("/stats?since=2020-01-01&until=2026-01-01"), 400)
+
+
+def test_bot_control(api) -> None:
+    """Start needs a token (and a URL for webhook); the desired state follows the buttons."""
+    status = api.get("/bot").get_json()
+    assert status["desired"] == "stopped" and status["state"] == "stopped"
+    assert set(status) >= {"since", "last_update_at", "last_error", "webhook_url", "queue_depth"}
+    _error(api.post("/bot/start", json={"mode": "polling"}), 400)
+    api.patch("/settings", json={"telegram_bot_token": "1:T"})
+    _error(api.post("/bot/start", json={"mode": "webhook"}), 400)
+    _error(api.post("/bot/start", json={"mode": "turbo"}), 400)
+    started = api.post("/bot/start", json={"mode": "polling"})
+    assert started.status_code == 200 and started.get_json()["desired"] == "polling"
+    api.patch("/settings", json={"webhook_url": "https://bot.example.com/telegram/webhook"})
+    switched = api.post("/bot/start", json={"mode": "webhook"}).get_json()
+    assert switched["desired"] == "webhook"
+    assert switched["webhook_url"] == "https://bot.example.com/telegram/webhook"
+    assert api.post("/bot/stop").get_json()["desired"] == "stopped"
+
+
+def test_unknown_api_path_is_json(api) -> None:
+    """Inside the API even a wrong method answers JSON."""
+    response = api.put("/settings", json={})
+    assert response.status_code == 405
+    assert "error" in response.get_json()
