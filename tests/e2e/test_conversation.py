@@ -332,3 +332,39 @@ def test_message_rows_are_complete(conversation: Conversation) -> None:
     assert row.dialog_id and row.number == 1 and row.update_id
     assert row.request_at and row.response_at and row.response_text
     assert row.status == "ok" and row.error is None and row.latency_ms is not None
+
+
+def test_blocking_through_the_api_takes_effect_at_once(client, conversation: Conversation) -> None:
+    """PATCH status=blocked: the user's very next message is refused without an LLM call."""
+    from tests.support import ADMIN_API_TOKEN
+
+    conversation.say(ALICE, "before")
+    conversation.sent(ALICE)
+    response = client.patch(
+        f"/admin/api/users/{ALICE}",
+        json={"status": "blocked"},
+        headers={"Authorization": f"Bearer {ADMIN_API_TOKEN}"},
+    )
+    assert response.status_code == 200
+    conversation.say(ALICE, "after")
+    refusal = conversation.sent(ALICE, 2)[1]
+    assert "Доступ к боту закрыт" in _text(refusal)
+    assert len(conversation.llm.chat_requests()) == 1
+    assert [r.status for r in conversation.rows(ALICE)] == ["ok", "denied"]
+
+
+def test_daily_limit_restricts_then_extends(conversation: Conversation) -> None:
+    """A per-user limit of 1: the second request today is refused; raising it lets it through."""
+    with conversation.app.app_context():
+        db.session.add(User(telegram_id=ALICE, daily_request_limit=1))
+        db.session.commit()
+    conversation.say(ALICE, "one")
+    conversation.sent(ALICE)
+    conversation.say(ALICE, "two")
+    assert "лимит" in _text(conversation.sent(ALICE, 2)[1])
+    with conversation.app.app_context():
+        db.session.query(User).filter_by(telegram_id=ALICE).update({"daily_request_limit": 5})
+        db.session.commit()
+    conversation.say(ALICE, "three")
+    conversation.sent(ALICE, 3)
+    assert [r.status for r in conversation.rows(ALICE)] == ["ok", "denied", "ok"]

@@ -93,3 +93,15 @@ def test_session_cookie_is_httponly_and_samesite(client) -> None:
     cookie = response.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+def test_repeated_failures_are_slowed_down(client) -> None:
+    """After several wrong passwords even the right one is refused for a while (429)."""
+    from shared.services.login_throttle import MAX_FAILURES
+
+    for _ in range(MAX_FAILURES):
+        assert login(client, password="wrong").status_code == 200
+    response = login(client)
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302

@@ -11,6 +11,8 @@ from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
 from web.admin.index import SecureIndexView
+from web.admin.pages import register_pages
+from web.admin.views import register_views
 
 
 def init_admin(app: Flask) -> Admin:
@@ -29,4 +31,6 @@ def init_admin(app: Flask) -> Admin:
         index_view=SecureIndexView(url="/admin", name="Dashboard"),
         theme=Bootstrap4Theme(base_template="admin/my_master.html", swatch="default"),
     )
+    register_views(admin)
+    register_pages(admin)
     return admin

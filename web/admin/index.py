@@ -10,6 +10,7 @@ from flask_login import login_user, logout_user
 from werkzeug.wrappers import Response
 
 from shared.db import db
+from shared.services import login_throttle
 from shared.services.admins import authenticate
 from web.admin.forms import LoginForm
 from web.admin.security import admin_logged_in, redirect_to_login
@@ -42,19 +43,26 @@ class SecureIndexView(AdminIndexView):
         return self.render("admin/index.html")
 
     @expose("/login/", methods=("GET", "POST"))
-    def login_view(self) -> str | Response:
+    def login_view(self) -> str | Response | tuple[str, int]:
         """Show the login form and log the admin in on valid credentials."""
         if admin_logged_in():
             return redirect(url_for(".index"))
         form = LoginForm()
         if form.validate_on_submit():
-            admin = authenticate(form.username.data, form.password.data)
+            username, address = form.username.data, request.remote_addr or "unknown"
+            wait = login_throttle.retry_after(username, address)
+            if wait:
+                flash(f"Too many failed logins. Try again in {wait // 60 + 1} min.", "error")
+                return self.render("admin/login.html", form=form), 429
+            admin = authenticate(username, form.password.data)
             if admin is not None:
                 db.session.commit()
+                login_throttle.record_success(username, address)
                 login_user(admin)
                 logger.info("admin login username=%s", admin.username)
                 return redirect(_safe_next(request.args.get("next")) or url_for(".index"))
-            logger.warning("failed admin login username=%s", form.username.data)
+            login_throttle.record_failure(username, address)
+            logger.warning("failed admin login username=%s address=%s", username, address)
             flash("Invalid username or password.", "error")
         return self.render("admin/login.html", form=form)
 

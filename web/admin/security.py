@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from flask import redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_admin.model import filters
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -19,10 +24,42 @@ def redirect_to_login() -> Response:
     return redirect(url_for("admin.login_view", next=request.full_path.rstrip("?")))
 
 
+def _utc(value: Any) -> Any:
+    """Read filter datetimes (typed in the admin as UTC wall time) as aware UTC values."""
+    if isinstance(value, list):
+        return [_utc(item) for item in value]
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _aware(filter_class: type) -> type:
+    """A datetime filter whose cleaned values are aware UTC (``UtcDateTime`` refuses naive)."""
+    if not issubclass(filter_class, filters.BaseFilter) or filter_class is sqla_filters.FilterEmpty:
+        return filter_class
+
+    def clean(self: Any, value: str) -> Any:
+        return _utc(filter_class.clean(self, value))
+
+    return type(f"Utc{filter_class.__name__}", (filter_class,), {"clean": clean})
+
+
+class UtcFilterConverter(sqla_filters.FilterConverter):
+    """Flask-Admin filters for ``shared.models.types.UtcDateTime`` columns."""
+
+    utc_filters = tuple(_aware(f) for f in sqla_filters.FilterConverter.datetime_filters)
+
+    @filters.convert("utcdatetime")
+    def conv_utc_datetime(self, column: Any, name: str, **kwargs: Any) -> list:
+        """Datetime filters producing aware UTC values."""
+        return [f(column, name, **kwargs) for f in self.utc_filters]
+
+
 class SecureModelView(ModelView):
     """Base of every model view: login required, CSRF on forms (Flask-WTF), no raw exceptions."""
 
     form_base_class = FlaskForm
+    filter_converter = UtcFilterConverter()
     page_size = 50
     can_view_details = True
 

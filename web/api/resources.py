@@ -16,8 +16,9 @@ from shared.db import db
 from shared.models import LLMModel, Message, MessageStatus, Mode, User, UserStatus
 from shared.services import bot_control
 from shared.services.catalog import make_default, set_api_key
+from shared.services.configuration import UnknownObject, current_settings, update_settings
 from shared.services.message_log import LogFilter, message_dict, query_log
-from shared.services.settings import get_int_setting, get_setting, is_set, set_setting
+from shared.services.settings import is_set
 from shared.services.stats import PeriodError, make_period, parse_bound, statistics
 from shared.services.users import UserExists, create_user
 from web.api import bp
@@ -43,49 +44,21 @@ SETTINGS_FIELDS = {
 }
 
 
-def settings_dict() -> dict[str, Any]:
-    """The settings as the API shows them (the bot token only as set / not set)."""
-    model, mode = _default(LLMModel), _default(Mode)
-    return {
-        "telegram_bot_token_set": is_set("telegram_bot_token"),
-        "webhook_url": get_setting("webhook_url"),
-        "registration": get_setting("registration"),
-        "default_model_id": model.id if model else None,
-        "default_mode_id": mode.id if mode else None,
-        "default_daily_limit": get_int_setting("default_daily_limit"),
-    }
-
-
-def _default(kind: type[LLMModel] | type[Mode]) -> LLMModel | Mode | None:
-    return db.session.scalar(select(kind).where(kind.is_default))
-
-
 @bp.get("/settings")
 def get_settings():
     """Read the settings."""
-    return jsonify(settings_dict())
+    return jsonify(current_settings())
 
 
 @bp.patch("/settings")
 def patch_settings():
     """Change settings; ``default_model_id``/``default_mode_id`` make that object the default."""
-    values = clean_body(json_body(), SETTINGS_FIELDS, partial=True)
-    for key, kind in (("default_model_id", LLMModel), ("default_mode_id", Mode)):
-        if key in values:
-            object_id = values.pop(key)
-            if object_id is None:
-                db.session.execute(
-                    kind.__table__.update().where(kind.is_default).values(is_default=False)
-                )
-                continue
-            obj = db.session.get(kind, object_id)
-            if obj is None:
-                raise invalid(f"{key}: no such object")
-            make_default(obj)
-    for key, value in values.items():
-        set_setting(key, None if value is None else str(value))
+    try:
+        update_settings(clean_body(json_body(), SETTINGS_FIELDS, partial=True))
+    except UnknownObject as exc:
+        raise invalid(str(exc)) from exc
     db.session.commit()
-    return jsonify(settings_dict())
+    return jsonify(current_settings())
 
 
 # -- models ---------------------------------------------------------------------------------

@@ -1,0 +1,177 @@
+"""The admin UI: every page behind login, CRUD through the real forms, bot buttons, stats."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from shared.db import db
+from shared.models import Dialog, LLMModel, Message, MessageStatus, Mode, User, UserStatus
+from shared.services import bot_control
+from shared.services.catalog import seed_catalog
+from shared.services.crypto import decrypt
+from tests.web.test_admin_login import login
+
+PAGES = [
+    "/admin/", "/admin/user/", "/admin/user/new/", "/admin/llm_model/", "/admin/llm_model/new/",
+    "/admin/mode/", "/admin/message/", "/admin/stats/", "/admin/bot/", "/admin/settings/",
+    "/admin/tokens/", "/admin/message/dialog/1",
+]  # fmt: skip
+
+
+@pytest.fixture()
+def admin(client, app: Flask):
+    """A logged-in admin browser session, with the default modes seeded."""
+    with app.app_context():
+        seed_catalog(app.config["AI_ROUTER"])
+        db.session.commit()
+    assert login(client).status_code == 302
+    return client
+
+
+def _csrf(client, path: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get(path).text)
+    assert match, f"{path} has a CSRF token"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_gets_no_page(client, path: str) -> None:
+    """Every admin page redirects anonymous visitors to the login form."""
+    response = client.get(path)
+    assert response.status_code == 302
+    assert "/admin/login/" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_for_an_admin(admin, path: str) -> None:
+    """Logged in, every page renders."""
+    assert admin.get(path).status_code == 200
+
+
+def test_create_model_through_the_form_then_activate(admin, app: Flask) -> None:
+    """The key is stored encrypted and never shown; «Make active» switches the default."""
+    token = _csrf(admin, "/admin/llm_model/new/")
+    for name in ("First", "Second"):
+        response = admin.post(
+            "/admin/llm_model/new/",
+            data={"csrf_token": token, "name": name, "model": "gpt-x",
+                  "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-form-secret-4321",
+                  "enabled": "y", "input_price_per_1m": "0.5", "output_price_per_1m": "1.5"},
+        )  # fmt: skip
+        assert response.status_code == 302, response.text
+    listing = admin.get("/admin/llm_model/").text
+    assert "sk-form-secret" not in listing and "••••4321" in listing
+    with app.app_context():
+        first, second = db.session.scalars(select(LLMModel).order_by(LLMModel.id)).all()
+        assert decrypt(first.api_key_encrypted) == "sk-form-secret-4321"
+        ids = first.id, second.id
+    for model_id in ids:
+        token = _csrf(admin, "/admin/llm_model/")
+        assert (
+            admin.post(
+                f"/admin/llm_model/activate/{model_id}", data={"csrf_token": token}
+            ).status_code
+            == 302
+        )
+    with app.app_context():
+        defaults = db.session.scalars(select(LLMModel.name).where(LLMModel.is_default)).all()
+    assert defaults == ["Second"]
+
+
+def test_forms_without_csrf_are_rejected(admin, app: Flask) -> None:
+    """A POST without its CSRF token changes nothing."""
+    response = admin.post("/admin/mode/new/", data={"name": "Sneaky", "system_prompt": "x"})
+    assert response.status_code in (200, 400)
+    response = admin.post("/admin/bot/polling")
+    assert response.status_code == 400
+    with app.app_context():
+        assert db.session.scalar(select(Mode).where(Mode.name == "Sneaky")) is None
+        assert bot_control.get_desired()["mode"] == "stopped"
+
+
+def test_settings_form_and_bot_buttons(admin, app: Flask) -> None:
+    """Saving the token enables «Запустить бота»; webhook start without a URL explains why."""
+    page = admin.get("/admin/bot/").text
+    assert "No bot token is set" in page
+    for label in ("Запустить бота", "Запустить бота в webhook", "Остановить бота"):
+        assert label in page
+    token = _csrf(admin, "/admin/bot/")
+    admin.post("/admin/bot/polling", data={"csrf_token": token})
+    with app.app_context():
+        assert bot_control.get_desired()["mode"] == "stopped", "no token: no start"
+
+    token = _csrf(admin, "/admin/settings/")
+    response = admin.post(
+        "/admin/settings/",
+        data={"csrf_token": token, "telegram_bot_token": "42:SECRET", "registration": "approval",
+              "default_model_id": "0", "default_mode_id": "0", "webhook_url": ""},
+    )  # fmt: skip
+    assert response.status_code == 302
+    settings_page = admin.get("/admin/settings/").text
+    assert "42:SECRET" not in settings_page and "set" in settings_page
+
+    token = _csrf(admin, "/admin/bot/")
+    page = admin.post("/admin/bot/webhook", data={"csrf_token": token}, follow_redirects=True).text
+    assert "webhook URL" in page
+    admin.post("/admin/bot/polling", data={"csrf_token": token})
+    with app.app_context():
+        assert bot_control.get_desired()["mode"] == "polling"
+    admin.post("/admin/bot/stop", data={"csrf_token": token})
+    with app.app_context():
+        assert bot_control.get_desired()["mode"] == "stopped"
+
+
+def test_bulk_block_takes_access_away(admin, app: Flask) -> None:
+    """The «Block» action of the users list blocks the selected users."""
+    with app.app_context():
+        users = [User(telegram_id=t) for t in (1, 2, 3)]
+        db.session.add_all(users)
+        db.session.commit()
+        ids = [str(u.id) for u in users[:2]]
+    token = _csrf(admin, "/admin/user/")
+    response = admin.post(
+        "/admin/user/action/",
+        data={"csrf_token": token, "action": "block", "rowid": ids},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        statuses = dict(db.session.execute(select(User.telegram_id, User.status)).all())
+    assert statuses == {1: UserStatus.BLOCKED, 2: UserStatus.BLOCKED, 3: UserStatus.ACTIVE}
+
+
+def test_logs_dialog_view_csv_and_stats(admin, app: Flask) -> None:
+    """The log lists rows, shows a dialog as a thread, exports CSV; stats show the totals."""
+    with app.app_context():
+        user = User(telegram_id=77, username="neo")
+        db.session.add(user)
+        db.session.flush()
+        dialog = Dialog(user_id=user.id)
+        db.session.add(dialog)
+        db.session.flush()
+        for number, text in enumerate(["первый вопрос", "second <question>"], start=1):
+            db.session.add(
+                Message(dialog_id=dialog.id, number=number, user_id=user.id, request_text=text,
+                        request_at=datetime.now(UTC), response_text=f"answer {number}",
+                        status=MessageStatus.OK, prompt_tokens=3, completion_tokens=4,
+                        cost_usd=Decimal("0.5"), model_name="GPT")
+            )  # fmt: skip
+        db.session.commit()
+        dialog_id = dialog.id
+    assert "первый вопрос" in admin.get("/admin/message/").text
+    assert "первый вопрос" in admin.get("/admin/message/?search=первый").text
+    assert "second &lt;question&gt;" in admin.get("/admin/message/?search=second").text
+    thread = admin.get(f"/admin/message/dialog/{dialog_id}").text
+    assert thread.index("первый вопрос") < thread.index("second &lt;question&gt;")
+    csv = admin.get("/admin/message/export/csv/")
+    assert csv.status_code == 200 and "первый вопрос" in csv.get_data(as_text=True)
+    stats = admin.get("/admin/stats/?period=today").text
+    assert re.search(r'data-stat="requests">2<', stats)
+    assert re.search(r'data-stat="total_tokens">14<', stats)
+    assert "<svg" in stats and "neo" in stats
+    assert "must be before" in admin.get("/admin/stats/?since=2026-02-01&until=2026-01-01").text

@@ -1,0 +1,186 @@
+"""Admin pages that are not tables: Settings, Statistics, Bot control (Flask-Admin BaseViews)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app, flash, redirect, request, url_for
+from flask_admin import BaseView, expose
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms.validators import URL, NumberRange, Optional
+
+from bot.dispatcher import get_bot
+from shared.db import db
+from shared.services import bot_control
+from shared.services.catalog import list_models, list_modes
+from shared.services.configuration import current_settings, update_settings
+from shared.services.settings import is_set
+from shared.services.stats import PeriodError, make_period, statistics
+from shared.services.telegram import call_telegram
+from web.admin.charts import bar_chart
+from web.admin.security import admin_logged_in, redirect_to_login
+
+logger = logging.getLogger(__name__)
+
+
+class SecureBaseView(BaseView):
+    """A page only logged-in admins may open."""
+
+    def is_accessible(self) -> bool:
+        """Only logged-in admins."""
+        return admin_logged_in()
+
+    def inaccessible_callback(self, name: str, **kwargs: object) -> Response:
+        """Anonymous visitors go to the login page."""
+        return redirect_to_login()
+
+
+class SettingsForm(FlaskForm):
+    """The settings form; the bot token is write-only."""
+
+    telegram_bot_token = PasswordField(
+        "Bot token", validators=[Optional()], description="Write-only; leave empty to keep it."
+    )
+    webhook_url = StringField(
+        "Webhook URL",
+        validators=[Optional(), URL(require_tld=False)],
+        description="Empty: {PUBLIC_URL}/telegram/webhook.",
+    )
+    registration = SelectField(
+        "Registration",
+        choices=[("open", "Open: anyone who writes gets access"), ("approval", "Approval")],
+    )
+    default_model_id = SelectField("Active model", coerce=int)
+    default_mode_id = SelectField("Default mode", coerce=int)
+    default_daily_limit = IntegerField(
+        "Default daily request limit",
+        validators=[Optional(), NumberRange(min=0)],
+        description="Empty: unlimited.",
+    )
+
+
+class SettingsView(SecureBaseView):
+    """Bot token, webhook URL, registration, default model and mode, default limit."""
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self) -> str | Response:
+        """Show and save the settings."""
+        current = current_settings()
+        form = SettingsForm(data=current if request.method == "GET" else None)
+        form.default_model_id.choices = [(0, "—")] + [(m.id, m.name) for m in list_models()]
+        form.default_mode_id.choices = [(0, "—")] + [(m.id, m.name) for m in list_modes()]
+        if form.validate_on_submit():
+            values: dict[str, Any] = {
+                "webhook_url": form.webhook_url.data or None,
+                "registration": form.registration.data,
+                "default_model_id": form.default_model_id.data or None,
+                "default_mode_id": form.default_mode_id.data or None,
+                "default_daily_limit": form.default_daily_limit.data,
+            }
+            if form.telegram_bot_token.data:
+                values["telegram_bot_token"] = form.telegram_bot_token.data.strip()
+            update_settings(values)
+            db.session.commit()
+            flash("Settings saved.", "success")
+            return redirect(url_for(".index"))
+        return self.render(
+            "admin/settings.html", form=form, token_set=current["telegram_bot_token_set"]
+        )
+
+
+PERIODS = {"today": 1, "7d": 7, "30d": 30}
+
+
+class StatsView(SecureBaseView):
+    """Statistics for a chosen period, with per-day charts and breakdowns."""
+
+    @expose("/")
+    def index(self) -> str:
+        """The statistics page (``?period=today|7d|30d`` or ``?since=…&until=…``)."""
+        tz_name = current_app.config["AI_ROUTER"].timezone
+        today = datetime.now(ZoneInfo(tz_name)).date()
+        period_key = request.args.get("period", "7d")
+        since, until = request.args.get("since"), request.args.get("until")
+        if not (since or until):
+            days = PERIODS.get(period_key, 7)
+            since, until = (today - timedelta(days=days - 1)).isoformat(), today.isoformat()
+        error, stats = None, None
+        try:
+            stats = statistics(make_period(since, until, tz_name, today))
+        except PeriodError as exc:
+            error = str(exc)
+        charts = []
+        if stats:
+            for key, title in (
+                ("requests", "Requests per day"),
+                ("active_users", "Active users per day"),
+                ("total_tokens", "Tokens per day"),
+                ("cost_usd", "Cost per day, USD"),
+            ):
+                charts.append(bar_chart([(d["date"], d[key]) for d in stats["daily"]], title))
+        return self.render(
+            "admin/stats.html",
+            stats=stats,
+            charts=charts,
+            error=error,
+            since=since,
+            until=until,
+            period=period_key if not request.args.get("since") else "custom",
+            timezone=tz_name,
+            today=date.isoformat(today),
+        )
+
+
+class BotView(SecureBaseView):
+    """«Запустить бота», «Запустить бота в webhook», «Остановить бота», and live status."""
+
+    @expose("/")
+    def index(self) -> str:
+        """Status from Redis, and Telegram's webhook info when a token is set."""
+        status = bot_control.bot_status()
+        webhook_info, info_error = None, None
+        if is_set("telegram_bot_token"):
+            try:
+                webhook_info = call_telegram(get_bot().get_webhook_info)
+            except Exception as exc:  # Telegram unreachable or token rejected: show, don't crash
+                logger.warning("getWebhookInfo failed: %s", exc)
+                info_error = str(exc)[:300]
+        return self.render(
+            "admin/bot.html",
+            status=status,
+            token_set=is_set("telegram_bot_token"),
+            webhook_info=webhook_info,
+            info_error=info_error,
+        )
+
+    @expose("/<action>", methods=("POST",))
+    def control(self, action: str) -> Response:
+        """Apply a button: ``polling``, ``webhook`` or ``stop``."""
+        mode = {"polling": "polling", "webhook": "webhook", "stop": "stopped"}.get(action)
+        if mode is None:
+            flash("Unknown action.", "error")
+        elif mode != "stopped" and not is_set("telegram_bot_token"):
+            flash("Set the bot token in Settings first.", "error")
+        else:
+            try:
+                bot_control.set_desired(mode)
+                flash(f"Desired state: {mode}. The listener follows within seconds.", "success")
+            except bot_control.BotControlError as exc:
+                flash(str(exc), "error")
+        return redirect(url_for(".index"))
+
+
+def register_pages(admin: Any) -> None:
+    """Add the pages to the admin.
+
+    Args:
+        admin: The ``flask_admin.Admin`` of the app.
+    """
+    admin.add_view(StatsView(name="Statistics", endpoint="stats"))
+    admin.add_view(BotView(name="Bot", endpoint="bot"))
+    admin.add_view(SettingsView(name="Settings", endpoint="settings"))

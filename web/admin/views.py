@@ -1,0 +1,288 @@
+"""Flask-Admin model views: users, LLM models, modes, the message log, API tokens.
+
+Each view derives from :class:`SecureModelView` (login required, CSRF on forms) and calls
+``shared.services`` for rules that also apply elsewhere (the single default, encrypted keys,
+user status changes), so the UI and the JSON API behave the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+from werkzeug.wrappers import Response
+from wtforms import PasswordField, StringField
+from wtforms.validators import URL, DataRequired, NumberRange, Optional
+
+from shared.db import db
+from shared.models import ApiToken, LLMModel, Message, Mode, User, UserStatus
+from shared.services.api_tokens import issue_token, revoke_token
+from shared.services.catalog import make_default, set_api_key
+from shared.services.model_check import check_model
+from shared.services.users import set_status
+from web.admin.security import SecureModelView
+
+
+def _post_button(url: str, label: str) -> Markup:
+    """A small CSRF-protected POST form rendered as a button in a list row."""
+    return Markup(
+        f'<form method="post" action="{escape(url)}" class="d-inline">'
+        f'<input type="hidden" name="csrf_token" value="{generate_csrf()}">'
+        '<button class="btn btn-sm btn-outline-primary mr-1" type="submit">'
+        f"{escape(label)}</button>"
+        "</form>"
+    )
+
+
+def _count(user: User) -> int:
+    return int(db.session.scalar(select(func.count(Message.id)).where(Message.user_id == user.id)))
+
+
+def _tokens(user: User) -> int:
+    total = db.session.scalar(
+        select(
+            func.coalesce(func.sum(Message.prompt_tokens), 0)
+            + func.coalesce(func.sum(Message.completion_tokens), 0)
+        ).where(Message.user_id == user.id)
+    )
+    return int(total or 0)
+
+
+class UserView(SecureModelView):
+    """Telegram users: search, filters, pre-authorization, block/unblock/approve (also in bulk)."""
+
+    column_list = (
+        "telegram_id", "username", "first_name", "status", "daily_request_limit",
+        "last_seen_at", "requests", "tokens", "created_at",
+    )  # fmt: skip
+    column_labels = {
+        "daily_request_limit": "Daily limit",
+        "requests": "Requests",
+        "tokens": "Tokens",
+    }
+    column_searchable_list = ("username", "first_name", "note")
+    column_filters = ("status", "telegram_id", "last_seen_at", "created_at", "language_code")
+    column_default_sort = ("last_seen_at", True)
+    column_formatters = {
+        "requests": lambda v, c, m, n: _count(m),
+        "tokens": lambda v, c, m, n: _tokens(m),
+        "status": lambda v, c, m, n: str(m.status),
+    }
+    form_columns = (
+        "telegram_id",
+        "username",
+        "first_name",
+        "status",
+        "daily_request_limit",
+        "note",
+    )
+    form_args = {
+        "telegram_id": {"validators": [DataRequired(), NumberRange(min=1)]},
+        "daily_request_limit": {
+            "validators": [Optional(), NumberRange(min=0)],
+            "description": "Requests per day; empty = the default limit.",
+        },
+    }
+    column_details_list = (
+        "telegram_id", "username", "first_name", "last_name", "language_code", "status",
+        "daily_request_limit", "note", "created_at", "last_seen_at", "mode", "model",
+    )  # fmt: skip
+
+    def _bulk_status(self, ids: list[str], status: UserStatus, verb: str) -> None:
+        users = db.session.scalars(select(User).where(User.id.in_([int(i) for i in ids]))).all()
+        changed = set_status(list(users), status)
+        db.session.commit()
+        flash(f"{verb} {changed} user(s).", "success")
+
+    @action("block", "Block", "Block the selected users? They lose access at once.")
+    def action_block(self, ids: list[str]) -> None:
+        """Take access away at once."""
+        self._bulk_status(ids, UserStatus.BLOCKED, "Blocked")
+
+    @action("unblock", "Unblock / approve", "Give the selected users access?")
+    def action_unblock(self, ids: list[str]) -> None:
+        """Give access (unblock, or approve pending users)."""
+        self._bulk_status(ids, UserStatus.ACTIVE, "Activated")
+
+
+class LLMModelView(SecureModelView):
+    """OpenAI-compatible endpoints: keys are write-only, one click makes a model active."""
+
+    column_list = (
+        "name", "model", "base_url", "enabled", "is_default", "key", "temperature",
+        "max_tokens", "input_price_per_1m", "output_price_per_1m", "fallback", "buttons",
+    )  # fmt: skip
+    column_labels = {
+        "is_default": "Active",
+        "key": "API key",
+        "buttons": "",
+        "input_price_per_1m": "$ / 1M in",
+        "output_price_per_1m": "$ / 1M out",
+    }
+    column_formatters = {
+        "key": lambda v, c, m, n: f"set ••••{m.api_key_last4}" if m.api_key_encrypted else "—",
+        "buttons": lambda v, c, m, n: (
+            _post_button(url_for(".activate", model_id=m.id), "Make active")
+            + _post_button(url_for(".test", model_id=m.id), "Test")
+        ),
+    }
+    form_columns = (
+        "name", "model", "base_url", "api_key", "temperature", "max_tokens", "context_window",
+        "enabled", "is_default", "input_price_per_1m", "output_price_per_1m", "fallback",
+    )  # fmt: skip
+    form_extra_fields = {
+        "api_key": PasswordField(
+            "API key", description="Write-only. Leave empty to keep the stored key."
+        )
+    }
+    form_args = {
+        "base_url": {"validators": [DataRequired(), URL(require_tld=False)]},
+        "temperature": {"validators": [Optional(), NumberRange(min=0, max=2)]},
+        "max_tokens": {"validators": [Optional(), NumberRange(min=1)]},
+    }
+    column_details_exclude_list = ("api_key_encrypted",)
+
+    def on_model_change(self, form: Any, model: LLMModel, is_created: bool) -> None:
+        """Encrypt a newly typed key; keep the single-default rule."""
+        if form.api_key.data:
+            set_api_key(model, form.api_key.data)
+        if model.is_default:
+            db.session.add(model)
+            make_default(model)
+
+    @expose("/activate/<int:model_id>", methods=("POST",))
+    def activate(self, model_id: int) -> Response:
+        """Make a model the active default (the «Make active» button)."""
+        model = db.session.get(LLMModel, model_id)
+        if model is not None:
+            make_default(model)
+            model.enabled = True
+            db.session.commit()
+            flash(f"{model.name} is now the active model.", "success")
+        return redirect(url_for(".index_view"))
+
+    @expose("/test/<int:model_id>", methods=("POST",))
+    def test(self, model_id: int) -> Response:
+        """Send one small request and show latency, answer and usage, or the error."""
+        model = db.session.get(LLMModel, model_id)
+        if model is None:
+            return redirect(url_for(".index_view"))
+        outcome = check_model(model)
+        flash(outcome.message, "success" if outcome.ok else "error")
+        return redirect(url_for(".index_view"))
+
+
+class ModeView(SecureModelView):
+    """Answer modes: name and system prompt; one is the default."""
+
+    column_list = ("name", "is_default", "position", "system_prompt")
+    column_labels = {"is_default": "Default"}
+    form_columns = ("name", "system_prompt", "is_default", "position")
+    column_formatters = {
+        "system_prompt": lambda v, c, m, n: (m.system_prompt or "")[:120],
+    }
+
+    def on_model_change(self, form: Any, model: Mode, is_created: bool) -> None:
+        """Keep the single-default rule."""
+        if model.is_default:
+            db.session.add(model)
+            make_default(model)
+
+
+def _text_cell(text: str | None, limit: int = 160) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class MessageView(SecureModelView):
+    """The message log: filters, text search, a dialog thread view, CSV export. Read-only."""
+
+    can_create = can_edit = can_delete = False
+    can_export = True
+    export_types = ("csv",)
+    column_display_pk = True
+    column_list = (
+        "request_at", "user.telegram_id", "dialog_id", "number", "status", "model_name",
+        "mode_name", "request_text", "response_text", "prompt_tokens", "completion_tokens",
+        "cost_usd", "latency_ms",
+    )  # fmt: skip
+    column_labels = {
+        "user.telegram_id": "Telegram id", "dialog_id": "Dialog", "number": "#",
+        "model_name": "Model", "mode_name": "Mode", "prompt_tokens": "In",
+        "completion_tokens": "Out", "cost_usd": "Cost $", "latency_ms": "ms",
+    }  # fmt: skip
+    column_searchable_list = ("request_text", "response_text")
+    column_filters = ("status", "user.telegram_id", "dialog_id", "request_at", "model_name")
+    column_default_sort = ("request_at", True)
+    column_formatters = {
+        "request_text": lambda v, c, m, n: _text_cell(m.request_text),
+        "response_text": lambda v, c, m, n: _text_cell(m.response_text or m.error),
+        "status": lambda v, c, m, n: str(m.status),
+        "dialog_id": lambda v, c, m, n: Markup(
+            f'<a href="{url_for(".dialog", dialog_id=m.dialog_id)}">{m.dialog_id}</a>'
+        ),
+    }
+    column_formatters_export = {"status": lambda v, c, m, n: str(m.status)}
+    column_export_list = (
+        "dialog_id", "number", "user.telegram_id", "request_text", "request_at", "response_text",
+        "response_at", "status", "error", "model_name", "mode_name", "prompt_tokens",
+        "completion_tokens", "cost_usd",
+    )  # fmt: skip
+    # The list counts with the page's filters only; the request_at index keeps paging fast.
+    simple_list_pager = False
+
+    def get_query(self) -> Any:
+        """Load each row's user with it (the CSV export streams after the session is gone)."""
+        return super().get_query().options(joinedload(Message.user))
+
+    @expose("/dialog/<int:dialog_id>")
+    def dialog(self, dialog_id: int) -> str:
+        """One dialog as a thread of requests and answers."""
+        rows = db.session.scalars(
+            select(Message).where(Message.dialog_id == dialog_id).order_by(Message.number)
+        ).all()
+        return self.render("admin/dialog.html", dialog_id=dialog_id, rows=rows)
+
+
+class ApiTokenView(SecureModelView):
+    """Bearer tokens of the admin API: issued here, shown once, stored hashed, revocable."""
+
+    can_edit = False
+    column_list = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    form_columns = ("name",)
+    form_extra_fields = {"name": StringField("Name", validators=[DataRequired()])}
+
+    def create_model(self, form: Any) -> ApiToken | bool:
+        """Issue a token and show it once."""
+        row, token = issue_token(form.name.data, getattr(current_user, "id", None))
+        db.session.commit()
+        flash(
+            Markup(f"New token (copy it now, it is not shown again): <code>{escape(token)}</code>")
+        )
+        return row
+
+    def delete_model(self, model: ApiToken) -> bool:
+        """Revoke instead of deleting, so its use stays visible."""
+        revoke_token(model.id)
+        db.session.commit()
+        return True
+
+
+def register_views(admin: Any) -> None:
+    """Add the model views to the admin.
+
+    Args:
+        admin: The ``flask_admin.Admin`` of the app.
+    """
+    admin.add_view(UserView(User, db, name="Users", endpoint="user"))
+    admin.add_view(LLMModelView(LLMModel, db, name="Models", endpoint="llm_model"))
+    admin.add_view(ModeView(Mode, db, name="Modes", endpoint="mode"))
+    admin.add_view(MessageView(Message, db, name="Logs", endpoint="message"))
+    admin.add_view(ApiTokenView(ApiToken, db, name="API tokens", endpoint="tokens"))
