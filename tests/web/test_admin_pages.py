@@ -175,3 +175,46 @@ def test_logs_dialog_view_csv_and_stats(admin, app: Flask) -> None:
     assert re.search(r'data-stat="total_tokens">14<', stats)
     assert "<svg" in stats and "neo" in stats
     assert "must be before" in admin.get("/admin/stats/?since=2026-02-01&until=2026-01-01").text
+
+
+def test_user_page_shows_dialogs_and_messages(admin, app: Flask) -> None:
+    """The user page lists the user's dialogs and recent messages."""
+    with app.app_context():
+        user = User(telegram_id=88, username="trinity", daily_request_limit=3)
+        db.session.add(user)
+        db.session.flush()
+        dialog = Dialog(user_id=user.id)
+        db.session.add(dialog)
+        db.session.flush()
+        db.session.add(
+            Message(dialog_id=dialog.id, number=1, user_id=user.id, request_text="hello there",
+                    status=MessageStatus.OK, response_text="general kenobi")
+        )  # fmt: skip
+        db.session.commit()
+        user_id, dialog_id = user.id, dialog.id
+    assert f"/admin/user/activity/{user_id}" in admin.get("/admin/user/").text
+    page = admin.get(f"/admin/user/activity/{user_id}").text
+    assert "@trinity" in page and "hello there" in page and "general kenobi" in page
+    assert f"/admin/message/dialog/{dialog_id}" in page
+
+
+def test_model_test_button_reports_answer_or_error(admin, app: Flask, llm_server: str) -> None:
+    """«Test» sends one request: the answer with latency and usage, or the error."""
+    from tests.fakes.llm import LLMock
+
+    LLMock(llm_server).reset()
+    with app.app_context():
+        good = LLMModel(name="Good", model="gpt-mock", base_url=llm_server)
+        bad = LLMModel(name="Bad", model="gpt-mock", base_url="http://127.0.0.1:9/v1")
+        db.session.add_all([good, bad])
+        db.session.commit()
+        good_id, bad_id = good.id, bad.id
+    token = _csrf(admin, "/admin/llm_model/")
+    page = admin.post(
+        f"/admin/llm_model/test/{good_id}", data={"csrf_token": token}, follow_redirects=True
+    ).text
+    assert "Good answered in" in page and "tokens" in page
+    page = admin.post(
+        f"/admin/llm_model/test/{bad_id}", data={"csrf_token": token}, follow_redirects=True
+    ).text
+    assert "Test failed" in page and "APIConnectionError" in page

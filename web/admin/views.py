@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, url_for
+from flask import current_app, flash, redirect, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_login import current_user
@@ -22,11 +22,11 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import URL, DataRequired, NumberRange, Optional
 
 from shared.db import db
-from shared.models import ApiToken, LLMModel, Message, Mode, User, UserStatus
+from shared.models import ApiToken, Dialog, LLMModel, Message, Mode, User, UserStatus
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import make_default, set_api_key
 from shared.services.model_check import check_model
-from shared.services.users import set_status
+from shared.services.users import requests_today, set_status
 from web.admin.security import SecureModelView
 
 
@@ -71,7 +71,11 @@ class UserView(SecureModelView):
     column_filters = ("status", "telegram_id", "last_seen_at", "created_at", "language_code")
     column_default_sort = ("last_seen_at", True)
     column_formatters = {
+        "telegram_id": lambda v, c, m, n: Markup(
+            f'<a href="{url_for(".activity", user_id=m.id)}">{m.telegram_id}</a>'
+        ),
         "requests": lambda v, c, m, n: _count(m),
+        "today": lambda v, c, m, n: requests_today(m, current_app.config["AI_ROUTER"].timezone),
         "tokens": lambda v, c, m, n: _tokens(m),
         "status": lambda v, c, m, n: str(m.status),
     }
@@ -94,6 +98,32 @@ class UserView(SecureModelView):
         "telegram_id", "username", "first_name", "last_name", "language_code", "status",
         "daily_request_limit", "note", "created_at", "last_seen_at", "mode", "model",
     )  # fmt: skip
+
+    @expose("/activity/<int:user_id>")
+    def activity(self, user_id: int) -> str | Response:
+        """A user's page: profile, dialogs, recent messages."""
+        user = db.session.get(User, user_id)
+        if user is None:
+            return redirect(url_for(".index_view"))
+        dialogs = db.session.execute(
+            select(Dialog, func.count(Message.id))
+            .outerjoin(Message, Message.dialog_id == Dialog.id)
+            .where(Dialog.user_id == user.id)
+            .group_by(Dialog.id)
+            .order_by(Dialog.id.desc())
+            .limit(50)
+        ).all()
+        recent = db.session.scalars(
+            select(Message).where(Message.user_id == user.id).order_by(Message.id.desc()).limit(30)
+        ).all()
+        return self.render(
+            "admin/user_activity.html",
+            user=user,
+            dialogs=dialogs,
+            recent=recent,
+            requests_total=_count(user),
+            tokens=_tokens(user),
+        )
 
     def _bulk_status(self, ids: list[str], status: UserStatus, verb: str) -> None:
         users = db.session.scalars(select(User).where(User.id.in_([int(i) for i in ids]))).all()
@@ -235,8 +265,8 @@ class MessageView(SecureModelView):
         "response_at", "status", "error", "model_name", "mode_name", "prompt_tokens",
         "completion_tokens", "cost_usd",
     )  # fmt: skip
-    # The list counts with the page's filters only; the request_at index keeps paging fast.
-    simple_list_pager = False
+    # No COUNT(*) over the whole log on every page: a simple previous/next pager instead.
+    simple_list_pager = True
 
     def get_query(self) -> Any:
         """Load each row's user with it (the CSV export streams after the session is gone)."""
