@@ -29,7 +29,7 @@ def init_admin(app: Flask) -> Admin:
         name="ai_router",
         url="/admin",
         index_view=SecureIndexView(url="/admin", name="Dashboard"),
-        theme=Bootstrap4Theme(base_template="admin/my_master.html", swatch="default"),
+        theme=Bootstrap4Theme(base_template="admin/my_master.html", swatch="default", fluid=True),
     )
     register_views(admin)
     register_pages(admin)

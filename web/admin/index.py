@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from flask import flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_login import login_user, logout_user
 from werkzeug.wrappers import Response
 
 from shared.db import db
-from shared.services import login_throttle
+from shared.services import bot_control, login_throttle
 from shared.services.admins import authenticate
+from shared.services.catalog import default_model
+from shared.services.configuration import current_settings
+from shared.services.stats import make_period, statistics
 from web.admin.forms import LoginForm
 from web.admin.security import admin_logged_in, redirect_to_login
 
@@ -40,7 +45,15 @@ class SecureIndexView(AdminIndexView):
         """Show the dashboard, or send an anonymous visitor to the login page."""
         if not admin_logged_in():
             return redirect_to_login()
-        return self.render("admin/index.html")
+        tz_name = current_app.config["AI_ROUTER"].timezone
+        today = datetime.now(ZoneInfo(tz_name)).date().isoformat()
+        return self.render(
+            "admin/index.html",
+            bot=bot_control.bot_status(),
+            today=statistics(make_period(today, today, tz_name)),
+            model=default_model(),
+            settings=current_settings(),
+        )
 
     @expose("/login/", methods=("GET", "POST"))
     def login_view(self) -> str | Response | tuple[str, int]:

@@ -8,7 +8,7 @@ from typing import Any
 from flask import redirect, request, url_for
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
-from flask_admin.model import filters
+from flask_admin.model import filters, typefmt
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -60,6 +60,10 @@ class SecureModelView(ModelView):
 
     form_base_class = FlaskForm
     filter_converter = UtcFilterConverter()
+    column_type_formatters = {
+        **typefmt.BASE_FORMATTERS,
+        datetime: lambda view, value, name: value.strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
     page_size = 50
     can_view_details = True
 

@@ -146,8 +146,8 @@ class LLMModelView(SecureModelView):
     """OpenAI-compatible endpoints: keys are write-only, one click makes a model active."""
 
     column_list = (
-        "name", "model", "base_url", "enabled", "is_default", "key", "temperature",
-        "max_tokens", "input_price_per_1m", "output_price_per_1m", "fallback", "buttons",
+        "name", "model", "base_url", "enabled", "is_default", "key", "input_price_per_1m",
+        "output_price_per_1m", "buttons",
     )  # fmt: skip
     column_labels = {
         "is_default": "Active",

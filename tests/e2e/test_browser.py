@@ -1,0 +1,145 @@
+"""The admin in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+Logs in, saves the bot token, creates a model and makes it active, starts the bot, opens the
+logs and the statistics. A screenshot of each page is saved under ``test-artifacts/screenshots``
+(some are copied into ``docs/screenshots`` for the README). Skipped, with the reason, on a
+machine without ``/usr/bin/chromium``; ``.ci/run`` installs it, so CI always runs this test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from shared.config import PROJECT_ROOT
+from shared.db import db
+from shared.models import Dialog, Message, MessageStatus, User
+from shared.services import bot_control
+from shared.services.catalog import seed_catalog
+from tests.support import ADMIN_PASSWORD, ADMIN_USERNAME, free_port
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+#: Without these flags Chromium keeps dialing out (no network here) and needs a sandbox.
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+]  # fmt: skip
+
+
+@pytest.fixture()
+def served(app: Flask) -> Iterator[str]:
+    """The app on a real HTTP port, with seeded modes and a little traffic in the log."""
+    with app.app_context():
+        seed_catalog(app.config["AI_ROUTER"])
+        user = User(telegram_id=1001, username="alice", first_name="Alice")
+        db.session.add(user)
+        db.session.flush()
+        dialog = Dialog(user_id=user.id)
+        db.session.add(dialog)
+        db.session.flush()
+        for number, (text, answer) in enumerate(
+            [("Привет! Что такое Celery?", "Celery — очередь задач для Python."),
+             ("А Redis зачем?", "Redis служит брокером сообщений.")], start=1
+        ):  # fmt: skip
+            db.session.add(
+                Message(dialog_id=dialog.id, number=number, user_id=user.id, request_text=text,
+                        request_at=datetime.now(UTC), response_text=answer,
+                        response_at=datetime.now(UTC), status=MessageStatus.OK,
+                        prompt_tokens=40 * number, completion_tokens=25 * number,
+                        cost_usd=Decimal("0.0004") * number, model_name="GPT-4o mini",
+                        mode_name="Краткий ответ")
+            )  # fmt: skip
+        db.session.commit()
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+@pytest.fixture()
+def page() -> Iterator[object]:
+    """A Playwright page in Debian's headless Chromium (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run does")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        yield context.new_page()
+        browser.close()
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_admin_walkthrough_in_chromium(served: str, page, app: Flask, telegram) -> None:
+    """Log in, configure, create and activate a model, start the bot, open logs and stats."""
+    page.goto(f"{served}/admin/")
+    assert "/admin/login/" in page.url
+    _shot(page, "01-login")
+    page.fill("input[name=username]", ADMIN_USERNAME)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{served}/admin/")
+
+    page.goto(f"{served}/admin/settings/")
+    page.fill("input[name=telegram_bot_token]", telegram.token)
+    page.click("button:has-text('Save')")
+    page.wait_for_selector("text=Settings saved.")
+    _shot(page, "02-settings")
+
+    page.goto(f"{served}/admin/llm_model/new/")
+    page.fill("input[name=name]", "GPT-4o mini")
+    page.fill("input[name=model]", "gpt-4o-mini")
+    page.fill("input[name=base_url]", "https://api.openai.com/v1")
+    page.fill("input[name=api_key]", "sk-browser-test-7777")
+    page.fill("input[name=input_price_per_1m]", "0.15")
+    page.fill("input[name=output_price_per_1m]", "0.60")
+    page.click("input[type=submit][value='Save']")
+    page.wait_for_selector("text=••••7777")
+    page.click("button:has-text('Make active')")
+    page.wait_for_selector("text=GPT-4o mini is now the active model.")
+    assert "sk-browser-test" not in page.content()
+    _shot(page, "03-models")
+
+    page.goto(f"{served}/admin/bot/")
+    page.click("button:has-text('Запустить бота'):not(:has-text('webhook'))")
+    page.wait_for_selector("text=Desired state: polling")
+    assert page.inner_text("[data-field=desired]") == "polling"
+    with app.app_context():
+        assert bot_control.get_desired()["mode"] == "polling"
+    page.wait_for_selector("text=Pending updates")  # Telegram's getWebhookInfo, from the fake
+    _shot(page, "04-bot")
+
+    page.goto(f"{served}/admin/message/")
+    page.wait_for_selector("text=Что такое Celery")
+    _shot(page, "05-logs")
+
+    page.goto(f"{served}/admin/stats/?period=7d")
+    assert page.inner_text("[data-stat=requests]") == "2"
+    assert page.locator("svg").count() >= 4
+    _shot(page, "06-stats")
+
+    page.goto(f"{served}/admin/user/")
+    page.wait_for_selector("text=alice")
+    _shot(page, "07-users")
+
+    page.goto(f"{served}/admin/")
+    _shot(page, "00-dashboard")
+    for name in ("01-login", "02-settings", "03-models", "04-bot", "05-logs", "06-stats"):
+        assert (SHOTS / f"{name}.png").stat().st_size > 5000
