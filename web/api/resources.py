@@ -107,8 +107,28 @@ def _get(kind: type, object_id: int, what: str) -> Any:
     return obj
 
 
-def _apply_model(model: LLMModel, values: dict[str, Any]) -> None:
+def _save(obj: LLMModel | Mode, values: dict[str, Any], what: str) -> None:
+    """Apply validated values to a model or mode, keep the single-default rule, commit.
+
+    Raises:
+        ApiError: 409 when the name is taken.
+    """
     is_default = values.pop("is_default", None)
+    for key, value in values.items():
+        setattr(obj, key, value)
+    db.session.add(obj)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        raise conflict(f"a {what} with this name exists") from exc
+    if is_default:
+        make_default(obj)
+    elif is_default is False:
+        obj.is_default = False
+    db.session.commit()
+
+
+def _apply_model(model: LLMModel, values: dict[str, Any]) -> None:
     if "api_key" in values:
         set_api_key(model, values.pop("api_key"))
     fallback_id = values.get("fallback_model_id")
@@ -116,18 +136,7 @@ def _apply_model(model: LLMModel, values: dict[str, Any]) -> None:
         if fallback_id == model.id:
             raise invalid("a model cannot be its own fallback")
         _get(LLMModel, fallback_id, "fallback model")
-    for key, value in values.items():
-        setattr(model, key, value)
-    db.session.add(model)
-    try:
-        db.session.flush()
-    except IntegrityError as exc:
-        raise conflict("a model with this name exists") from exc
-    if is_default:
-        make_default(model)
-    elif is_default is False:
-        model.is_default = False
-    db.session.commit()
+    _save(model, values, "model")
 
 
 @bp.get("/models")
@@ -189,22 +198,6 @@ def mode_dict(mode: Mode) -> dict[str, Any]:
     }
 
 
-def _apply_mode(mode: Mode, values: dict[str, Any]) -> None:
-    is_default = values.pop("is_default", None)
-    for key, value in values.items():
-        setattr(mode, key, value)
-    db.session.add(mode)
-    try:
-        db.session.flush()
-    except IntegrityError as exc:
-        raise conflict("a mode with this name exists") from exc
-    if is_default:
-        make_default(mode)
-    elif is_default is False:
-        mode.is_default = False
-    db.session.commit()
-
-
 @bp.get("/modes")
 def list_modes():
     """All modes in display order."""
@@ -216,7 +209,7 @@ def list_modes():
 def create_mode():
     """Add a mode."""
     mode = Mode(system_prompt="", is_default=False, position=0)
-    _apply_mode(mode, clean_body(json_body(), MODE_FIELDS, partial=False))
+    _save(mode, clean_body(json_body(), MODE_FIELDS, partial=False), "mode")
     return jsonify(mode_dict(mode)), 201
 
 
@@ -230,7 +223,7 @@ def get_mode(mode_id: int):
 def patch_mode(mode_id: int):
     """Change a mode."""
     mode = _get(Mode, mode_id, "mode")
-    _apply_mode(mode, clean_body(json_body(), MODE_FIELDS, partial=True))
+    _save(mode, clean_body(json_body(), MODE_FIELDS, partial=True), "mode")
     return jsonify(mode_dict(mode))
 
 
