@@ -80,8 +80,9 @@ class EmbeddedRedis:
             "--dir", str(self.data_dir),
             "--dbfilename", "redis.rdb",
             "--logfile", str(self.data_dir / "redis.log"),
-            "--save", "60 1" if self.persist else "",
             "--appendonly", "no",
+            # Separate words: redis-server quotes a single "60 1" and ignores it.
+            *(["--save", "60", "1"] if self.persist else ["--save", ""]),
         ]  # fmt: skip
         # A session of its own: a Ctrl-C in the terminal reaches the launcher, which stops
         # Redis last, after everything that uses it.

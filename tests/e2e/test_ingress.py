@@ -170,3 +170,31 @@ def test_webhook_mode_needs_a_url(app: Flask) -> None:
     """Starting webhook mode without a webhook URL is refused with a clear message."""
     with app.app_context(), pytest.raises(bot_control.BotControlError, match="webhook URL"):
         bot_control.set_desired(bot_control.WEBHOOK)
+
+
+def test_only_one_listener_polls(app: Flask, conversation: Conversation) -> None:
+    """Two listeners up, desired mode polling: one polls, the other stands by (a Redis lock)."""
+    stops = [threading.Event(), threading.Event()]
+    listeners = [Listener(app, stop, poll_timeout=1) for stop in stops]
+    threads = [threading.Thread(target=item.run, daemon=True) for item in listeners]
+    with app.app_context():
+        bot_control.set_desired(bot_control.POLLING)
+    for thread in threads:
+        thread.start()
+    try:
+        conversation.telegram.wait_for_polling(timeout=30)
+        wait_until(
+            lambda: any(item.status.last_error and "standing by" in item.status.last_error
+                        for item in listeners),
+            what="the second listener to stand by",
+        )  # fmt: skip
+        conversation.telegram.inject_message(BOB, "exactly one poller")
+        conversation.sent(BOB)
+        conflicts = [c for c in conversation.telegram.calls("getUpdates") if c.status == 409]
+        assert conflicts == [], "two getUpdates long polls ran at the same time"
+        assert len(conversation.rows(BOB)) == 1
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(30)

@@ -6,6 +6,7 @@ the embedded Redis and SQLite under the instance folder are used.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 import requests
 
 from shared.config import PROJECT_ROOT
+from shared.services.bot_control import DESIRED_KEY
 from tests.support import free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -102,8 +105,8 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 def test_run_serves_and_stops_cleanly(instance: Path) -> None:
     """First start: admin password shown once, health 200, login page; Ctrl-C leaves nothing.
 
-    A second start in the same folder (stopped with SIGTERM) reuses the database and does not
-    create or show a second admin password.
+    A second start in the same folder (stopped with SIGTERM) reuses the database, does not
+    create or show a second admin password, and finds the bot's desired mode where it was left.
     """
     first = Launcher(instance)
     try:
@@ -118,6 +121,10 @@ def test_run_serves_and_stops_cleanly(instance: Path) -> None:
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         for part in ("redis-server", "gunicorn", "celery", "-m bot"):
             assert part in names
+        # The admin's «Запустить бота» writes this key; it must survive the restart.
+        socket = redis.Redis(unix_socket_path=str(instance / "redis.sock"), decode_responses=True)
+        socket.set(DESIRED_KEY, json.dumps({"mode": "polling", "since": "2026-01-01T00:00:00"}))
+        socket.close()
     finally:
         code = first.stop(signal.SIGINT)
     assert code == 0, first.output()
@@ -129,6 +136,9 @@ def test_run_serves_and_stops_cleanly(instance: Path) -> None:
     try:
         second.wait_ready()
         tree = second.tree()
+        socket = redis.Redis(unix_socket_path=str(instance / "redis.sock"), decode_responses=True)
+        assert json.loads(socket.get(DESIRED_KEY))["mode"] == "polling"
+        socket.close()
     finally:
         code = second.stop(signal.SIGTERM)
     assert code == 0, second.output()
