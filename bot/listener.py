@@ -31,7 +31,7 @@ from bot.texts import EN, RU, t
 from shared.celery_setup import UPDATE_TASK, enqueue
 from shared.config import Config
 from shared.db import db
-from shared.logging import configure_logging
+from shared.logging import configure_logging, redact
 from shared.models.types import utcnow
 from shared.redis import current_redis
 from shared.services import bot_control
@@ -90,7 +90,8 @@ class Listener:
                     self.stop.wait(IDLE_INTERVAL * 3)
                 except Exception as exc:  # keep the listener alive; the admin sees the error
                     logger.exception("listener step failed")
-                    self._set_state("error", self.serving, f"{type(exc).__name__}: {exc}"[:500])
+                    error = redact(f"{type(exc).__name__}: {exc}")[:500]
+                    self._set_state("error", self.serving, error)
                     self.stop.wait(IDLE_INTERVAL * 3)
                 finally:
                     db.session.remove()

@@ -3,6 +3,31 @@
 from __future__ import annotations
 
 import logging
+import re
+
+#: A Telegram bot token as it appears in Bot API URLs and errors: ``<digits>:<secret>``.
+_BOT_TOKEN = re.compile(r"(?<!\d)(\d{3,}):[A-Za-z0-9_-]{20,}")
+
+
+def redact(text: str) -> str:
+    """Hide Telegram bot tokens in a text (an error message, a URL, a log line).
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The text with every ``<id>:<secret>`` token replaced by ``<id>:***``.
+    """
+    return _BOT_TOKEN.sub(r"\1:***", text)
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Formats records, tracebacks included, with bot tokens hidden."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format as usual, then redact."""
+        return redact(super().format(record))
+
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(service)s] %(name)s: %(message)s"
 
@@ -37,7 +62,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler._ai_router = True  # type: ignore[attr-defined]
     handler.addFilter(_ServiceFilter(service))
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter that would drown our own lines at INFO.

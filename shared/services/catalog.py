@@ -65,16 +65,20 @@ def default_model() -> LLMModel | None:
 def make_default(obj: Mode | LLMModel) -> None:
     """Make a mode or model the default, clearing the flag on all others of its kind.
 
+    The others are cleared *before* the object is written, so the partial unique index never
+    sees two defaults, whether the object is new, edited in a form, or already stored.
+
     Args:
-        obj: The mode or model (already added to the session).
+        obj: The mode or model (new or persistent).
     """
     kind = type(obj)
-    db.session.flush()
-    db.session.execute(
-        update(kind).where(kind.id != obj.id, kind.is_default).values(is_default=False)
-    )
-    db.session.flush()
+    with db.session.no_autoflush:
+        clear = update(kind).where(kind.is_default).values(is_default=False)
+        if obj.id is not None:
+            clear = clear.where(kind.id != obj.id)
+        db.session.execute(clear)
     obj.is_default = True
+    db.session.add(obj)
     db.session.flush()
 
 

@@ -79,3 +79,15 @@ def test_celery_urls() -> None:
     """Unix-socket URLs are translated to kombu's scheme; TCP URLs pass through."""
     assert celery_url("unix:///x/redis.sock") == "redis+socket:///x/redis.sock"
     assert celery_url("redis://h:1/2") == "redis://h:1/2"
+
+
+def test_bot_tokens_are_redacted_from_logs(caplog) -> None:
+    """A Telegram error carrying the token in its URL never shows the secret part."""
+    import logging
+
+    from shared.logging import _RedactingFormatter, redact
+
+    url = "ConnectionError: url: /bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe"
+    assert redact(url) == "ConnectionError: url: /bot123456:***/getMe"
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed: %s", (url,), None)
+    assert "AAHdq" not in _RedactingFormatter("%(message)s").format(record)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from shared.db import db
 from shared.models import Dialog, LLMModel, Message, MessageStatus, Mode, User, UserStatus
 from shared.services import bot_control
-from shared.services.catalog import seed_catalog
+from shared.services.catalog import make_default, seed_catalog
 from shared.services.crypto import decrypt
 from tests.web.test_admin_login import login
 
@@ -218,3 +218,53 @@ def test_model_test_button_reports_answer_or_error(admin, app: Flask, llm_server
         f"/admin/llm_model/test/{bad_id}", data={"csrf_token": token}, follow_redirects=True
     ).text
     assert "Test failed" in page and "APIConnectionError" in page
+
+
+@pytest.mark.parametrize("endpoint", ["llm_model", "mode"])
+def test_ticking_default_in_the_form_moves_the_flag(admin, app: Flask, endpoint: str) -> None:
+    """Creating and editing with «default» ticked keeps exactly one default, no error."""
+    kind = LLMModel if endpoint == "llm_model" else Mode
+    flag = "is_default"
+    extra = {"model": "m", "base_url": "http://127.0.0.1:9/v1"} if kind is LLMModel else {}
+    with app.app_context():
+        make_default(kind(name="Old default", **extra))  # seeded defaults exist already
+        db.session.commit()
+    token = _csrf(admin, f"/admin/{endpoint}/new/")
+    response = admin.post(
+        f"/admin/{endpoint}/new/",
+        data={"csrf_token": token, "name": "New default", flag: "y", "system_prompt": "p",
+              "input_price_per_1m": "0", "output_price_per_1m": "0", **extra},
+    )  # fmt: skip
+    assert response.status_code == 302, response.text
+    with app.app_context():
+        defaults = db.session.scalars(select(kind.name).where(kind.is_default)).all()
+        old_id = db.session.scalar(select(kind.id).where(kind.name == "Old default"))
+    assert defaults == ["New default"]
+    token = _csrf(admin, f"/admin/{endpoint}/edit/?id={old_id}")
+    response = admin.post(
+        f"/admin/{endpoint}/edit/?id={old_id}",
+        data={"csrf_token": token, "name": "Old default", flag: "y", "system_prompt": "p",
+              "input_price_per_1m": "0", "output_price_per_1m": "0", **extra},
+    )  # fmt: skip
+    assert response.status_code == 302, response.text
+    with app.app_context():
+        defaults = db.session.scalars(select(kind.name).where(kind.is_default)).all()
+    assert defaults == ["Old default"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/bot/polling", "/admin/llm_model/activate/1", "/admin/llm_model/test/1",
+     "/admin/user/action/", "/admin/settings/"],
+)  # fmt: skip
+def test_anonymous_posts_are_refused(client, app: Flask, path: str) -> None:
+    """Anonymous POSTs to admin actions change nothing (CSRF or login refuses them)."""
+    assert client.post(path, data={"action": "block", "rowid": ["1"]}).status_code in (302, 400)
+    with app.app_context():
+        assert bot_control.get_desired()["mode"] == "stopped"
+
+
+def test_csv_export_is_login_protected(client) -> None:
+    """The CSV export is not readable anonymously."""
+    response = client.get("/admin/message/export/csv/")
+    assert response.status_code == 302 and "/admin/login/" in response.headers["Location"]

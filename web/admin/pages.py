@@ -16,6 +16,7 @@ from wtforms.validators import URL, NumberRange, Optional
 
 from bot.dispatcher import get_bot
 from shared.db import db
+from shared.logging import redact
 from shared.services import bot_control
 from shared.services.catalog import list_models, list_modes
 from shared.services.configuration import current_settings, update_settings
@@ -148,8 +149,8 @@ class BotView(SecureBaseView):
             try:
                 webhook_info = call_telegram(get_bot().get_webhook_info)
             except Exception as exc:  # Telegram unreachable or token rejected: show, don't crash
-                logger.warning("getWebhookInfo failed: %s", exc)
-                info_error = str(exc)[:300]
+                info_error = redact(str(exc))[:300]
+                logger.warning("getWebhookInfo failed: %s", info_error)
         return self.render(
             "admin/bot.html",
             status=status,

@@ -10,8 +10,9 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters, typefmt
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
+
+from web.admin.forms import AdminModelForm
 
 
 def admin_logged_in() -> bool:
@@ -58,7 +59,7 @@ class UtcFilterConverter(sqla_filters.FilterConverter):
 class SecureModelView(ModelView):
     """Base of every model view: login required, CSRF on forms (Flask-WTF), no raw exceptions."""
 
-    form_base_class = FlaskForm
+    form_base_class = AdminModelForm
     filter_converter = UtcFilterConverter()
     column_type_formatters = {
         **typefmt.BASE_FORMATTERS,
