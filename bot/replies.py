@@ -1,8 +1,11 @@
 """Answering a logged request: LLM call, log the answer, deliver it — in dialog order, once.
 
 Run by ``tasks.replies.generate_reply``. Safe to run twice for the same message: a row that is
-no longer ``pending`` is only delivered if it was not delivered yet, and a per-dialog Redis lock
-makes a dialog's requests go one at a time, oldest first, each seeing the previous answers.
+no longer ``pending`` is only delivered if it was not delivered yet, and parts of a long answer
+already sent are not sent again. One worker at a time answers a dialog (a Redis lock taken
+without waiting): it answers every pending request of the dialog, oldest first, each seeing the
+previous answers; a task that finds the dialog busy raises :class:`DialogBusy` and is retried
+shortly, so no worker thread sits waiting for another user's dialog.
 """
 
 from __future__ import annotations
@@ -10,21 +13,24 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
-from telebot import TeleBot
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 
 from bot.dispatcher import get_bot
 from bot.keyboards import new_dialog_keyboard
 from bot.texts import lang_of, t
 from shared.config import Config
 from shared.db import db
-from shared.models import Message, MessageStatus
+from shared.logging import redact
+from shared.models import LLMModel, Message, MessageStatus
 from shared.redis import KEY_PREFIX, current_redis
+from shared.services.crypto import SecretUnreadable
 from shared.services.dialogs import (
     complete_error,
     complete_ok,
     history,
     mark_delivered,
-    pending_before,
+    pending_in_dialog,
 )
 from shared.services.llm import LLMClients, LLMError, ModelSpec, build_messages, chat
 from shared.services.telegram import call_telegram, send_answer
@@ -32,10 +38,15 @@ from shared.services.users import effective_mode, effective_model
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a dialog lock lives if its holder dies (longer than one reply can take).
+#: Seconds a dialog lock lives without renewal (renewed after every answered request).
 DIALOG_LOCK_TIMEOUT = 360
-#: Seconds a reply waits for the dialog's previous reply to finish.
-DIALOG_LOCK_WAIT = 300
+#: Seconds the record of already-sent parts of an answer is kept.
+SENT_PARTS_TTL = 24 * 3600
+NO_MODEL = "no enabled model is configured"
+
+
+class DialogBusy(RuntimeError):
+    """Another worker is answering this dialog right now; retry the task a little later."""
 
 
 def _clients() -> LLMClients:
@@ -48,52 +59,66 @@ def _clients() -> LLMClients:
 
 
 def generate_reply(message_id: int) -> None:
-    """Answer a request and every earlier pending request of its dialog, in order.
+    """Answer a request, and every other pending request of its dialog, in order.
 
     Args:
         message_id: The log row to answer.
+
+    Raises:
+        DialogBusy: When another worker holds the dialog (the caller retries).
     """
     message = db.session.get(Message, message_id)
     if message is None:
         logger.warning("reply for a missing message message_id=%s", message_id)
         return
-    lock = current_redis().lock(
-        f"{KEY_PREFIX}lock:dialog:{message.dialog_id}",
-        timeout=DIALOG_LOCK_TIMEOUT,
-        blocking_timeout=DIALOG_LOCK_WAIT,
-        thread_local=False,
+    dialog_id = message.dialog_id
+    db.session.commit()  # no transaction open while talking to Redis
+    lock: Lock = current_redis().lock(
+        f"{KEY_PREFIX}lock:dialog:{dialog_id}", timeout=DIALOG_LOCK_TIMEOUT, thread_local=False
     )
-    with lock:
-        db.session.expire_all()
-        ids = pending_before(message) or [message_id]
-        for pending_id in ids:
-            _answer(pending_id)
+    if not lock.acquire(blocking=False):
+        raise DialogBusy(f"dialog {dialog_id} is being answered")
+    try:
+        while ids := pending_in_dialog(dialog_id):
+            for pending_id in ids:
+                _answer(pending_id)
+                lock.reacquire()
+        _answer(message_id)  # delivers an answer whose delivery failed before
+    finally:
+        try:
+            lock.release()
+        except LockNotOwnedError:
+            logger.warning("dialog lock expired before release dialog_id=%s", dialog_id)
 
 
 def _answer(message_id: int) -> None:
     """Answer one request (or only deliver an answer that was produced but not sent)."""
+    db.session.expire_all()
     message = db.session.get(Message, message_id)
     if message is None or message.chat_id is None:
         return
-    bot = get_bot()
-    lang = lang_of(message.user.language_code)
     if message.status == MessageStatus.PENDING:
-        _produce(message, bot, lang)
+        _produce(message)
         message = db.session.get(Message, message_id)
     if message.delivered_at is None and message.status in (MessageStatus.OK, MessageStatus.ERROR):
-        _deliver(message, bot, lang)
+        _deliver(message_id)
 
 
-def _produce(message: Message, bot: TeleBot, lang: str) -> None:
+def _produce(message: Message) -> None:
     """Ask the LLM and record the answer or the error; no DB session is held during the call."""
     config: Config = current_app.config["AI_ROUTER"]
     user = message.user
     mode, model = effective_mode(user), effective_model(user)
     if model is None:
-        complete_error(message, "no enabled model is configured")
+        complete_error(message, NO_MODEL)
         db.session.commit()
         return
-    spec = ModelSpec.from_model(model)
+    try:
+        spec = ModelSpec.from_model(model)
+    except SecretUnreadable as exc:
+        complete_error(message, f"{model.name}: {exc}")
+        db.session.commit()
+        return
     messages = build_messages(
         mode.system_prompt if mode else None, history(message), message.request_text, spec
     )
@@ -101,9 +126,9 @@ def _produce(message: Message, bot: TeleBot, lang: str) -> None:
     db.session.commit()
     db.session.close()  # release the connection for the length of the LLM call
     try:
-        call_telegram(bot.send_chat_action, chat_id, "typing")
+        call_telegram(get_bot().send_chat_action, chat_id, "typing")
     except Exception:  # a typing indicator is cosmetic; never fail the reply for it
-        logger.warning("sendChatAction failed chat_id=%s", chat_id, exc_info=True)
+        logger.warning("sendChatAction failed chat_id=%s", chat_id)
     try:
         result = chat(config, _clients(), spec, messages)
     except LLMError as exc:
@@ -112,11 +137,10 @@ def _produce(message: Message, bot: TeleBot, lang: str) -> None:
         db.session.commit()
         return
     message = db.session.get(Message, message_id)
-    model = db.session.get(type(model), result.model.id) or model
     complete_ok(
         message,
         result.text,
-        model=model,
+        model=db.session.get(LLMModel, result.model.id) or model,
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         latency_ms=result.latency_ms,
@@ -132,19 +156,61 @@ def _produce(message: Message, bot: TeleBot, lang: str) -> None:
     )
 
 
-def _deliver(message: Message, bot: TeleBot, lang: str) -> None:
-    """Send the answer (or the apology) and record the delivery."""
-    keyboard = new_dialog_keyboard(lang)
-    if message.status == MessageStatus.OK:
+def _deliver(message_id: int) -> None:
+    """Send the answer (or the apology) and record the delivery; no session is held meanwhile.
+
+    Parts already sent by an earlier, interrupted attempt are counted in Redis and skipped.
+    """
+    message = db.session.get(Message, message_id)
+    lang = lang_of(message.user.language_code)
+    chat_id, reply_to = message.chat_id, message.telegram_message_id
+    ok, text, error = message.status == MessageStatus.OK, message.response_text, message.error
+    db.session.commit()
+    bot, keyboard = get_bot(), new_dialog_keyboard(lang)
+    if ok:
+        redis = current_redis()
+        sent_key = f"{KEY_PREFIX}sent_parts:{message_id}"
+
+        def part_sent(index: int) -> None:
+            redis.set(sent_key, index + 1, ex=SENT_PARTS_TTL)
+
         send_answer(
             bot,
-            message.chat_id,
-            message.response_text or "",
+            chat_id,
+            text or "",
             reply_markup=keyboard,
-            reply_to_message_id=message.telegram_message_id,
+            reply_to_message_id=reply_to,
+            skip=int(redis.get(sent_key) or 0),
+            on_part_sent=part_sent,
         )
     else:
-        key = "no_model" if message.error == "no enabled model is configured" else "llm_error"
-        call_telegram(bot.send_message, message.chat_id, t(key, lang), reply_markup=keyboard)
-    mark_delivered(message)
-    db.session.commit()
+        key = "no_model" if error == NO_MODEL else "llm_error"
+        call_telegram(bot.send_message, chat_id, t(key, lang), reply_markup=keyboard)
+    message = db.session.get(Message, message_id)
+    if message is not None:  # deleted meanwhile (e.g. the user was removed): nothing to mark
+        mark_delivered(message)
+        db.session.commit()
+
+
+def give_up(message_id: int, error: BaseException) -> None:
+    """Last resort after the task's retries: the row becomes ``error``, the user gets an apology.
+
+    An answer that was produced but could never be delivered counts as failed too (its text
+    stays in the row for the admin).
+
+    Args:
+        message_id: The log row.
+        error: What kept failing (recorded, redacted, for the admin).
+    """
+    db.session.rollback()
+    message = db.session.get(Message, message_id)
+    if message is None or message.delivered_at is not None:
+        return
+    if message.status in (MessageStatus.PENDING, MessageStatus.OK):
+        message.status = MessageStatus.ERROR
+        message.error = redact(f"gave up: {type(error).__name__}: {error}")[:2000]
+        db.session.commit()
+    try:
+        _deliver(message_id)  # the apology, since the row is now an error
+    except Exception:  # Telegram itself may be what fails; the row already says error
+        logger.exception("could not deliver the apology message_id=%s", message_id)

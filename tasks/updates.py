@@ -8,7 +8,7 @@ from celery import shared_task
 
 from bot.dispatcher import dispatch
 from shared.services.telegram import BotNotConfigured
-from shared.services.updates import claim_update, release_update
+from shared.services.updates import claim_update, finish_update, release_update
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ def process_update(self, update: dict) -> None:
         return
     try:
         dispatch(update)
+        if update_id is not None:
+            finish_update(update_id)
     except BotNotConfigured:
         logger.error("update dropped: no bot token is configured update_id=%s", update_id)
     except Exception as exc:

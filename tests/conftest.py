@@ -144,6 +144,8 @@ def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     flask_app: Flask = request.getfixturevalue("app")
+    if "celery_worker" in request.fixturenames:
+        _wait_for_idle_worker(flask_app)
     with flask_app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
@@ -154,6 +156,19 @@ def _isolate(request: pytest.FixtureRequest) -> Iterator[None]:
         keys = list(client.scan_iter(f"{KEY_PREFIX}*"))
         if keys:
             client.delete(*keys)
+
+
+def _wait_for_idle_worker(flask_app: Flask) -> None:
+    """Let the test's tasks (retries included) finish before its data is deleted."""
+    from celery.worker import state
+
+    client = flask_app.extensions["redis"]
+
+    def idle() -> bool:
+        queued = sum(int(client.llen(name)) for name in ("updates", "llm"))
+        return not queued and not state.active_requests and not state.reserved_requests
+
+    wait_until(idle, timeout=60, interval=0.1, what="the worker to finish the test's tasks")
 
 
 @pytest.fixture()

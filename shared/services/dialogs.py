@@ -168,13 +168,13 @@ def history(message: Message) -> list[Turn]:
     return [Turn(request, response or "") for request, response in rows]
 
 
-def pending_before(message: Message) -> list[int]:
-    """Ids of the dialog's still-pending requests up to and including this one, in order.
+def pending_in_dialog(dialog_id: int) -> list[int]:
+    """Ids of the dialog's pending requests, oldest first.
 
     The reply task answers them in this order, so a dialog's answers never overtake each other.
 
     Args:
-        message: A request.
+        dialog_id: The dialog.
 
     Returns:
         Message ids.
@@ -182,11 +182,7 @@ def pending_before(message: Message) -> list[int]:
     return list(
         db.session.scalars(
             select(Message.id)
-            .where(
-                Message.dialog_id == message.dialog_id,
-                Message.number <= message.number,
-                Message.status == MessageStatus.PENDING,
-            )
+            .where(Message.dialog_id == dialog_id, Message.status == MessageStatus.PENDING)
             .order_by(Message.number)
         )
     )

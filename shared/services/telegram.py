@@ -93,6 +93,8 @@ def send_answer(
     *,
     reply_markup: InlineKeyboardMarkup | None = None,
     reply_to_message_id: int | None = None,
+    skip: int = 0,
+    on_part_sent: Callable[[int], None] | None = None,
 ) -> list[int]:
     """Send an LLM answer: split into message-sized parts, rendered as HTML.
 
@@ -105,13 +107,17 @@ def send_answer(
         text: The answer (Markdown).
         reply_markup: Keyboard for the last part.
         reply_to_message_id: The user's message the first part answers.
+        skip: Parts already sent by an interrupted earlier attempt (not sent again).
+        on_part_sent: Called with a part's index once Telegram accepted it.
 
     Returns:
-        Telegram message ids of the parts, in order.
+        Telegram message ids of the parts sent now, in order.
     """
     parts = split_markdown(text) or ["…"]
     sent: list[int] = []
     for index, part in enumerate(parts):
+        if index < skip:
+            continue
         last = index == len(parts) - 1
         options: dict[str, Any] = {"reply_markup": reply_markup if last else None}
         if index == 0 and reply_to_message_id:
@@ -127,4 +133,6 @@ def send_answer(
             logger.warning("telegram rejected HTML, resending as plain text chat_id=%s", chat_id)
             message = call_telegram(bot.send_message, chat_id, part, **options)
         sent.append(message.message_id)
+        if on_part_sent is not None:
+            on_part_sent(index)
     return sent

@@ -5,21 +5,33 @@ from __future__ import annotations
 from shared.redis import KEY_PREFIX, current_redis
 
 #: How long a handled update id is remembered (Telegram redelivers within hours at most).
-CLAIM_TTL = 24 * 3600
+DONE_TTL = 24 * 3600
+#: How long a claim protects an update being handled. If the worker dies meanwhile, the claim
+#: lapses before the broker redelivers the task (visibility timeout), so the update is handled.
+PROCESSING_TTL = 600
+
+
+def _key(update_id: int) -> str:
+    return f"{KEY_PREFIX}update:{update_id}"
 
 
 def claim_update(update_id: int) -> bool:
-    """Claim an update for handling.
+    """Claim an update for handling (a short-lived claim until :func:`finish_update`).
 
     Args:
         update_id: Telegram's update id.
 
     Returns:
-        True for the first claim; False when the update was claimed before.
+        True for the first claim; False while it is being handled or after it was handled.
     """
-    return bool(current_redis().set(f"{KEY_PREFIX}update:{update_id}", "1", nx=True, ex=CLAIM_TTL))
+    return bool(current_redis().set(_key(update_id), "processing", nx=True, ex=PROCESSING_TTL))
+
+
+def finish_update(update_id: int) -> None:
+    """Remember that an update was fully handled, so a redelivery is skipped."""
+    current_redis().set(_key(update_id), "done", ex=DONE_TTL)
 
 
 def release_update(update_id: int) -> None:
     """Forget a claim after a failure, so the retry of the same update may run."""
-    current_redis().delete(f"{KEY_PREFIX}update:{update_id}")
+    current_redis().delete(_key(update_id))

@@ -368,3 +368,47 @@ def test_daily_limit_restricts_then_extends(conversation: Conversation) -> None:
     conversation.say(ALICE, "three")
     conversation.sent(ALICE, 3)
     assert [r.status for r in conversation.rows(ALICE)] == ["ok", "denied", "ok"]
+
+
+def test_two_copies_in_flight_are_answered_once(conversation: Conversation) -> None:
+    """The same update delivered twice at once (both copies queued) gives one LLM call."""
+    update = conversation.telegram.inject_message(ALICE, "twice at once")
+    conversation.deliver(update)
+    conversation.deliver(update)
+    conversation.sent(ALICE)
+    conversation.say(ALICE, "/help")
+    conversation.sent(ALICE, 2)
+    assert len(conversation.llm.chat_requests()) == 1
+    assert len(conversation.rows(ALICE)) == 1
+
+
+def test_an_update_claimed_by_a_dead_worker_is_handled_after_the_claim_lapses(
+    app: Flask, conversation: Conversation
+) -> None:
+    """A claim left by a crashed worker expires, so the broker's redelivery is handled."""
+    update = conversation.telegram.inject_message(ALICE, "after a crash")
+    redis = app.extensions["redis"]
+    key = f"ai_router:update:{update['update_id']}"
+    redis.set(key, "processing", px=300)  # as a worker that died mid-task left it
+    conversation.deliver(update)
+    wait_until(lambda: not redis.exists(key) or redis.get(key) == "done")
+    conversation.deliver(update)  # the redelivery after the visibility timeout
+    conversation.sent(ALICE)
+    assert [r.request_text for r in conversation.rows(ALICE)] == ["after a crash"]
+
+
+def test_a_reply_that_keeps_failing_ends_as_an_error_row(conversation: Conversation) -> None:
+    """Telegram refuses every send: after the retries the row is ``error``, never ``pending``."""
+    conversation.telegram.fail_next(
+        "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user",
+        times=20,
+    )  # fmt: skip
+    conversation.say(ALICE, "are you there?")
+
+    def settled() -> Message | None:
+        rows = conversation.rows(ALICE)
+        return rows[0] if rows and rows[0].status == "error" else None
+
+    row = wait_until(settled, timeout=60, what="the row to end as error")
+    assert "gave up" in row.error and "403" in row.error
+    assert len(conversation.llm.chat_requests()) == 1, "the answer is not asked for again"
