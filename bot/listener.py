@@ -4,10 +4,13 @@ It follows the desired mode kept in Redis (``shared.services.bot_control``):
 
 - ``polling``: long-polls ``getUpdates`` and enqueues each raw update to
   ``tasks.updates.process_update``; the offset is acknowledged only after the enqueue succeeded.
-  Only one poller runs at a time, even with several listeners up (a Redis lock).
 - ``webhook``: registers ``{webhook_url}`` with a fresh random ``secret_token`` (kept, encrypted,
   in the settings for the webhook endpoint to check) and then only reports status.
-- ``stopped``: removes a webhook it registered and idles.
+- ``stopped``: removes the webhook (whoever registered it) and forgets its secret, so the
+  webhook endpoint refuses updates; then idles.
+
+One listener leads (a Redis lock) in polling and webhook mode; others stand by and take over
+when the leader stops renewing the lock.
 
 It writes a heartbeat with its state every few seconds, and sets the command menu
 (``setMyCommands``) whenever it starts serving.
@@ -35,8 +38,8 @@ from shared.logging import configure_logging, redact
 from shared.models.types import utcnow
 from shared.redis import current_redis
 from shared.services import bot_control
-from shared.services.bot_control import POLLING, STOPPED, WEBHOOK, ListenerStatus
-from shared.services.settings import set_setting
+from shared.services.bot_control import POLLING, STOPPED, ListenerStatus
+from shared.services.settings import is_set, set_setting
 from shared.services.telegram import BotNotConfigured, call_telegram
 from web import create_app
 
@@ -96,7 +99,7 @@ class Listener:
                 finally:
                     db.session.remove()
         with self.app.app_context():
-            self._release_poller()
+            self._release_lead()
             bot_control.write_heartbeat(
                 ListenerStatus(state="stopped", mode=STOPPED, since=utcnow().isoformat())
             )
@@ -104,23 +107,42 @@ class Listener:
 
     def _step(self) -> None:
         desired = bot_control.get_desired()["mode"]
+        if desired == STOPPED:
+            self._release_lead()
+            if self.serving != STOPPED or is_set("webhook_secret"):
+                self._leave_webhook()
+                self.serving = STOPPED
+            self._set_state("running", STOPPED)
+            self.stop.wait(IDLE_INTERVAL)
+            return
+        if not self._hold_lead():
+            # Another listener serves the bot; this one waits to take over if that one dies.
+            self.serving = STOPPED
+            self.status.last_error = "another listener is serving the bot; standing by"
+            self.stop.wait(self.poll_timeout)
+            return
         if desired != self.serving:
             self._switch(desired)
         if self.serving == POLLING:
             self._poll_once()
         else:
-            self._set_state("running", self.serving, self.status.last_error)
+            self._set_state("running", self.serving)
             self.stop.wait(IDLE_INTERVAL)
 
+    def _leave_webhook(self) -> None:
+        """Remove the webhook and forget its secret (safe when none is set)."""
+        call_telegram(get_bot(self.app).delete_webhook)
+        set_setting("webhook_secret", None)
+        db.session.commit()
+        self.status.webhook_url = None
+
     def _switch(self, desired: str) -> None:
-        """Leave the current mode and enter the desired one."""
+        """Enter the desired mode (this listener holds the lead)."""
         logger.info("switching bot mode from %s to %s", self.serving, desired)
         bot = get_bot(self.app)
-        if self.serving == POLLING:
-            self._release_poller()
-        if desired in (POLLING, STOPPED) and self.serving == WEBHOOK:
-            call_telegram(bot.delete_webhook)
-        if desired == WEBHOOK:
+        if desired == POLLING:
+            self._leave_webhook()
+        else:
             url = bot_control.webhook_url()
             if not url:
                 raise RuntimeError("webhook mode needs the webhook_url setting or PUBLIC_URL")
@@ -130,10 +152,7 @@ class Listener:
             call_telegram(bot.set_webhook, url=url, secret_token=secret)
             self.status.webhook_url = url
             logger.info("webhook registered url=%s", url)
-        else:
-            self.status.webhook_url = None
-        if desired != STOPPED:
-            self._set_commands(bot)
+        self._set_commands(bot)
         self.serving = desired
         self._set_state("running", desired)
 
@@ -144,8 +163,11 @@ class Listener:
             call_telegram(bot.set_my_commands, commands, language_code=code)
 
     # -- polling ---------------------------------------------------------------------------
-    def _hold_poller(self) -> bool:
-        """Take or extend the single-poller lock; False when another listener polls."""
+    def _hold_lead(self) -> bool:
+        """Take or extend the lead lock; False when another listener serves the bot.
+
+        One listener at a time polls or registers the webhook, however many are running.
+        """
         if self._lock is None:
             self._lock = current_redis().lock(
                 bot_control.POLLER_LOCK_KEY,
@@ -158,16 +180,12 @@ class Listener:
             return True
         return bool(self._lock.acquire(blocking=False))
 
-    def _release_poller(self) -> None:
+    def _release_lead(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None and lock.owned():
             lock.release()
 
     def _poll_once(self) -> None:
-        if not self._hold_poller():
-            self._set_state("running", POLLING, "another listener is polling; standing by")
-            self.stop.wait(self.poll_timeout)
-            return
         bot = get_bot(self.app)
         try:
             updates = apihelper.get_updates(
@@ -175,9 +193,12 @@ class Listener:
                 long_polling_timeout=self.poll_timeout,
             )  # fmt: skip
         except ApiTelegramException as exc:
-            if exc.error_code == 409:  # a webhook is set: polling needs it gone
+            if exc.error_code == 409 and "webhook" in (exc.description or ""):
                 logger.warning("webhook active while polling; deleting it")
                 call_telegram(bot.delete_webhook)
+                return
+            if exc.error_code == 409:  # another getUpdates (outside this deployment) took over
+                logger.warning("getUpdates conflict: %s", exc.description)
                 return
             raise
         for update in updates:

@@ -12,6 +12,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from shared.celery_setup import UPDATE_TASK, enqueue
+from shared.services import bot_control
 from shared.services.settings import get_setting
 from web.extensions import csrf
 
@@ -28,13 +29,22 @@ def webhook() -> tuple[Response, int]:
     """Accept one update from Telegram.
 
     Returns:
-        403 without the right secret header, 400 for a body that is not a JSON object, 503 when
-        the update cannot be queued, else 200 ``{"ok": true}``.
+        403 without the right secret header or when the bot is not in webhook mode; 400 for a
+        body that is not a JSON object; 503 when the update cannot be queued; else 200
+        ``{"ok": true}``.
     """
     expected = get_setting("webhook_secret")
     given = request.headers.get(SECRET_HEADER, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         logger.warning("webhook call with a wrong or missing secret from %s", request.remote_addr)
+        return jsonify({"ok": False, "error": "forbidden"}), 403
+    try:
+        serving = bot_control.get_desired()["mode"] == bot_control.WEBHOOK
+    except Exception:  # Redis down: Telegram should retry later
+        logger.exception("webhook: cannot read the bot's desired mode")
+        return jsonify({"ok": False, "error": "unavailable"}), 503
+    if not serving:
+        logger.warning("webhook call while the bot is not in webhook mode; refused")
         return jsonify({"ok": False, "error": "forbidden"}), 403
     update = request.get_json(silent=True)
     if not isinstance(update, dict):

@@ -13,6 +13,7 @@ from bot.keyboards import NEW_DIALOG
 from bot.texts import lang_of, t
 from shared.celery_setup import REPLY_TASK, enqueue
 from shared.db import db
+from shared.models import Message as LogRow
 from shared.models import MessageStatus
 from shared.services.conversation import receive_text
 from shared.services.dialogs import end_dialog, mark_delivered
@@ -63,18 +64,18 @@ def register(bot: TeleBot) -> None:
             chat_id=message.chat.id,
             telegram_message_id=message.message_id,
         )
-        db.session.commit()
         row = received.message
-        if row is None or (received.duplicate and row.status != MessageStatus.PENDING):
+        row_id, status = (row.id, row.status) if row is not None else (None, None)
+        db.session.commit()  # nothing stays open while Telegram is called below
+        if row_id is None or (received.duplicate and status != MessageStatus.PENDING):
             logger.info("duplicate update ignored update_id=%s", received_id(message))
             return
-        if row.status == MessageStatus.PENDING:
-            enqueue(current_app._get_current_object(), REPLY_TASK, row.id)
+        if status == MessageStatus.PENDING:
+            enqueue(current_app._get_current_object(), REPLY_TASK, row_id)
             return
         lang = lang_of(message.from_user.language_code)
-        key = f"denied_{received.reason}"
-        call_telegram(bot.send_message, message.chat.id, t(key, lang))
-        mark_delivered(row)
+        call_telegram(bot.send_message, message.chat.id, t(f"denied_{received.reason}", lang))
+        mark_delivered(db.session.get(LogRow, row_id))
         db.session.commit()
 
     @bot.message_handler(content_types=NON_TEXT)

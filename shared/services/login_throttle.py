@@ -1,7 +1,9 @@
 """Slowing down password guessing on the admin login form (counters in Redis).
 
-After :data:`MAX_FAILURES` failed logins from one address (or for one username) within
-:data:`WINDOW` seconds, further attempts are refused until the window passes.
+After :data:`MAX_FAILURES` failed logins for one username from one address, or
+:data:`MAX_FAILURES_PER_ADDRESS` from one address for any names, within :data:`WINDOW` seconds,
+further attempts from that address are refused until the window passes. Counting per address
+(not per username alone) means nobody can lock the real admin out from elsewhere.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from shared.redis import KEY_PREFIX, current_redis
 
 MAX_FAILURES = 5
+MAX_FAILURES_PER_ADDRESS = 20
 WINDOW = 15 * 60
 
 
-def _keys(username: str, address: str) -> list[str]:
+def _keys(username: str, address: str) -> list[tuple[str, int]]:
     return [
-        f"{KEY_PREFIX}login_fail:ip:{address}",
-        f"{KEY_PREFIX}login_fail:user:{username.strip().lower()}",
+        (f"{KEY_PREFIX}login_fail:ip:{address}", MAX_FAILURES_PER_ADDRESS),
+        (f"{KEY_PREFIX}login_fail:user_ip:{username.strip().lower()}:{address}", MAX_FAILURES),
     ]
 
 
@@ -31,9 +34,9 @@ def retry_after(username: str, address: str) -> int:
     """
     redis = current_redis()
     wait = 0
-    for key in _keys(username, address):
+    for key, limit in _keys(username, address):
         count = redis.get(key)
-        if count and int(count) >= MAX_FAILURES:
+        if count and int(count) >= limit:
             wait = max(wait, int(redis.ttl(key)))
     return wait
 
@@ -41,7 +44,7 @@ def retry_after(username: str, address: str) -> int:
 def record_failure(username: str, address: str) -> None:
     """Count a failed login for the address and the username."""
     redis = current_redis()
-    for key in _keys(username, address):
+    for key, _limit in _keys(username, address):
         count = redis.incr(key)
         if count == 1:
             redis.expire(key, WINDOW)
@@ -49,4 +52,4 @@ def record_failure(username: str, address: str) -> None:
 
 def record_success(username: str, address: str) -> None:
     """Forget the failures once the right password was given."""
-    current_redis().delete(*_keys(username, address))
+    current_redis().delete(*(key for key, _limit in _keys(username, address)))

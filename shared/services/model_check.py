@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from flask import current_app
 
+from shared.db import db
 from shared.models import LLMModel
 from shared.services.crypto import SecretUnreadable
 from shared.services.llm import LLMClients, LLMError, ModelSpec, chat
@@ -38,6 +39,7 @@ def check_model(model: LLMModel) -> CheckOutcome:
         spec = replace(ModelSpec.from_model(model, with_fallback=False), max_tokens=16)
     except SecretUnreadable as exc:
         return CheckOutcome(False, f"{model.name}: {exc}")
+    db.session.rollback()  # read-only so far: release the connection for the LLM call
     clients = LLMClients(config.llm_timeout)
     try:
         result = chat(
@@ -50,6 +52,6 @@ def check_model(model: LLMModel) -> CheckOutcome:
         return CheckOutcome(False, f"Test failed: {exc}")
     return CheckOutcome(
         True,
-        f"{model.name} answered in {result.latency_ms} ms: {result.text[:200]!r} "
+        f"{spec.name} answered in {result.latency_ms} ms: {result.text[:200]!r} "
         f"(tokens {result.prompt_tokens} in / {result.completion_tokens} out)",
     )

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from bot.listener import Listener
 from shared.config import PROJECT_ROOT
+from shared.db import db
 from shared.services import bot_control
 from shared.services.settings import set_setting
 from tests.e2e.conftest import Conversation
@@ -30,12 +31,12 @@ HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 @pytest.fixture()
 def webhook_secret(app: Flask) -> str:
-    """A webhook secret as the listener stores it when it registers the webhook."""
+    """The bot in webhook mode, with the secret the listener stored when it registered."""
     with app.app_context():
+        set_setting("webhook_url", "https://bot.example.com/telegram/webhook")
         set_setting("webhook_secret", SECRET)
-        from shared.db import db
-
         db.session.commit()
+        bot_control.set_desired(bot_control.WEBHOOK)
     return SECRET
 
 
@@ -148,8 +149,6 @@ def test_webhook_mode_registers_and_serves_updates(
     try:
         with app.app_context():
             set_setting("webhook_url", f"http://127.0.0.1:{port}/telegram/webhook")
-            from shared.db import db
-
             db.session.commit()
             bot_control.set_desired(bot_control.WEBHOOK)
         registered = conversation.telegram.wait_for_call("setWebhook", timeout=30)
@@ -162,6 +161,11 @@ def test_webhook_mode_registers_and_serves_updates(
         with app.app_context():
             bot_control.set_desired(bot_control.STOPPED)
         conversation.telegram.wait_for_call("deleteWebhook", timeout=30)
+        late = conversation.telegram.inject_message(BOB, "after stop")
+        response = app.test_client().post(
+            "/telegram/webhook", json=late, headers={HEADER: registered.params["secret_token"]}
+        )
+        assert response.status_code == 403, "a stopped bot takes no webhook updates"
     finally:
         server.shutdown()
 

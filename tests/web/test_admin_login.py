@@ -105,3 +105,25 @@ def test_repeated_failures_are_slowed_down(client) -> None:
     assert response.status_code == 429
     assert "Too many failed logins" in response.get_data(as_text=True)
     assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("target", ["/\\evil.example.com", "https://evil.example.com/"])
+def test_next_parameter_rejects_disguised_hosts(client, target: str) -> None:
+    """Backslash tricks and absolute URLs do not leave the site either."""
+    token = _csrf(client)
+    response = client.post(
+        "/admin/login/",
+        query_string={"next": target},
+        data={"username": ADMIN_USERNAME, "password": ADMIN_PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"].endswith("/admin/")
+
+
+def test_failures_from_elsewhere_do_not_lock_the_admin_out(client, app) -> None:
+    """Failed logins for 'admin' from another address do not block this address."""
+    from shared.services import login_throttle
+
+    with app.test_request_context():
+        for _ in range(login_throttle.MAX_FAILURES + 2):
+            login_throttle.record_failure(ADMIN_USERNAME, "203.0.113.9")
+    assert login(client).status_code == 302

@@ -268,3 +268,12 @@ def test_csv_export_is_login_protected(client) -> None:
     """The CSV export is not readable anonymously."""
     response = client.get("/admin/message/export/csv/")
     assert response.status_code == 302 and "/admin/login/" in response.headers["Location"]
+
+
+def test_csv_export_neutralizes_formulas() -> None:
+    """Text a spreadsheet would run as a formula is exported inert."""
+    from web.admin.views import csv_safe
+
+    assert csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert csv_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_safe("plain") == "plain" and csv_safe(None) == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, redirect, request, url_for
@@ -32,9 +33,10 @@ def _safe_next(target: str | None) -> str | None:
     Returns:
         The path, or None if it is missing or points elsewhere.
     """
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return None
+    if not target or "\\" in target or not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else None
 
 
 class SecureIndexView(AdminIndexView):

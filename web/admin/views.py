@@ -60,7 +60,7 @@ class UserView(SecureModelView):
 
     column_list = (
         "telegram_id", "username", "first_name", "status", "daily_request_limit",
-        "last_seen_at", "requests", "tokens", "created_at",
+        "last_seen_at", "requests", "today", "tokens", "created_at",
     )  # fmt: skip
     column_labels = {
         "daily_request_limit": "Daily limit",
@@ -226,6 +226,19 @@ class ModeView(SecureModelView):
             make_default(model)
 
 
+def csv_safe(text: str | None) -> str:
+    """Neutralize spreadsheet formulas in user text exported to CSV (``=``, ``+``, ``-``, ``@``).
+
+    Args:
+        text: A cell's text.
+
+    Returns:
+        The text, prefixed with ``'`` when a spreadsheet would run it as a formula.
+    """
+    text = text or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _text_cell(text: str | None, limit: int = 160) -> str:
     text = text or ""
     return text if len(text) <= limit else text[:limit] + "…"
@@ -259,7 +272,12 @@ class MessageView(SecureModelView):
             f'<a href="{url_for(".dialog", dialog_id=m.dialog_id)}">{m.dialog_id}</a>'
         ),
     }
-    column_formatters_export = {"status": lambda v, c, m, n: str(m.status)}
+    column_formatters_export = {
+        "status": lambda v, c, m, n: str(m.status),
+        "request_text": lambda v, c, m, n: csv_safe(m.request_text),
+        "response_text": lambda v, c, m, n: csv_safe(m.response_text),
+        "error": lambda v, c, m, n: csv_safe(m.error),
+    }
     column_export_list = (
         "dialog_id", "number", "user.telegram_id", "request_text", "request_at", "response_text",
         "response_at", "status", "error", "model_name", "mode_name", "prompt_tokens",
