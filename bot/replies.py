@@ -22,7 +22,7 @@ from bot.texts import lang_of, t
 from shared.config import Config
 from shared.db import db
 from shared.logging import redact
-from shared.models import LLMModel, Message, MessageStatus
+from shared.models import LLMModel, Request, RequestStatus
 from shared.redis import KEY_PREFIX, current_redis
 from shared.services.crypto import SecretUnreadable
 from shared.services.dialogs import (
@@ -67,7 +67,7 @@ def generate_reply(message_id: int) -> None:
     Raises:
         DialogBusy: When another worker holds the dialog (the caller retries).
     """
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Request, message_id)
     if message is None:
         logger.warning("reply for a missing message message_id=%s", message_id)
         return
@@ -94,17 +94,17 @@ def generate_reply(message_id: int) -> None:
 def _answer(message_id: int) -> None:
     """Answer one request (or only deliver an answer that was produced but not sent)."""
     db.session.expire_all()
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Request, message_id)
     if message is None or message.chat_id is None:
         return
-    if message.status == MessageStatus.PENDING:
+    if message.status == RequestStatus.PENDING:
         _produce(message)
-        message = db.session.get(Message, message_id)
-    if message.delivered_at is None and message.status in (MessageStatus.OK, MessageStatus.ERROR):
+        message = db.session.get(Request, message_id)
+    if message.delivered_at is None and message.status in (RequestStatus.OK, RequestStatus.ERROR):
         _deliver(message_id)
 
 
-def _produce(message: Message) -> None:
+def _produce(message: Request) -> None:
     """Ask the LLM and record the answer or the error; no DB session is held during the call."""
     config: Config = current_app.config["AI_ROUTER"]
     user = message.user
@@ -133,10 +133,10 @@ def _produce(message: Message) -> None:
         result = chat(config, _clients(), spec, messages)
     except LLMError as exc:
         logger.error("LLM gave up dialog_id=%s message_id=%s: %s", dialog_id, message_id, exc)
-        complete_error(db.session.get(Message, message_id), str(exc))
+        complete_error(db.session.get(Request, message_id), str(exc))
         db.session.commit()
         return
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Request, message_id)
     complete_ok(
         message,
         result.text,
@@ -161,10 +161,10 @@ def _deliver(message_id: int) -> None:
 
     Parts already sent by an earlier, interrupted attempt are counted in Redis and skipped.
     """
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Request, message_id)
     lang = lang_of(message.user.language_code)
     chat_id, reply_to = message.chat_id, message.telegram_message_id
-    ok, text, error = message.status == MessageStatus.OK, message.response_text, message.error
+    ok, text, error = message.status == RequestStatus.OK, message.response_text, message.error
     db.session.commit()
     bot, keyboard = get_bot(), new_dialog_keyboard(lang)
     if ok:
@@ -186,7 +186,7 @@ def _deliver(message_id: int) -> None:
     else:
         key = "no_model" if error == NO_MODEL else "llm_error"
         call_telegram(bot.send_message, chat_id, t(key, lang), reply_markup=keyboard)
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Request, message_id)
     if message is not None:  # deleted meanwhile (e.g. the user was removed): nothing to mark
         mark_delivered(message)
         db.session.commit()
@@ -203,11 +203,11 @@ def give_up(message_id: int, error: BaseException) -> None:
         error: What kept failing (recorded, redacted, for the admin).
     """
     db.session.rollback()
-    message = db.session.get(Message, message_id)
+    message = db.session.get(Request, message_id)
     if message is None or message.delivered_at is not None:
         return
-    if message.status in (MessageStatus.PENDING, MessageStatus.OK):
-        message.status = MessageStatus.ERROR
+    if message.status in (RequestStatus.PENDING, RequestStatus.OK):
+        message.status = RequestStatus.ERROR
         message.error = redact(f"gave up: {type(error).__name__}: {error}")[:2000]
         db.session.commit()
     try:

@@ -13,8 +13,8 @@ from bot.keyboards import NEW_DIALOG
 from bot.texts import lang_of, t
 from shared.celery_setup import REPLY_TASK, enqueue
 from shared.db import db
-from shared.models import Message as LogRow
-from shared.models import MessageStatus
+from shared.models import Request as LogRow
+from shared.models import RequestStatus
 from shared.services.conversation import receive_text
 from shared.services.dialogs import end_dialog, mark_delivered
 from shared.services.telegram import call_telegram
@@ -67,10 +67,10 @@ def register(bot: TeleBot) -> None:
         row = received.message
         row_id, status = (row.id, row.status) if row is not None else (None, None)
         db.session.commit()  # nothing stays open while Telegram is called below
-        if row_id is None or (received.duplicate and status != MessageStatus.PENDING):
+        if row_id is None or (received.duplicate and status != RequestStatus.PENDING):
             logger.info("duplicate update ignored update_id=%s", received_id(message))
             return
-        if status == MessageStatus.PENDING:
+        if status == RequestStatus.PENDING:
             enqueue(current_app._get_current_object(), REPLY_TASK, row_id)
             return
         lang = lang_of(message.from_user.language_code)

@@ -52,7 +52,7 @@ class Dialog(db.Model):
         return f"<Dialog {self.id} user={self.user_id}>"
 
 
-class MessageStatus(enum.StrEnum):
+class RequestStatus(enum.StrEnum):
     """Where a request stands: ``pending`` until answered, then ``ok``, ``error`` or ``denied``."""
 
     PENDING = "pending"
@@ -61,7 +61,7 @@ class MessageStatus(enum.StrEnum):
     DENIED = "denied"
 
 
-class Message(db.Model):
+class Request(db.Model):
     """One user request and the answer to it: the row of the message log.
 
     Invariants: ``(dialog_id, number)`` is unique; ``update_id`` (Telegram's) is unique, which
@@ -69,7 +69,7 @@ class Message(db.Model):
     log stays true after a model or mode is renamed or deleted.
     """
 
-    __tablename__ = "messages"
+    __tablename__ = "requests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dialog_id: Mapped[int] = mapped_column(
@@ -85,14 +85,17 @@ class Message(db.Model):
     response_text: Mapped[str | None] = mapped_column(Text)
     response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    delivered_parts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
+    )
     model_id: Mapped[int | None] = mapped_column(ForeignKey("llm_models.id", ondelete="SET NULL"))
     model_name: Mapped[str | None] = mapped_column(String(128))
     mode_name: Mapped[str | None] = mapped_column(String(64))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(14, 8))
-    status: Mapped[MessageStatus] = mapped_column(
-        str_enum(MessageStatus, "message_status"), nullable=False, default=MessageStatus.PENDING
+    status: Mapped[RequestStatus] = mapped_column(
+        str_enum(RequestStatus, "request_status"), nullable=False, default=RequestStatus.PENDING
     )
     error: Mapped[str | None] = mapped_column(Text)
     latency_ms: Mapped[int | None] = mapped_column(Integer)
@@ -102,12 +105,12 @@ class Message(db.Model):
 
     __table_args__ = (
         UniqueConstraint("dialog_id", "number"),
-        Index("ix_messages_request_at", "request_at"),
-        Index("ix_messages_user_id_request_at", "user_id", "request_at"),
-        Index("ix_messages_status_request_at", "status", "request_at"),
-        Index("ix_messages_model_id_request_at", "model_id", "request_at"),
+        Index("ix_requests_request_at", "request_at"),
+        Index("ix_requests_user_id_request_at", "user_id", "request_at"),
+        Index("ix_requests_status_request_at", "status", "request_at"),
+        Index("ix_requests_model_id_request_at", "model_id", "request_at"),
     )
 
     def __repr__(self) -> str:
         """Short form for logs and the shell."""
-        return f"<Message {self.dialog_id}#{self.number} {self.status}>"
+        return f"<Request {self.dialog_id}#{self.number} {self.status}>"

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from shared.models import Message, MessageStatus, User
+from shared.models import Request, RequestStatus, User
 from shared.services.dialogs import find_by_update, log_request
 from shared.services.users import (
     effective_mode,
@@ -32,7 +32,7 @@ class Received:
     """
 
     user: User
-    message: Message | None
+    message: Request | None
     allowed: bool
     duplicate: bool = False
     reason: str | None = None
@@ -80,7 +80,7 @@ def receive_text(
         telegram_message_id=telegram_message_id,
         mode=effective_mode(user),
         model=effective_model(user),
-        status=MessageStatus.PENDING if allowed else MessageStatus.DENIED,
+        status=RequestStatus.PENDING if allowed else RequestStatus.DENIED,
     )
     if message is None and update_id is not None:
         return Received(

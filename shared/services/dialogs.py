@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.models import Dialog, LLMModel, Message, MessageStatus, Mode, User
+from shared.models import Dialog, LLMModel, Mode, Request, RequestStatus, User
 from shared.models.types import utcnow
 
 logger = logging.getLogger(__name__)
@@ -66,9 +66,9 @@ def end_dialog(user: User) -> int | None:
     return ended[0] if ended else None
 
 
-def find_by_update(update_id: int) -> Message | None:
+def find_by_update(update_id: int) -> Request | None:
     """The log row made for a Telegram update, if any."""
-    return db.session.scalar(select(Message).where(Message.update_id == update_id))
+    return db.session.scalar(select(Request).where(Request.update_id == update_id))
 
 
 def log_request(
@@ -80,8 +80,8 @@ def log_request(
     telegram_message_id: int | None,
     mode: Mode | None,
     model: LLMModel | None,
-    status: MessageStatus = MessageStatus.PENDING,
-) -> Message | None:
+    status: RequestStatus = RequestStatus.PENDING,
+) -> Request | None:
     """Write the log row of one user request in the user's open dialog.
 
     Args:
@@ -108,7 +108,7 @@ def log_request(
                 .values(last_message_number=Dialog.last_message_number + 1)
                 .returning(Dialog.last_message_number)
             )
-            message = Message(
+            message = Request(
                 dialog_id=dialog.id,
                 number=number,
                 user_id=user.id,
@@ -145,7 +145,7 @@ class Turn:
     response: str
 
 
-def history(message: Message) -> list[Turn]:
+def history(message: Request) -> list[Turn]:
     """The answered turns of the message's dialog before it, oldest first.
 
     Only ``ok`` rows count: refused or failed requests are not part of the conversation.
@@ -157,13 +157,13 @@ def history(message: Message) -> list[Turn]:
         Earlier turns in order.
     """
     rows = db.session.execute(
-        select(Message.request_text, Message.response_text)
+        select(Request.request_text, Request.response_text)
         .where(
-            Message.dialog_id == message.dialog_id,
-            Message.number < message.number,
-            Message.status == MessageStatus.OK,
+            Request.dialog_id == message.dialog_id,
+            Request.number < message.number,
+            Request.status == RequestStatus.OK,
         )
-        .order_by(Message.number)
+        .order_by(Request.number)
     ).all()
     return [Turn(request, response or "") for request, response in rows]
 
@@ -177,19 +177,19 @@ def pending_in_dialog(dialog_id: int) -> list[int]:
         dialog_id: The dialog.
 
     Returns:
-        Message ids.
+        Request ids.
     """
     return list(
         db.session.scalars(
-            select(Message.id)
-            .where(Message.dialog_id == dialog_id, Message.status == MessageStatus.PENDING)
-            .order_by(Message.number)
+            select(Request.id)
+            .where(Request.dialog_id == dialog_id, Request.status == RequestStatus.PENDING)
+            .order_by(Request.number)
         )
     )
 
 
 def complete_ok(
-    message: Message,
+    message: Request,
     text: str,
     *,
     model: LLMModel,
@@ -209,7 +209,7 @@ def complete_ok(
     """
     message.response_text = text
     message.response_at = utcnow()
-    message.status = MessageStatus.OK
+    message.status = RequestStatus.OK
     message.error = None
     message.model_id = model.id
     message.model_name = model.name
@@ -220,7 +220,7 @@ def complete_ok(
     db.session.flush()
 
 
-def complete_error(message: Message, error: str, *, latency_ms: int | None = None) -> None:
+def complete_error(message: Request, error: str, *, latency_ms: int | None = None) -> None:
     """Record that the request could not be answered.
 
     Args:
@@ -228,14 +228,14 @@ def complete_error(message: Message, error: str, *, latency_ms: int | None = Non
         error: What went wrong, for the admin (never shown to the user).
         latency_ms: Time spent trying, if known.
     """
-    message.status = MessageStatus.ERROR
+    message.status = RequestStatus.ERROR
     message.error = error[:2000]
     message.response_at = utcnow()
     message.latency_ms = latency_ms
     db.session.flush()
 
 
-def mark_delivered(message: Message) -> None:
+def mark_delivered(message: Request) -> None:
     """Record that the answer (or apology) reached Telegram, so it is never sent twice."""
     message.delivered_at = utcnow()
     db.session.flush()

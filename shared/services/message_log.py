@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, or_, select
 
 from shared.db import db
-from shared.models import Message, MessageStatus, User
+from shared.models import Request, RequestStatus, User
 
 #: Largest page one request may ask for.
 MAX_LIMIT = 500
@@ -32,7 +32,7 @@ class LogFilter:
     dialog_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
-    status: MessageStatus | None = None
+    status: RequestStatus | None = None
     model: str | None = None
     search: str | None = None
 
@@ -41,24 +41,24 @@ def _filtered(query: Select, filters: LogFilter) -> Select:
     if filters.telegram_id is not None:
         query = query.where(User.telegram_id == filters.telegram_id)
     if filters.dialog_id is not None:
-        query = query.where(Message.dialog_id == filters.dialog_id)
+        query = query.where(Request.dialog_id == filters.dialog_id)
     if filters.since is not None:
-        query = query.where(Message.request_at >= filters.since)
+        query = query.where(Request.request_at >= filters.since)
     if filters.until is not None:
-        query = query.where(Message.request_at < filters.until)
+        query = query.where(Request.request_at < filters.until)
     if filters.status is not None:
-        query = query.where(Message.status == filters.status)
+        query = query.where(Request.status == filters.status)
     if filters.model:
-        query = query.where(Message.model_name == filters.model)
+        query = query.where(Request.model_name == filters.model)
     if filters.search:
         pattern = f"%{filters.search}%"
         query = query.where(
-            or_(Message.request_text.ilike(pattern), Message.response_text.ilike(pattern))
+            or_(Request.request_text.ilike(pattern), Request.response_text.ilike(pattern))
         )
     return query
 
 
-def query_log(filters: LogFilter, limit: int = 50, offset: int = 0) -> tuple[list[Message], int]:
+def query_log(filters: LogFilter, limit: int = 50, offset: int = 0) -> tuple[list[Request], int]:
     """One page of the log, newest first, and the number of rows matching the filters.
 
     Args:
@@ -69,20 +69,20 @@ def query_log(filters: LogFilter, limit: int = 50, offset: int = 0) -> tuple[lis
     Returns:
         The rows (with ``user`` loaded) and the total count.
     """
-    base = select(Message).join(User, User.id == Message.user_id)
+    base = select(Request).join(User, User.id == Request.user_id)
     rows = db.session.scalars(
         _filtered(base, filters)
-        .order_by(Message.request_at.desc(), Message.id.desc())
+        .order_by(Request.request_at.desc(), Request.id.desc())
         .limit(max(1, min(limit, MAX_LIMIT)))
         .offset(max(0, offset))
     ).all()
     total = db.session.scalar(
-        _filtered(select(func.count(Message.id)).join(User, User.id == Message.user_id), filters)
+        _filtered(select(func.count(Request.id)).join(User, User.id == Request.user_id), filters)
     )
     return list(rows), int(total or 0)
 
 
-def message_dict(message: Message) -> dict:
+def message_dict(message: Request) -> dict:
     """The public shape of a log row (``GET /admin/api/messages`` items, CSV columns)."""
     return {
         "id": message.id,

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 
 from shared.db import db
-from shared.models import Message, MessageStatus, User
+from shared.models import Request, RequestStatus, User
 
 #: The longest period one request may ask for.
 MAX_DAYS = 366
@@ -114,17 +114,17 @@ def make_period(
 
 
 def _totals(start: datetime, end: datetime) -> dict[str, Any]:
-    prompt = func.coalesce(func.sum(Message.prompt_tokens), 0)
-    completion = func.coalesce(func.sum(Message.completion_tokens), 0)
+    prompt = func.coalesce(func.sum(Request.prompt_tokens), 0)
+    completion = func.coalesce(func.sum(Request.completion_tokens), 0)
     row = db.session.execute(
         select(
-            func.count(Message.id),
-            func.count(func.distinct(Message.user_id)),
+            func.count(Request.id),
+            func.count(func.distinct(Request.user_id)),
             prompt,
             completion,
-            func.coalesce(func.sum(Message.cost_usd), 0),
-            func.coalesce(func.sum(case((Message.status == MessageStatus.ERROR, 1), else_=0)), 0),
-        ).where(Message.request_at >= start, Message.request_at < end)
+            func.coalesce(func.sum(Request.cost_usd), 0),
+            func.coalesce(func.sum(case((Request.status == RequestStatus.ERROR, 1), else_=0)), 0),
+        ).where(Request.request_at >= start, Request.request_at < end)
     ).one()
     requests_, users, prompt_tokens, completion_tokens, cost, errors = row
     return {
@@ -167,27 +167,27 @@ def statistics(period: Period) -> dict[str, Any]:
                 "errors": totals["errors"],
             }
         )
-    in_period = (Message.request_at >= period.start, Message.request_at < period.end)
-    tokens = func.coalesce(func.sum(Message.prompt_tokens), 0) + func.coalesce(
-        func.sum(Message.completion_tokens), 0
+    in_period = (Request.request_at >= period.start, Request.request_at < period.end)
+    tokens = func.coalesce(func.sum(Request.prompt_tokens), 0) + func.coalesce(
+        func.sum(Request.completion_tokens), 0
     )
     by_model = db.session.execute(
         select(
-            Message.model_name,
-            func.count(Message.id),
+            Request.model_name,
+            func.count(Request.id),
             tokens,
-            func.coalesce(func.sum(Message.cost_usd), 0),
+            func.coalesce(func.sum(Request.cost_usd), 0),
         )
         .where(*in_period)
-        .group_by(Message.model_name)
-        .order_by(func.count(Message.id).desc())
+        .group_by(Request.model_name)
+        .order_by(func.count(Request.id).desc())
     ).all()
     top_users = db.session.execute(
-        select(User.telegram_id, User.username, func.count(Message.id), tokens)
-        .join(User, User.id == Message.user_id)
+        select(User.telegram_id, User.username, func.count(Request.id), tokens)
+        .join(User, User.id == Request.user_id)
         .where(*in_period)
         .group_by(User.telegram_id, User.username)
-        .order_by(func.count(Message.id).desc())
+        .order_by(func.count(Request.id).desc())
         .limit(10)
     ).all()
     result.update(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.models import LLMModel, Message, MessageStatus, Mode, User, UserStatus
+from shared.models import LLMModel, Mode, Request, RequestStatus, User, UserStatus
 from shared.models.types import utcnow
 from shared.services.catalog import default_mode, default_model
 from shared.services.settings import REGISTRATION_APPROVAL, get_int_setting, get_setting
@@ -200,10 +200,10 @@ def requests_today(user: User, tz_name: str) -> int:
     midnight = datetime.combine(datetime.now(tz).date(), time(), tz)
     return int(
         db.session.scalar(
-            select(func.count(Message.id)).where(
-                Message.user_id == user.id,
-                Message.request_at >= midnight,
-                Message.status != MessageStatus.DENIED,
+            select(func.count(Request.id)).where(
+                Request.user_id == user.id,
+                Request.request_at >= midnight,
+                Request.status != RequestStatus.DENIED,
             )
         )
     )

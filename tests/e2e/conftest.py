@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from shared.celery_setup import UPDATE_TASK, enqueue
 from shared.db import db
-from shared.models import Dialog, LLMModel, Message, User
+from shared.models import Dialog, LLMModel, Request, User
 from shared.services.catalog import make_default, seed_catalog, set_api_key
 from shared.services.settings import set_setting
 from tests.fakes.llm import LLMock
@@ -64,11 +64,11 @@ class Conversation:
             method, count, lambda c: str(c.params.get("chat_id")) == str(user_id), timeout=30
         )
 
-    def rows(self, user_id: int) -> list[Message]:
+    def rows(self, user_id: int) -> list[Request]:
         """The user's log rows, oldest first."""
         with self.app.app_context():
             rows = db.session.scalars(
-                select(Message).join(User).where(User.telegram_id == user_id).order_by(Message.id)
+                select(Request).join(User).where(User.telegram_id == user_id).order_by(Request.id)
             ).all()
             db.session.expunge_all()
             return list(rows)

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from shared.config import PROJECT_ROOT
 from shared.db import db
-from shared.models import Dialog, Message, MessageStatus, User
+from shared.models import Dialog, Request, RequestStatus, User
 from shared.services import bot_control
 from shared.services.catalog import seed_catalog
 from tests.support import ADMIN_PASSWORD, ADMIN_USERNAME, free_port
@@ -52,9 +52,9 @@ def served(app: Flask) -> Iterator[str]:
              ("А Redis зачем?", "Redis служит брокером сообщений.")], start=1
         ):  # fmt: skip
             db.session.add(
-                Message(dialog_id=dialog.id, number=number, user_id=user.id, request_text=text,
+                Request(dialog_id=dialog.id, number=number, user_id=user.id, request_text=text,
                         request_at=datetime.now(UTC), response_text=answer,
-                        response_at=datetime.now(UTC), status=MessageStatus.OK,
+                        response_at=datetime.now(UTC), status=RequestStatus.OK,
                         prompt_tokens=40 * number, completion_tokens=25 * number,
                         cost_usd=Decimal("0.0004") * number, model_name="GPT-4o mini",
                         mode_name="Краткий ответ")

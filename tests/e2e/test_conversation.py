@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 
 from shared.db import db
-from shared.models import Message, Mode, User, UserStatus
+from shared.models import Mode, Request, User, UserStatus
 from shared.services.settings import set_setting
 from tests.e2e.conftest import Conversation
 from tests.support import wait_until
@@ -328,7 +328,7 @@ def test_message_rows_are_complete(conversation: Conversation) -> None:
     row = wait_until(
         lambda: conversation.rows(ALICE)[0].delivered_at and conversation.rows(ALICE)[0]
     )
-    assert isinstance(row, Message)
+    assert isinstance(row, Request)
     assert row.dialog_id and row.number == 1 and row.update_id
     assert row.request_at and row.response_at and row.response_text
     assert row.status == "ok" and row.error is None and row.latency_ms is not None
@@ -405,7 +405,7 @@ def test_a_reply_that_keeps_failing_ends_as_an_error_row(conversation: Conversat
     )  # fmt: skip
     conversation.say(ALICE, "are you there?")
 
-    def settled() -> Message | None:
+    def settled() -> Request | None:
         rows = conversation.rows(ALICE)
         return rows[0] if rows and rows[0].status == "error" else None
 

@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from shared.db import db
-from shared.models import Dialog, LLMModel, Message, Mode, User, UserStatus
+from shared.models import Dialog, LLMModel, Mode, Request, User, UserStatus
 
 
 @pytest.fixture()
@@ -58,22 +58,22 @@ def test_update_id_is_unique(ctx) -> None:
     dialog = Dialog(user=user)
     ctx.add_all([user, dialog])
     ctx.flush()
-    ctx.add(Message(dialog=dialog, number=1, user=user, update_id=99, request_text="a"))
-    ctx.add(Message(dialog=dialog, number=2, user=user, update_id=99, request_text="b"))
+    ctx.add(Request(dialog=dialog, number=1, user=user, update_id=99, request_text="a"))
+    ctx.add(Request(dialog=dialog, number=2, user=user, update_id=99, request_text="b"))
     with pytest.raises(IntegrityError):
         ctx.flush()
 
 
 def test_message_number_is_unique_within_a_dialog(ctx) -> None:
-    """Message numbers never repeat within a dialog, but restart in another one."""
+    """Request numbers never repeat within a dialog, but restart in another one."""
     user = _user()
     first, second = Dialog(user=user), Dialog(user=user)
     ctx.add_all([user, first, second])
     ctx.flush()
-    ctx.add(Message(dialog=first, number=1, user=user, request_text="a"))
-    ctx.add(Message(dialog=second, number=1, user=user, request_text="b"))
+    ctx.add(Request(dialog=first, number=1, user=user, request_text="a"))
+    ctx.add(Request(dialog=second, number=1, user=user, request_text="b"))
     ctx.flush()
-    ctx.add(Message(dialog=first, number=1, user=user, request_text="c"))
+    ctx.add(Request(dialog=first, number=1, user=user, request_text="c"))
     with pytest.raises(IntegrityError):
         ctx.flush()
 

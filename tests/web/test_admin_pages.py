@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from shared.db import db
-from shared.models import Dialog, LLMModel, Message, MessageStatus, Mode, User, UserStatus
+from shared.models import Dialog, LLMModel, Mode, Request, RequestStatus, User, UserStatus
 from shared.services import bot_control
 from shared.services.catalog import make_default, seed_catalog
 from shared.services.crypto import decrypt
@@ -156,9 +156,9 @@ def test_logs_dialog_view_csv_and_stats(admin, app: Flask) -> None:
         db.session.flush()
         for number, text in enumerate(["первый вопрос", "second <question>"], start=1):
             db.session.add(
-                Message(dialog_id=dialog.id, number=number, user_id=user.id, request_text=text,
+                Request(dialog_id=dialog.id, number=number, user_id=user.id, request_text=text,
                         request_at=datetime.now(UTC), response_text=f"answer {number}",
-                        status=MessageStatus.OK, prompt_tokens=3, completion_tokens=4,
+                        status=RequestStatus.OK, prompt_tokens=3, completion_tokens=4,
                         cost_usd=Decimal("0.5"), model_name="GPT")
             )  # fmt: skip
         db.session.commit()
@@ -187,8 +187,8 @@ def test_user_page_shows_dialogs_and_messages(admin, app: Flask) -> None:
         db.session.add(dialog)
         db.session.flush()
         db.session.add(
-            Message(dialog_id=dialog.id, number=1, user_id=user.id, request_text="hello there",
-                    status=MessageStatus.OK, response_text="general kenobi")
+            Request(dialog_id=dialog.id, number=1, user_id=user.id, request_text="hello there",
+                    status=RequestStatus.OK, response_text="general kenobi")
         )  # fmt: skip
         db.session.commit()
         user_id, dialog_id = user.id, dialog.id

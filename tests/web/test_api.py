@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from shared.db import db
-from shared.models import Dialog, Message, MessageStatus, Setting, User
+from shared.models import Dialog, Request, RequestStatus, Setting, User
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import seed_catalog
 from tests.support import ADMIN_API_TOKEN
@@ -186,7 +186,7 @@ def test_users_create_block_and_list(api) -> None:
     _error(api.patch("/users/111", json={"telegram_id": 5}), 400)
 
 
-def _log(app: Flask, rows: list[tuple[int, str, MessageStatus, int]]) -> None:
+def _log(app: Flask, rows: list[tuple[int, str, RequestStatus, int]]) -> None:
     """Write log rows: (telegram id, text, status, days ago)."""
     with app.app_context():
         now = datetime.now(UTC)
@@ -201,7 +201,7 @@ def _log(app: Flask, rows: list[tuple[int, str, MessageStatus, int]]) -> None:
             db.session.add(dialog)
             db.session.flush()
             db.session.add(
-                Message(
+                Request(
                     dialog_id=dialog.id, number=1, user_id=user.id, update_id=number,
                     request_text=text, request_at=now - timedelta(days=days_ago),
                     response_text=f"re: {text}", status=status, model_name="GPT",
@@ -213,7 +213,7 @@ def _log(app: Flask, rows: list[tuple[int, str, MessageStatus, int]]) -> None:
 
 def test_messages_filters(api, app: Flask) -> None:
     """The log is newest first and filters by user, status, text and period."""
-    ok, denied, error = MessageStatus.OK, MessageStatus.DENIED, MessageStatus.ERROR
+    ok, denied, error = RequestStatus.OK, RequestStatus.DENIED, RequestStatus.ERROR
     _log(app, [(1, "old question", ok, 10), (1, "new question", ok, 0),
                (2, "refused", denied, 0), (2, "failed", error, 1)])  # fmt: skip
     everything = api.get("/messages").get_json()
@@ -238,9 +238,9 @@ def test_messages_filters(api, app: Flask) -> None:
 
 def test_stats_for_a_period(api, app: Flask) -> None:
     """Requests (denied and failed included), active users, tokens, cost, errors, per day."""
-    _log(app, [(1, "a", MessageStatus.OK, 0), (1, "b", MessageStatus.OK, 0),
-               (2, "c", MessageStatus.DENIED, 0), (2, "d", MessageStatus.ERROR, 1),
-               (3, "e", MessageStatus.OK, 30)])  # fmt: skip
+    _log(app, [(1, "a", RequestStatus.OK, 0), (1, "b", RequestStatus.OK, 0),
+               (2, "c", RequestStatus.DENIED, 0), (2, "d", RequestStatus.ERROR, 1),
+               (3, "e", RequestStatus.OK, 30)])  # fmt: skip
     stats = api.get("/stats").get_json()
     assert stats["requests"] == 4 and stats["active_users"] == 2 and stats["errors"] == 1
     assert stats["prompt_tokens"] == 40 and stats["completion_tokens"] == 20

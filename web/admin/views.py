@@ -22,7 +22,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import URL, DataRequired, NumberRange, Optional
 
 from shared.db import db
-from shared.models import ApiToken, Dialog, LLMModel, Message, Mode, User, UserStatus
+from shared.models import ApiToken, Dialog, LLMModel, Mode, Request, User, UserStatus
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import make_default, set_api_key
 from shared.services.model_check import check_model
@@ -42,15 +42,15 @@ def _post_button(url: str, label: str) -> Markup:
 
 
 def _count(user: User) -> int:
-    return int(db.session.scalar(select(func.count(Message.id)).where(Message.user_id == user.id)))
+    return int(db.session.scalar(select(func.count(Request.id)).where(Request.user_id == user.id)))
 
 
 def _tokens(user: User) -> int:
     total = db.session.scalar(
         select(
-            func.coalesce(func.sum(Message.prompt_tokens), 0)
-            + func.coalesce(func.sum(Message.completion_tokens), 0)
-        ).where(Message.user_id == user.id)
+            func.coalesce(func.sum(Request.prompt_tokens), 0)
+            + func.coalesce(func.sum(Request.completion_tokens), 0)
+        ).where(Request.user_id == user.id)
     )
     return int(total or 0)
 
@@ -106,15 +106,15 @@ class UserView(SecureModelView):
         if user is None:
             return redirect(url_for(".index_view"))
         dialogs = db.session.execute(
-            select(Dialog, func.count(Message.id))
-            .outerjoin(Message, Message.dialog_id == Dialog.id)
+            select(Dialog, func.count(Request.id))
+            .outerjoin(Request, Request.dialog_id == Dialog.id)
             .where(Dialog.user_id == user.id)
             .group_by(Dialog.id)
             .order_by(Dialog.id.desc())
             .limit(50)
         ).all()
         recent = db.session.scalars(
-            select(Message).where(Message.user_id == user.id).order_by(Message.id.desc()).limit(30)
+            select(Request).where(Request.user_id == user.id).order_by(Request.id.desc()).limit(30)
         ).all()
         return self.render(
             "admin/user_activity.html",
@@ -288,13 +288,13 @@ class MessageView(SecureModelView):
 
     def get_query(self) -> Any:
         """Load each row's user with it (the CSV export streams after the session is gone)."""
-        return super().get_query().options(joinedload(Message.user))
+        return super().get_query().options(joinedload(Request.user))
 
     @expose("/dialog/<int:dialog_id>")
     def dialog(self, dialog_id: int) -> str:
         """One dialog as a thread of requests and answers."""
         rows = db.session.scalars(
-            select(Message).where(Message.dialog_id == dialog_id).order_by(Message.number)
+            select(Request).where(Request.dialog_id == dialog_id).order_by(Request.number)
         ).all()
         return self.render("admin/dialog.html", dialog_id=dialog_id, rows=rows)
 
@@ -332,5 +332,5 @@ def register_views(admin: Any) -> None:
     admin.add_view(UserView(User, db, name="Users", endpoint="user"))
     admin.add_view(LLMModelView(LLMModel, db, name="Models", endpoint="llm_model"))
     admin.add_view(ModeView(Mode, db, name="Modes", endpoint="mode"))
-    admin.add_view(MessageView(Message, db, name="Logs", endpoint="message"))
+    admin.add_view(MessageView(Request, db, name="Logs", endpoint="message"))
     admin.add_view(ApiTokenView(ApiToken, db, name="API tokens", endpoint="tokens"))

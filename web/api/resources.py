@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.models import LLMModel, Message, MessageStatus, Mode, User, UserStatus
+from shared.models import LLMModel, Mode, Request, RequestStatus, User, UserStatus
 from shared.services import bot_control
 from shared.services.catalog import make_default, set_api_key
 from shared.services.configuration import UnknownObject, current_settings, update_settings
@@ -252,7 +252,7 @@ def user_dict(user: User, requests_total: int | None = None) -> dict[str, Any]:
     """A user as the API shows it."""
     if requests_total is None:
         requests_total = db.session.scalar(
-            select(func.count(Message.id)).where(Message.user_id == user.id)
+            select(func.count(Request.id)).where(Request.user_id == user.id)
         )
     return {
         "telegram_id": user.telegram_id,
@@ -281,8 +281,8 @@ def list_users():
     limit = int_arg("limit", 100, minimum=1)
     offset = int_arg("offset", 0, minimum=0)
     counts = (
-        select(Message.user_id, func.count(Message.id).label("n"))
-        .group_by(Message.user_id)
+        select(Request.user_id, func.count(Request.id).label("n"))
+        .group_by(Request.user_id)
         .subquery()
     )
     query = select(User, func.coalesce(counts.c.n, 0)).outerjoin(
@@ -350,14 +350,14 @@ def _period_bound(name: str):
 def list_messages():
     """The message log, newest first, filtered by user, dialog, period, status, model, text."""
     status = request.args.get("status")
-    if status and status not in {s.value for s in MessageStatus}:
+    if status and status not in {s.value for s in RequestStatus}:
         raise invalid("status must be ok, error, denied or pending")
     filters = LogFilter(
         telegram_id=int_arg("telegram_id"),
         dialog_id=int_arg("dialog_id"),
         since=_period_bound("since"),
         until=_period_bound("until"),
-        status=MessageStatus(status) if status else None,
+        status=RequestStatus(status) if status else None,
         model=request.args.get("model") or None,
         search=request.args.get("q") or None,
     )
