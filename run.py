@@ -1,6 +1,6 @@
-"""Run all of ai_router in the foreground (``make run`` calls this): see ``shared.launcher``."""
+"""Run all of ai_router in the foreground (``make run`` calls this): see ``supervisor``."""
 
-from shared.launcher import main
+from supervisor import main
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
-"""Everything that speaks Telegram's language: the listener, the dispatcher, handlers, texts.
+"""Everything that speaks Telegram's language: the listener, the dispatcher, handlers.
 
-Handlers stay thin and call ``shared.services``; user-facing strings live in ``bot.texts``.
+Handlers stay thin and call ``shared.services``; user-facing strings live in
+``shared.telegram.texts``.
 """

@@ -25,23 +25,22 @@ import threading
 from typing import Any
 
 from flask import Flask
-from telebot import apihelper
 from telebot.apihelper import ApiTelegramException
 from telebot.types import BotCommand
 
-from bot.dispatcher import get_bot
-from bot.texts import EN, RU, t
-from shared.celery_setup import UPDATE_TASK, enqueue
+from shared.app import create_core_app
+from shared.celery_setup import BOT_COMMANDS, enqueue_update
 from shared.config import Config
 from shared.db import db
+from shared.extensions import runtime, telegram
 from shared.logging import configure_logging, redact
 from shared.models.types import utcnow
 from shared.redis import current_redis
 from shared.services import bot_control
 from shared.services.bot_control import POLLING, STOPPED, ListenerStatus
-from shared.services.settings import is_set, set_setting
-from shared.services.telegram import BotNotConfigured, call_telegram
-from web import create_app
+from shared.services.settings import set_setting
+from shared.telegram.client import BotNotConfigured
+from shared.telegram.texts import EN, RU, t
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,6 @@ logger = logging.getLogger(__name__)
 POLL_TIMEOUT = 5
 #: Seconds between checks of the desired mode when not polling.
 IDLE_INTERVAL = 1.0
-COMMANDS = ("start", "help", "settings", "new")
 
 
 class Listener:
@@ -109,7 +107,7 @@ class Listener:
         desired = bot_control.get_desired()["mode"]
         if desired == STOPPED:
             self._release_lead()
-            if self.serving != STOPPED or is_set("webhook_secret"):
+            if self.serving != STOPPED or runtime.get().setting("webhook_secret"):
                 self._leave_webhook()
                 self.serving = STOPPED
             self._set_state("running", STOPPED)
@@ -131,7 +129,7 @@ class Listener:
 
     def _leave_webhook(self) -> None:
         """Remove the webhook and forget its secret (safe when none is set)."""
-        call_telegram(get_bot(self.app).delete_webhook)
+        telegram.call("delete_webhook")
         set_setting("webhook_secret", None)
         db.session.commit()
         self.status.webhook_url = None
@@ -139,7 +137,6 @@ class Listener:
     def _switch(self, desired: str) -> None:
         """Enter the desired mode (this listener holds the lead)."""
         logger.info("switching bot mode from %s to %s", self.serving, desired)
-        bot = get_bot(self.app)
         if desired == POLLING:
             self._leave_webhook()
         else:
@@ -149,18 +146,18 @@ class Listener:
             secret = secrets.token_urlsafe(32)
             set_setting("webhook_secret", secret)
             db.session.commit()
-            call_telegram(bot.set_webhook, url=url, secret_token=secret)
+            telegram.call("set_webhook", url=url, secret_token=secret)
             self.status.webhook_url = url
             logger.info("webhook registered url=%s", url)
-        self._set_commands(bot)
+        self._set_commands()
         self.serving = desired
         self._set_state("running", desired)
 
-    def _set_commands(self, bot: Any) -> None:
+    def _set_commands(self) -> None:
         """Publish the command menu in Russian (default) and English."""
         for lang, code in ((RU, None), (RU, "ru"), (EN, "en")):
-            commands = [BotCommand(name, t(f"command_{name}", lang)) for name in COMMANDS]
-            call_telegram(bot.set_my_commands, commands, language_code=code)
+            commands = [BotCommand(name, t(f"command_{name}", lang)) for name in BOT_COMMANDS]
+            telegram.call("set_my_commands", commands, language_code=code)
 
     # -- polling ---------------------------------------------------------------------------
     def _hold_lead(self) -> bool:
@@ -186,23 +183,19 @@ class Listener:
             lock.release()
 
     def _poll_once(self) -> None:
-        bot = get_bot(self.app)
         try:
-            updates = apihelper.get_updates(
-                bot.token, offset=self.offset, timeout=self.poll_timeout,
-                long_polling_timeout=self.poll_timeout,
-            )  # fmt: skip
+            updates = telegram.get_updates(self.offset, self.poll_timeout)
         except ApiTelegramException as exc:
             if exc.error_code == 409 and "webhook" in (exc.description or ""):
                 logger.warning("webhook active while polling; deleting it")
-                call_telegram(bot.delete_webhook)
+                telegram.call("delete_webhook")
                 return
             if exc.error_code == 409:  # another getUpdates (outside this deployment) took over
                 logger.warning("getUpdates conflict: %s", exc.description)
                 return
             raise
         for update in updates:
-            enqueue(self.app, UPDATE_TASK, update)
+            enqueue_update(self.app, update)
             self.offset = update["update_id"] + 1  # acknowledged by the next getUpdates
         extra = {"last_update_at": utcnow().isoformat()} if updates else {}
         self._set_state("running", POLLING, None, **extra)
@@ -212,7 +205,7 @@ def main() -> None:
     """Run the listener until SIGINT or SIGTERM."""
     config = Config.from_env()
     configure_logging("bot", config.log_level)
-    app = create_app(config)
+    app = create_core_app(config)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

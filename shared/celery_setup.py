@@ -1,8 +1,9 @@
 """Celery wired the Flask way: one Celery app per Flask app, tasks run in its app context.
 
-``celery_init_app`` is called by ``web.create_app``, so the web app (which only enqueues, by
-task name with ``send_task``) and the worker (``celery -A celery_app worker``) share one
-configuration. Task modules live in ``tasks/`` and are listed in :data:`TASK_MODULES`.
+:class:`CeleryExt` (``shared.extensions.celery_ext``) is bound by ``shared.app.create_core_app``,
+so the web app and the listener (which only enqueue, by task name with ``send_task``) and the
+worker (``celery -A celery_app worker``) share one configuration. Task modules live in
+``tasks/`` and are listed in :data:`TASK_MODULES`; only the worker imports them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from shared.redis import celery_url
 UPDATES_QUEUE = "updates"
 #: Slow work: LLM calls and the replies they produce.
 LLM_QUEUE = "llm"
+
+#: The bot's commands (``/start`` …): handled on the fast queue, listed in Telegram's menu.
+BOT_COMMANDS = ("start", "help", "settings", "new")
 
 #: Modules the worker imports to register tasks (explicit, no autodiscovery).
 TASK_MODULES = ("tasks.health", "tasks.updates", "tasks.replies")
@@ -104,11 +108,23 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery = Celery(app.name, task_cls=FlaskTask, include=list(TASK_MODULES))
+    celery = Celery("ai_router", task_cls=FlaskTask, include=list(TASK_MODULES))
     celery.conf.update(celery_settings(config))
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
+
+
+class CeleryExt:
+    """Flask extension binding a Celery app to each Flask app (``app.extensions["celery"]``)."""
+
+    def init_app(self, app: Flask) -> None:
+        """Create the app's Celery app (see :func:`celery_init_app`).
+
+        Args:
+            app: The Flask app.
+        """
+        celery_init_app(app)
 
 
 #: Publishing gives up quickly when the broker is down, so callers can answer accordingly
@@ -121,6 +137,7 @@ ENQUEUE_RETRY_POLICY = {
 }
 
 UPDATE_TASK = "tasks.updates.process_update"
+TEXT_TASK = "tasks.replies.answer_text"
 REPLY_TASK = "tasks.replies.generate_reply"
 
 
@@ -139,3 +156,42 @@ def enqueue(app: Flask, task_name: str, *args: object) -> None:
     app.extensions["celery"].send_task(
         task_name, args=list(args), ignore_result=True, retry_policy=ENQUEUE_RETRY_POLICY
     )
+
+
+def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
+    """Queue a raw Telegram update for the task that handles its kind (webhook and listener).
+
+    A text message that is not one of the bot's commands is a question for the LLM: it goes
+    straight to :data:`TEXT_TASK` on the ``llm`` queue, one task per message. Commands, button
+    presses and everything else go to :data:`UPDATE_TASK` on the fast ``updates`` queue, so they
+    never wait behind LLM answers.
+
+    Args:
+        app: The Flask app whose Celery app publishes.
+        update: The update as Telegram sent it.
+
+    Raises:
+        kombu.exceptions.OperationalError: When the broker cannot be reached.
+    """
+    enqueue(app, TEXT_TASK if is_question(update) else UPDATE_TASK, update)
+
+
+def is_question(update: dict[str, Any]) -> bool:
+    """Whether an update is a text message for the LLM (not a bot command).
+
+    Args:
+        update: A raw update.
+
+    Returns:
+        True for a ``message`` with text that does not start with a known ``/command``.
+    """
+    message = update.get("message")
+    if not isinstance(message, dict):
+        return False
+    text = message.get("text")
+    if not isinstance(text, str):
+        return False
+    if not text.startswith("/"):
+        return True
+    command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
+    return command not in BOT_COMMANDS

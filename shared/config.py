@@ -29,21 +29,6 @@ class ConfigError(RuntimeError):
     """Raised when the configuration cannot be used (for example production without a secret)."""
 
 
-def _env_bool(value: str | None, default: bool) -> bool:
-    """Parse a boolean environment value.
-
-    Args:
-        value: The raw value, or None when unset.
-        default: What an unset or empty value means.
-
-    Returns:
-        True for 1/true/yes/on (any case), False for anything else that is set.
-    """
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _env_int(env: dict[str, str], name: str, default: int) -> int:
     """Read an integer variable.
 

@@ -8,7 +8,7 @@ that block longer (long ``BLPOP``, lock waits) must pass a larger ``socket_timeo
 from __future__ import annotations
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 
 #: Prefix of every key ai_router writes itself (Celery's keys are Celery's own).
 KEY_PREFIX = "ai_router:"
@@ -53,8 +53,33 @@ def celery_url(url: str) -> str:
     return url
 
 
+class RedisStore:
+    """Flask extension holding the app's Redis client (``app.extensions["redis"]``).
+
+    Created unbound at import time (``shared.extensions.redis_store``) and bound by
+    :meth:`init_app`; the client connects lazily, on its first command.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        """Build the app's client from ``app.config["AI_ROUTER"].redis_url``.
+
+        Args:
+            app: The Flask app.
+        """
+        app.extensions["redis"] = redis_client(app.config["AI_ROUTER"].redis_url)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The current app's client.
+
+        Raises:
+            RuntimeError: Outside an app context.
+        """
+        return current_app.extensions["redis"]
+
+
 def current_redis() -> redis.Redis:
-    """Return the Redis client of the current Flask app (built once per app by ``create_app``).
+    """Return the Redis client of the current Flask app (built once per app by ``init_app``).
 
     Returns:
         The app's client.

@@ -1,4 +1,9 @@
-"""``tasks.replies.generate_reply``: answer a logged request with the LLM (queue ``llm``)."""
+"""``tasks.replies.answer_text``: one task per text message (queue ``llm``).
+
+The task logs the request, and settles its chat's queue unless another task already does
+(``shared.services.conversation``). ``tasks.replies.generate_reply`` settles the chat of a
+logged row; it remains for rows queued by earlier versions.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +11,62 @@ import logging
 
 from celery import shared_task
 
-from bot.replies import DialogBusy, give_up
-from bot.replies import generate_reply as answer
+from shared.db import db
+from shared.models import Request
+from shared.services.conversation import RowFailed, give_up, handle_text, work_chat
 
 logger = logging.getLogger(__name__)
 
-#: Retries of an infrastructure failure (Telegram down, database busy) before giving up.
+#: Attempts of a failing row (Telegram down, database busy) before its reply is given up.
 MAX_FAILURES = 3
-#: Retries while another worker answers the same dialog (about 10 minutes of 2 s waits).
-MAX_BUSY_RETRIES = 300
 
 
-@shared_task(name="tasks.replies.generate_reply", bind=True, max_retries=MAX_BUSY_RETRIES)
-def generate_reply(self, message_id: int, failures: int = 0) -> None:
-    """Answer message ``message_id`` (idempotent: an answered, delivered row is left alone).
+@shared_task(name="tasks.replies.answer_text", bind=True, max_retries=MAX_FAILURES)
+def answer_text(self, update: dict) -> None:
+    """Answer a text message update (idempotent: a settled update is left alone).
 
-    LLM failures are handled inside (apology, ``error`` row). A busy dialog is retried shortly
-    without holding a worker thread; other failures are retried with backoff, and after the last
-    one the row is marked ``error`` and the user gets the apology.
+    LLM failures are handled inside (the row becomes ``error``, the user gets the apology).
+    Other failures are retried with backoff; after the last attempt the failing row gets the
+    apology and is settled.
 
     Args:
         self: The bound task.
-        message_id: The log row.
-        failures: Failed attempts so far (busy retries do not count).
+        update: The update as Telegram sent it.
     """
     try:
-        answer(message_id)
-    except DialogBusy as exc:
-        raise self.retry(exc=exc, countdown=2) from exc
-    except Exception as exc:
-        logger.exception("reply failed message_id=%s attempt=%s", message_id, failures + 1)
-        if failures + 1 >= MAX_FAILURES:
-            give_up(message_id, exc)
-            return
-        raise self.retry(
-            exc=exc, countdown=2 ** (failures + 1), args=[message_id, failures + 1]
-        ) from exc
+        handle_text(update)
+    except RowFailed as exc:
+        _retry_or_give_up(self, exc.request_id, exc.cause)
+    except Exception as exc:  # intake itself failed (database busy…): nothing was logged
+        logger.exception("text update failed update_id=%s", update.get("update_id"))
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+
+
+@shared_task(name="tasks.replies.generate_reply", bind=True, max_retries=MAX_FAILURES)
+def generate_reply(self, message_id: int) -> None:
+    """Settle the chat of a logged row (rows queued by earlier versions).
+
+    Args:
+        self: The bound task.
+        message_id: The row.
+    """
+    row = db.session.get(Request, message_id)
+    chat_id = row.chat_id if row is not None else None
+    db.session.close()
+    if chat_id is None:
+        return
+    try:
+        work_chat(chat_id)
+    except RowFailed as exc:
+        _retry_or_give_up(self, exc.request_id, exc.cause)
+
+
+def _retry_or_give_up(task, request_id: int, cause: BaseException) -> None:
+    """Retry the task with backoff, or give the row up after the last attempt."""
+    logger.error(
+        "settling failed request_id=%s attempt=%s: %s", request_id, task.request.retries + 1, cause
+    )
+    if task.request.retries + 1 >= MAX_FAILURES:
+        give_up(request_id, cause)
+        return
+    raise task.retry(exc=cause, countdown=2 ** (task.request.retries + 1))

@@ -1,4 +1,8 @@
-"""``tasks.updates.process_update``: run the bot's handlers for one raw Telegram update."""
+"""``tasks.updates.process_update``: run the bot's handlers for one raw update (queue ``updates``).
+
+Commands, button presses and non-text messages come here; questions for the LLM go to
+``tasks.replies.answer_text`` instead (the ingress routes them).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import logging
 from celery import shared_task
 
 from bot.dispatcher import dispatch
-from shared.services.telegram import BotNotConfigured
 from shared.services.updates import claim_update, finish_update, release_update
+from shared.telegram.client import BotNotConfigured
 
 logger = logging.getLogger(__name__)
 

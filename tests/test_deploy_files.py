@@ -6,7 +6,7 @@ checks keep the files true to the code instead.
 
 from __future__ import annotations
 
-import importlib
+import os
 import re
 import subprocess
 import sys
@@ -53,7 +53,6 @@ def _command(compose: dict, service: str) -> list[str]:
 def test_commands_point_at_real_entry_points(compose: dict) -> None:
     """Every module and attribute a command names exists, and the worker consumes both queues."""
     assert "wsgi:app" in _command(compose, "web")
-    assert hasattr(importlib.import_module("wsgi"), "app")
     for service in ("worker", "flower"):
         command = _command(compose, service)
         assert command[:3] == ["celery", "-A", "celery_app"]
@@ -95,3 +94,37 @@ def test_dockerfile_installs_the_pinned_requirements() -> None:
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "pip install -r requirements.txt" in dockerfile
     assert '"wsgi:app"' in dockerfile
+
+
+def _python(code: str, instance: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run Python code in the project root with a private instance folder and no ``.env``."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DATABASE_URL")}
+    clean.update(INSTANCE_PATH=str(instance), REDIS_URL="redis://127.0.0.1:1/0", **env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, env=clean, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_importing_wsgi_writes_nothing(tmp_path: Path) -> None:
+    """``import wsgi`` builds no app and writes no secret; ``wsgi.app`` is the web app."""
+    instance = tmp_path / "instance"
+    imported = _python("import wsgi", instance)
+    assert imported.returncode == 0, imported.stderr
+    assert not instance.exists(), "importing wsgi created the instance folder"
+    built = _python("import wsgi; print(type(wsgi.app).__name__, wsgi.app.name)", instance)
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.split() == ["Flask", "web"]
+    assert (instance / "secret_key").exists()
+
+
+def test_worker_and_listener_do_not_load_the_admin(tmp_path: Path) -> None:
+    """The worker's and the listener's entry points build the core app only."""
+    code = (
+        "import sys, celery_app, bot.listener, tasks.replies, tasks.updates; "
+        "print(sorted(m for m in ('web', 'flask_admin', 'flask_wtf', 'flask_migrate') "
+        "if m in sys.modules))"
+    )
+    result = _python(code, tmp_path / "instance", SECRET_KEY="x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

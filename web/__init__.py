@@ -9,12 +9,10 @@ from typing import Any
 
 from flask import Flask
 
-from shared.celery_setup import celery_init_app
+from shared.app import create_core_app
 from shared.config import PROJECT_ROOT, Config
-from shared.db import configure_engine
 from shared.logging import configure_logging
 from shared.models import AdminUser
-from shared.redis import redis_client
 from web.admin import init_admin
 from web.api import bp as api_bp
 from web.cli import init_command
@@ -38,7 +36,7 @@ def create_app(config: Config | None = None, flask_config: dict[str, Any] | None
         shared.config.ConfigError: If the configuration is unusable.
     """
     config = config or Config.from_env()
-    app = Flask(__name__, instance_path=str(config.instance_path))
+    app = create_core_app(config, import_name=__name__)
     _configure(app, config, flask_config or {})
     _init_extensions(app)
     _register_blueprints(app)
@@ -50,12 +48,8 @@ def create_app(config: Config | None = None, flask_config: dict[str, Any] | None
 
 
 def _configure(app: Flask, config: Config, flask_config: dict[str, Any]) -> None:
-    """Translate :class:`Config` into Flask and extension settings."""
+    """Add the web's Flask settings (cookies, CSRF) to the core app's."""
     app.config.update(
-        AI_ROUTER=config,
-        SECRET_KEY=config.secret_key,
-        SQLALCHEMY_DATABASE_URI=config.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.is_production,
@@ -68,12 +62,7 @@ def _configure(app: Flask, config: Config, flask_config: dict[str, Any]) -> None
 
 
 def _init_extensions(app: Flask) -> None:
-    """Bind the extensions, Celery and the Redis client to this app (no connection is made)."""
-    config: Config = app.config["AI_ROUTER"]
-    config.instance_path.mkdir(parents=True, exist_ok=True)
-    db.init_app(app)
-    with app.app_context():
-        configure_engine(db.engine)
+    """Bind the web-only extensions (migrations, CSRF, login); nothing connects."""
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -83,9 +72,6 @@ def _init_extensions(app: Flask) -> None:
     def load_admin(admin_id: str) -> AdminUser | None:
         """Reload the logged-in admin from the session's id."""
         return db.session.get(AdminUser, int(admin_id)) if admin_id.isdigit() else None
-
-    app.extensions["redis"] = redis_client(config.redis_url)
-    celery_init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -11,9 +11,9 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from shared.celery_setup import UPDATE_TASK, enqueue
+from shared.celery_setup import enqueue_update
+from shared.extensions import runtime
 from shared.services import bot_control
-from shared.services.settings import get_setting
 from web.extensions import csrf
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def webhook() -> tuple[Response, int]:
         body that is not a JSON object; 503 when the update cannot be queued; else 200
         ``{"ok": true}``.
     """
-    expected = get_setting("webhook_secret")
+    expected = runtime.get().setting("webhook_secret")
     given = request.headers.get(SECRET_HEADER, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         logger.warning("webhook call with a wrong or missing secret from %s", request.remote_addr)
@@ -50,7 +50,7 @@ def webhook() -> tuple[Response, int]:
     if not isinstance(update, dict):
         return jsonify({"ok": False, "error": "body must be a JSON object"}), 400
     try:
-        enqueue(current_app._get_current_object(), UPDATE_TASK, update)
+        enqueue_update(current_app._get_current_object(), update)
     except Exception:  # broker down: make Telegram retry instead of losing the update
         logger.exception("could not enqueue update_id=%s", update.get("update_id"))
         return jsonify({"ok": False, "error": "queue unavailable"}), 503

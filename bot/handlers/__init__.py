@@ -1,22 +1,43 @@
-"""Telegram handlers: thin functions that call ``shared.services`` and answer.
+"""Telegram handlers: module-level functions registered on the dispatcher bot, in priority order.
 
-:func:`register_handlers` attaches all of them to a bot, in priority order (commands before
-free text).
+Each handler gets the message (or button press) and what ``bot.middleware.UserMiddleware``
+prepared — ``user``, ``lang``, ``out`` — changes the database through ``shared.services`` and
+queues its replies on ``out``; the middleware commits and sends.
 """
 
 from __future__ import annotations
 
 from telebot import TeleBot
+from telebot.callback_data import CallbackDataFilter
+from telebot.custom_filters import AdvancedCustomFilter
 
 from bot.handlers import commands, dialog, settings
+from shared.telegram.keyboards import MODE, MODEL, NEW_DIALOG
+
+
+class CallbackFilter(AdvancedCustomFilter):
+    """``config=FACTORY.filter()``: a button's callback data matches a ``CallbackData``."""
+
+    key = "config"
+
+    def check(self, query: object, config: CallbackDataFilter) -> bool:
+        """Whether the query's data parses with the factory and matches the filter."""
+        return config.check(query)
 
 
 def register_handlers(bot: TeleBot) -> None:
-    """Register every handler on a bot (call once per bot).
+    """Register every handler on a dispatcher bot (call once per bot; commands before text).
 
     Args:
-        bot: A TeleBot built with ``threaded=False``.
+        bot: A TeleBot built with ``threaded=False`` and ``use_class_middlewares=True``.
     """
-    commands.register(bot)
-    settings.register(bot)
-    dialog.register(bot)
+    bot.add_custom_filter(CallbackFilter())
+    bot.register_message_handler(commands.start, commands=["start"])
+    bot.register_message_handler(commands.help_, commands=["help"])
+    bot.register_message_handler(settings.show, commands=["settings"])
+    bot.register_message_handler(dialog.new_command, commands=["new"])
+    bot.register_message_handler(dialog.text, content_types=["text"])
+    bot.register_message_handler(dialog.non_text, content_types=dialog.NON_TEXT)
+    bot.register_callback_query_handler(dialog.new_button, func=lambda q: q.data == NEW_DIALOG)
+    bot.register_callback_query_handler(settings.switch_mode, func=None, config=MODE.filter())
+    bot.register_callback_query_handler(settings.switch_model, func=None, config=MODEL.filter())

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from telebot import TeleBot
 from telebot.types import Message
 
-from bot.handlers.common import user_of
-from bot.texts import t
-from shared.models import UserStatus
-from shared.services.telegram import call_telegram
+from bot.middleware import Outbox
+from shared.models import User, UserStatus
+from shared.telegram.texts import t
+
+#: The greeting for each status of the user.
+GREETING = {
+    UserStatus.ACTIVE: "start",
+    UserStatus.PENDING: "start_pending",
+    UserStatus.BLOCKED: "denied_blocked",
+}
 
 
-def register(bot: TeleBot) -> None:
-    """Attach the command handlers to a bot."""
+def start(message: Message, user: User, lang: str, out: Outbox) -> None:
+    """Greet and register the user (active or pending per the ``registration`` setting)."""
+    name = message.from_user.first_name or message.from_user.username or ""
+    out.send(message.chat.id, t(GREETING[user.status], lang, name=name))
 
-    @bot.message_handler(commands=["start"])
-    def start(message: Message) -> None:
-        """Greet and register the user (active or pending per the ``registration`` setting)."""
-        user, lang = user_of(message)
-        key = {
-            UserStatus.ACTIVE: "start",
-            UserStatus.PENDING: "start_pending",
-            UserStatus.BLOCKED: "denied_blocked",
-        }[user.status]
-        name = message.from_user.first_name or message.from_user.username or ""
-        call_telegram(bot.send_message, message.chat.id, t(key, lang, name=name))
 
-    @bot.message_handler(commands=["help"])
-    def help_(message: Message) -> None:
-        """List the commands."""
-        _, lang = user_of(message)
-        call_telegram(bot.send_message, message.chat.id, t("help", lang))
+def help_(message: Message, lang: str, out: Outbox) -> None:
+    """List the commands."""
+    out.send(message.chat.id, t("help", lang))

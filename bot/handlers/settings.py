@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from telebot import TeleBot
-from telebot.types import CallbackQuery, Message
+from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message
 
-from bot.handlers.common import user_of
-from bot.keyboards import MODE_PREFIX, MODEL_PREFIX, settings_keyboard
-from bot.texts import t
-from shared.db import db
+from bot.middleware import Outbox
+from shared.extensions import runtime
 from shared.models import User
-from shared.services.catalog import list_models, list_modes
-from shared.services.telegram import call_telegram
-from shared.services.users import choose_mode, choose_model, effective_mode, effective_model
+from shared.services.users import choose_mode, choose_model
+from shared.telegram.keyboards import MODE, MODEL, settings_keyboard
+from shared.telegram.texts import t
 
 
-def _render(user: User, lang: str) -> tuple[str, object]:
-    mode, model = effective_mode(user), effective_model(user)
+def render(user: User, lang: str) -> tuple[str, InlineKeyboardMarkup]:
+    """The settings message of a user: mode and model in effect, and the switch buttons.
+
+    Args:
+        user: The user.
+        lang: Text language.
+
+    Returns:
+        The text and the keyboard.
+    """
+    snapshot = runtime.get()
+    mode, model = snapshot.mode(user.mode_id), snapshot.model(user.model_id)
     text = t(
         "settings",
         lang,
@@ -25,47 +32,41 @@ def _render(user: User, lang: str) -> tuple[str, object]:
     )
     keyboard = settings_keyboard(
         lang,
-        list_modes(),
-        list_models(enabled_only=True),
+        snapshot.modes.values(),
+        snapshot.models.values(),
         mode.id if mode else None,
         model.id if model else None,
     )
     return text, keyboard
 
 
-def register(bot: TeleBot) -> None:
-    """Attach the settings handlers to a bot."""
+def show(message: Message, user: User, lang: str, out: Outbox) -> None:
+    """Show the current mode and model with buttons to switch."""
+    text, keyboard = render(user, lang)
+    out.send(message.chat.id, text, reply_markup=keyboard)
 
-    @bot.message_handler(commands=["settings"])
-    def show(message: Message) -> None:
-        """Show the current mode and model with buttons to switch."""
-        user, lang = user_of(message)
-        text, keyboard = _render(user, lang)
-        call_telegram(bot.send_message, message.chat.id, text, reply_markup=keyboard)
 
-    @bot.callback_query_handler(
-        func=lambda q: (q.data or "").startswith((MODE_PREFIX, MODEL_PREFIX))
+def switch_mode(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
+    """Apply a mode button."""
+    _switch(
+        query, user, lang, out, choose_mode(user, int(MODE.parse(query.data)["id"])), "mode_set"
     )
-    def switch(query: CallbackQuery) -> None:
-        """Apply a mode or model button, confirm with a toast, refresh the settings message."""
-        user, lang = user_of(query)
-        kind, _, raw_id = (query.data or "").partition(":")
-        chosen = None
-        if raw_id.isdigit():
-            choose = choose_mode if f"{kind}:" == MODE_PREFIX else choose_model
-            chosen = choose(user, int(raw_id))
-        db.session.commit()
-        if chosen is None:
-            call_telegram(bot.answer_callback_query, query.id, t("unavailable_choice", lang))
-            return
-        toast_key = "mode_set" if f"{kind}:" == MODE_PREFIX else "model_set"
-        call_telegram(bot.answer_callback_query, query.id, t(toast_key, lang, name=chosen.name))
-        if query.message is not None:
-            text, keyboard = _render(user, lang)
-            call_telegram(
-                bot.edit_message_text,
-                text,
-                query.message.chat.id,
-                query.message.message_id,
-                reply_markup=keyboard,
-            )
+
+
+def switch_model(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
+    """Apply a model button (only enabled models can be chosen)."""
+    chosen = choose_model(user, int(MODEL.parse(query.data)["id"]))
+    _switch(query, user, lang, out, chosen, "model_set")
+
+
+def _switch(
+    query: CallbackQuery, user: User, lang: str, out: Outbox, chosen: object, toast: str
+) -> None:
+    """Confirm a switch with a toast and refresh the settings message."""
+    if chosen is None:
+        out.toast(query.id, t("unavailable_choice", lang))
+        return
+    out.toast(query.id, t(toast, lang, name=chosen.name))
+    if query.message is not None:
+        text, keyboard = render(user, lang)
+        out.edit(query.message.chat.id, query.message.message_id, text, keyboard)

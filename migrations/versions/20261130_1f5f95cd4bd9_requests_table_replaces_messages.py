@@ -75,6 +75,23 @@ def upgrade():
         ),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("latency_ms", sa.Integer(), nullable=True),
+        sa.Column(
+            "error_kind",
+            sa.Enum(
+                "blocked",
+                "pending",
+                "limit",
+                "no_model",
+                "model_key",
+                "llm",
+                "gave_up",
+                name="error_kind",
+                native_enum=False,
+                create_constraint=True,
+                length=16,
+            ),
+            nullable=True,
+        ),
         sa.ForeignKeyConstraint(
             ["dialog_id"],
             ["dialogs.id"],
@@ -95,6 +112,9 @@ def upgrade():
         sa.UniqueConstraint("update_id", name=op.f("uq_requests_update_id")),
     )
     with op.batch_alter_table("requests", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_requests_chat_id_delivered_at", ["chat_id", "delivered_at"], unique=False
+        )
         batch_op.create_index(
             "ix_requests_model_id_request_at", ["model_id", "request_at"], unique=False
         )
@@ -187,5 +207,6 @@ def downgrade():
         batch_op.drop_index("ix_requests_status_request_at")
         batch_op.drop_index("ix_requests_request_at")
         batch_op.drop_index("ix_requests_model_id_request_at")
+        batch_op.drop_index("ix_requests_chat_id_delivered_at")
 
     op.drop_table("requests")

@@ -5,7 +5,7 @@ Every schema change goes through an Alembic migration (``flask db migrate``), ne
 """
 
 from shared.models.admin import AdminUser, ApiToken
-from shared.models.dialog import Dialog, Request, RequestStatus
+from shared.models.dialog import Dialog, ErrorKind, Request, RequestStatus
 from shared.models.llm_model import LLMModel
 from shared.models.mode import Mode
 from shared.models.setting import Setting
@@ -15,6 +15,7 @@ __all__ = [
     "AdminUser",
     "ApiToken",
     "Dialog",
+    "ErrorKind",
     "LLMModel",
     "Request",
     "RequestStatus",

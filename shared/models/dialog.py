@@ -61,12 +61,32 @@ class RequestStatus(enum.StrEnum):
     DENIED = "denied"
 
 
+class ErrorKind(enum.StrEnum):
+    """Why a request was refused or not answered; picks the text the user gets.
+
+    Refusals (status ``denied``): ``blocked``, ``pending``, ``limit``. Failures (status
+    ``error``): ``no_model`` (nothing enabled), ``model_key`` (the stored key is unreadable),
+    ``llm`` (the model and its fallback gave up), ``gave_up`` (delivery or the worker kept
+    failing).
+    """
+
+    BLOCKED = "blocked"
+    PENDING = "pending"
+    LIMIT = "limit"
+    NO_MODEL = "no_model"
+    MODEL_KEY = "model_key"
+    LLM = "llm"
+    GAVE_UP = "gave_up"
+
+
 class Request(db.Model):
     """One user request and the answer to it: the row of the message log.
 
     Invariants: ``(dialog_id, number)`` is unique; ``update_id`` (Telegram's) is unique, which
-    makes processing an update twice harmless; ``model_name``/``mode_name`` are snapshots, so the
-    log stays true after a model or mode is renamed or deleted.
+    makes processing an update twice harmless; ``delivered_parts`` counts the messages of the
+    reply (answer, apology or refusal) Telegram accepted, and ``delivered_at`` is set once the
+    reply is settled — so a retry sends only what is missing; ``model_name``/``mode_name`` are
+    snapshots, so the log stays true after a model or mode is renamed or deleted.
     """
 
     __tablename__ = "requests"
@@ -98,6 +118,7 @@ class Request(db.Model):
         str_enum(RequestStatus, "request_status"), nullable=False, default=RequestStatus.PENDING
     )
     error: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[ErrorKind | None] = mapped_column(str_enum(ErrorKind, "error_kind"))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
 
     dialog: Mapped[Dialog] = relationship()
@@ -109,6 +130,7 @@ class Request(db.Model):
         Index("ix_requests_user_id_request_at", "user_id", "request_at"),
         Index("ix_requests_status_request_at", "status", "request_at"),
         Index("ix_requests_model_id_request_at", "model_id", "request_at"),
+        Index("ix_requests_chat_id_delivered_at", "chat_id", "delivered_at"),
     )
 
     def __repr__(self) -> str:

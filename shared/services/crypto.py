@@ -12,7 +12,7 @@ import base64
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import current_app
+from flask import Flask, current_app
 
 _HKDF_INFO = b"ai_router secrets at rest v1"
 
@@ -36,12 +36,21 @@ def fernet_for(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+class Cipher:
+    """Flask extension: the app's Fernet cipher, derived once from ``SECRET_KEY`` in init_app."""
+
+    def init_app(self, app: Flask) -> None:
+        """Derive the cipher for this app (eagerly, so no request pays for the HKDF).
+
+        Args:
+            app: The Flask app; its ``SECRET_KEY`` must be set.
+        """
+        app.extensions["fernet"] = fernet_for(app.config["SECRET_KEY"])
+
+
 def _fernet() -> Fernet:
-    """The cipher of the current app (built once per app and kept in its extensions)."""
-    cipher = current_app.extensions.get("fernet")
-    if cipher is None:
-        cipher = current_app.extensions["fernet"] = fernet_for(current_app.config["SECRET_KEY"])
-    return cipher
+    """The cipher of the current app (bound by :meth:`Cipher.init_app`)."""
+    return current_app.extensions["fernet"]
 
 
 def encrypt(plaintext: str) -> str:

@@ -9,25 +9,25 @@ Invariants kept here (and nowhere else):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.models import Dialog, LLMModel, Mode, Request, RequestStatus, User
+from shared.llm import ChatResult, ModelSpec, Turn
+from shared.models import Dialog, ErrorKind, LLMModel, Request, RequestStatus, User
 from shared.models.types import utcnow
+from shared.services.users import Refusal
 
 logger = logging.getLogger(__name__)
 
 
-def current_dialog(user: User, mode: Mode | None = None) -> Dialog:
+def current_dialog(user: User) -> Dialog:
     """Return the user's open dialog, opening a new one if there is none.
 
     Args:
-        user: The user.
-        mode: Recorded on a newly opened dialog.
+        user: The user (their chosen mode is recorded on a newly opened dialog).
 
     Returns:
         The open dialog (flushed, so it has an id).
@@ -39,7 +39,7 @@ def current_dialog(user: User, mode: Mode | None = None) -> Dialog:
         .limit(1)
     )
     if dialog is None:
-        dialog = Dialog(user_id=user.id, mode_id=mode.id if mode else None)
+        dialog = Dialog(user_id=user.id, mode_id=user.mode_id)
         db.session.add(dialog)
         db.session.flush()
         logger.info("opened dialog_id=%s user_id=%s", dialog.id, user.id)
@@ -78,9 +78,10 @@ def log_request(
     update_id: int | None,
     chat_id: int | None,
     telegram_message_id: int | None,
-    mode: Mode | None,
-    model: LLMModel | None,
-    status: RequestStatus = RequestStatus.PENDING,
+    mode_name: str | None,
+    model_id: int | None,
+    model_name: str | None,
+    refusal: Refusal | None = None,
 ) -> Request | None:
     """Write the log row of one user request in the user's open dialog.
 
@@ -90,16 +91,17 @@ def log_request(
         update_id: Telegram's update id (the idempotency key).
         chat_id: Where to answer.
         telegram_message_id: The user's message, to reply to.
-        mode: The mode in effect (its name is snapshotted).
-        model: The model that will answer (its name is snapshotted).
-        status: ``pending`` for a request to answer, ``denied`` for a refused one.
+        mode_name: The mode in effect (snapshotted).
+        model_id: The model that will answer.
+        model_name: Its name (snapshotted).
+        refusal: Why the request is refused (the row is ``denied``), or None (``pending``).
 
     Returns:
         The new row, or None when this update was logged before (a redelivery).
     """
     if update_id is not None and find_by_update(update_id) is not None:
         return None
-    dialog = current_dialog(user, mode)
+    dialog = current_dialog(user)
     try:
         with db.session.begin_nested():
             number = db.session.scalar(
@@ -117,10 +119,12 @@ def log_request(
                 telegram_message_id=telegram_message_id,
                 request_text=text,
                 request_at=utcnow(),
-                mode_name=mode.name if mode else None,
-                model_id=model.id if model else None,
-                model_name=model.name if model else None,
-                status=status,
+                mode_name=mode_name,
+                model_id=model_id,
+                model_name=model_name,
+                status=RequestStatus.PENDING if refusal is None else RequestStatus.DENIED,
+                error_kind=refusal.kind if refusal else None,
+                error=refusal.detail if refusal else None,
             )
             db.session.add(message)
     except IntegrityError:
@@ -132,17 +136,9 @@ def log_request(
         dialog.id,
         number,
         update_id,
-        status,
+        message.status,
     )
     return message
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier exchange of a dialog, as the LLM sees it."""
-
-    request: str
-    response: str
 
 
 def history(message: Request) -> list[Turn]:
@@ -168,81 +164,49 @@ def history(message: Request) -> list[Turn]:
     return [Turn(request, response or "") for request, response in rows]
 
 
-def pending_in_dialog(dialog_id: int) -> list[int]:
-    """Ids of the dialog's pending requests, oldest first.
-
-    The reply task answers them in this order, so a dialog's answers never overtake each other.
-
-    Args:
-        dialog_id: The dialog.
-
-    Returns:
-        Request ids.
-    """
-    return list(
-        db.session.scalars(
-            select(Request.id)
-            .where(Request.dialog_id == dialog_id, Request.status == RequestStatus.PENDING)
-            .order_by(Request.number)
-        )
-    )
-
-
-def complete_ok(
-    message: Request,
-    text: str,
-    *,
-    model: LLMModel,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-    latency_ms: int,
-) -> None:
+def complete_ok(message: Request, result: ChatResult) -> None:
     """Record the LLM's answer with usage and cost.
 
     Args:
         message: The request row.
-        text: The answer.
-        model: The model that actually answered (may be the fallback).
-        prompt_tokens: From the API's usage.
-        completion_tokens: From the API's usage.
-        latency_ms: Time spent in the LLM call(s).
+        result: The answer; ``result.model`` is the model that answered (maybe the fallback).
     """
-    message.response_text = text
+    model = result.model
+    message.response_text = result.text
     message.response_at = utcnow()
     message.status = RequestStatus.OK
     message.error = None
+    message.error_kind = None
     message.model_id = model.id
     message.model_name = model.name
-    message.prompt_tokens = prompt_tokens
-    message.completion_tokens = completion_tokens
-    message.cost_usd = cost_usd(model, prompt_tokens, completion_tokens)
-    message.latency_ms = latency_ms
+    message.prompt_tokens = result.prompt_tokens
+    message.completion_tokens = result.completion_tokens
+    message.cost_usd = cost_usd(model, result.prompt_tokens, result.completion_tokens)
+    message.latency_ms = result.latency_ms
     db.session.flush()
 
 
-def complete_error(message: Request, error: str, *, latency_ms: int | None = None) -> None:
+def complete_error(
+    message: Request, error: str, *, kind: ErrorKind, latency_ms: int | None = None
+) -> None:
     """Record that the request could not be answered.
 
     Args:
         message: The request row.
         error: What went wrong, for the admin (never shown to the user).
+        kind: Which failure it is (picks the apology).
         latency_ms: Time spent trying, if known.
     """
     message.status = RequestStatus.ERROR
+    message.error_kind = kind
     message.error = error[:2000]
     message.response_at = utcnow()
     message.latency_ms = latency_ms
     db.session.flush()
 
 
-def mark_delivered(message: Request) -> None:
-    """Record that the answer (or apology) reached Telegram, so it is never sent twice."""
-    message.delivered_at = utcnow()
-    db.session.flush()
-
-
 def cost_usd(
-    model: LLMModel, prompt_tokens: int | None, completion_tokens: int | None
+    model: LLMModel | ModelSpec, prompt_tokens: int | None, completion_tokens: int | None
 ) -> Decimal | None:
     """Price of one call from the model's per-million-token prices.
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from flask import current_app
 
 from shared.db import db
+from shared.llm import LLMClients, LLMError, ModelSpec, chat
 from shared.models import LLMModel
 from shared.services.crypto import SecretUnreadable
-from shared.services.llm import LLMClients, LLMError, ModelSpec, chat
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,6 @@ SETTINGS: dict[str, SettingSpec] = {
     "registration": SettingSpec(
         choices=(REGISTRATION_OPEN, REGISTRATION_APPROVAL), default=REGISTRATION_OPEN
     ),
-    "default_model_id": SettingSpec(),
-    "default_mode_id": SettingSpec(),
     "default_daily_limit": SettingSpec(),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,10 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.models import LLMModel, Mode, Request, RequestStatus, User, UserStatus
+from shared.extensions import runtime
+from shared.models import ErrorKind, LLMModel, Mode, Request, RequestStatus, User, UserStatus
 from shared.models.types import utcnow
-from shared.services.catalog import default_mode, default_model
-from shared.services.settings import REGISTRATION_APPROVAL, get_int_setting, get_setting
+from shared.runtime import Snapshot
+from shared.services.settings import REGISTRATION_APPROVAL
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,20 @@ def get_user(telegram_id: int) -> User | None:
     return db.session.scalar(select(User).where(User.telegram_id == telegram_id))
 
 
-def touch_user(tg_user: dict[str, Any]) -> User:
+@dataclass(frozen=True)
+class Refusal:
+    """Why a user's request is refused.
+
+    Attributes:
+        kind: ``blocked``, ``pending`` or ``limit`` (picks the text the user gets).
+        detail: The rule or limit, for the admin (the log row's ``error``).
+    """
+
+    kind: ErrorKind
+    detail: str
+
+
+def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> User:
     """Register a Telegram user on first contact, or refresh their profile and activity.
 
     A new user's status follows the ``registration`` setting: ``open`` → active,
@@ -33,6 +48,7 @@ def touch_user(tg_user: dict[str, Any]) -> User:
 
     Args:
         tg_user: Telegram's ``User`` object as a dict (``id``, ``username``, ``first_name``, …).
+        snapshot: The runtime settings (read from the process's cache when None).
 
     Returns:
         The user, flushed, with ``last_seen_at`` set to now.
@@ -40,9 +56,10 @@ def touch_user(tg_user: dict[str, Any]) -> User:
     telegram_id = int(tg_user["id"])
     user = get_user(telegram_id)
     if user is None:
+        snapshot = snapshot or runtime.get()
         status = (
             UserStatus.PENDING
-            if get_setting("registration") == REGISTRATION_APPROVAL
+            if snapshot.setting("registration") == REGISTRATION_APPROVAL
             else UserStatus.ACTIVE
         )
         try:
@@ -63,21 +80,26 @@ def touch_user(tg_user: dict[str, Any]) -> User:
     return user
 
 
-def is_allowed(user: User) -> bool:
-    """Whether the user may get answers from the LLM (only ``active`` users may)."""
-    return user.status == UserStatus.ACTIVE
+def access_refusal(user: User, snapshot: Snapshot, tz_name: str) -> Refusal | None:
+    """Whether a user may get an answer now, and if not, why.
 
+    Only ``active`` users may ask, and only while under their daily request limit.
 
-def effective_mode(user: User) -> Mode | None:
-    """The user's chosen mode, else the default mode."""
-    return user.mode or default_mode()
+    Args:
+        user: The user.
+        snapshot: The runtime settings (the default daily limit).
+        tz_name: IANA timezone in which "today" is counted.
 
-
-def effective_model(user: User) -> LLMModel | None:
-    """The user's chosen model if still enabled, else the default model."""
-    if user.model is not None and user.model.enabled:
-        return user.model
-    return default_model()
+    Returns:
+        None when the request may be answered, else the refusal.
+    """
+    if user.status != UserStatus.ACTIVE:
+        kind = ErrorKind.BLOCKED if user.status == UserStatus.BLOCKED else ErrorKind.PENDING
+        return Refusal(kind, f"user is {user.status}")
+    limit = daily_limit(user, snapshot)
+    if limit is not None and requests_today(user, tz_name) >= limit:
+        return Refusal(ErrorKind.LIMIT, f"daily request limit of {limit} reached")
+    return None
 
 
 def choose_mode(user: User, mode_id: int) -> Mode | None:
@@ -179,11 +201,20 @@ def set_status(users: list[User], status: UserStatus) -> int:
     return changed
 
 
-def daily_limit(user: User) -> int | None:
-    """The user's requests-per-day limit: their own, else the default setting; None = no limit."""
+def daily_limit(user: User, snapshot: Snapshot | None = None) -> int | None:
+    """The user's requests-per-day limit: their own, else the default setting; None = no limit.
+
+    Args:
+        user: The user.
+        snapshot: The runtime settings (read from the process's cache when None).
+
+    Returns:
+        The limit, or None for no limit.
+    """
     if user.daily_request_limit is not None:
         return user.daily_request_limit
-    return get_int_setting("default_daily_limit")
+    raw = (snapshot or runtime.get()).setting("default_daily_limit")
+    return int(raw) if raw and raw.strip().isdigit() else None
 
 
 def requests_today(user: User, tz_name: str) -> int:
@@ -207,9 +238,3 @@ def requests_today(user: User, tz_name: str) -> int:
             )
         )
     )
-
-
-def over_daily_limit(user: User, tz_name: str) -> bool:
-    """Whether the user has used up today's requests."""
-    limit = daily_limit(user)
-    return limit is not None and requests_today(user, tz_name) >= limit

@@ -1,1 +1,1 @@
-"""Tests of the `bot` package."""
+"""Tests of the Telegram handlers, called directly."""

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from shared.celery_setup import UPDATE_TASK, enqueue
+from shared.celery_setup import enqueue_update
 from shared.db import db
 from shared.models import Dialog, LLMModel, Request, User
 from shared.services.catalog import make_default, seed_catalog, set_api_key
@@ -44,7 +44,7 @@ class Conversation:
 
     def deliver(self, update: dict[str, Any]) -> None:
         """Enqueue an update exactly as the webhook and the listener do."""
-        enqueue(self.app, UPDATE_TASK, update)
+        enqueue_update(self.app, update)
 
     def say(self, user_id: int, text: str, **kwargs: Any) -> dict[str, Any]:
         """A user writes to the bot; returns the update."""

@@ -397,8 +397,8 @@ def test_an_update_claimed_by_a_dead_worker_is_handled_after_the_claim_lapses(
     assert [r.request_text for r in conversation.rows(ALICE)] == ["after a crash"]
 
 
-def test_a_reply_that_keeps_failing_ends_as_an_error_row(conversation: Conversation) -> None:
-    """Telegram refuses every send: after the retries the row is ``error``, never ``pending``."""
+def test_a_chat_that_blocked_the_bot_is_settled_not_retried(conversation: Conversation) -> None:
+    """Telegram says the user blocked the bot: the answer is kept, marked undeliverable, once."""
     conversation.telegram.fail_next(
         "sendMessage", error_code=403, description="Forbidden: bot was blocked by the user",
         times=20,
@@ -407,8 +407,25 @@ def test_a_reply_that_keeps_failing_ends_as_an_error_row(conversation: Conversat
 
     def settled() -> Request | None:
         rows = conversation.rows(ALICE)
-        return rows[0] if rows and rows[0].status == "error" else None
+        return rows[0] if rows and rows[0].delivered_at is not None else None
 
-    row = wait_until(settled, timeout=60, what="the row to end as error")
-    assert "gave up" in row.error and "403" in row.error
+    row = wait_until(settled, timeout=60, what="the row to be settled")
+    assert row.status == "ok" and row.response_text and "undeliverable" in row.error
+    assert row.delivered_parts == 0
+    assert len(conversation.telegram.calls("sendMessage")) == 1, "a blocked chat is not retried"
+    assert len(conversation.llm.chat_requests()) == 1
+
+
+def test_a_reply_that_keeps_failing_ends_as_an_error_row(conversation: Conversation) -> None:
+    """Telegram fails every send: after the retries the row is ``error``, settled, asked once."""
+    conversation.telegram.fail_next("sendMessage", error_code=502, times=100)
+    conversation.say(ALICE, "are you there?")
+
+    def settled() -> Request | None:
+        rows = conversation.rows(ALICE)
+        return rows[0] if rows and rows[0].delivered_at is not None else None
+
+    row = wait_until(settled, timeout=90, what="the row to end as error")
+    assert row.status == "error" and row.error_kind == "gave_up"
+    assert "gave up" in row.error and "502" in row.error
     assert len(conversation.llm.chat_requests()) == 1, "the answer is not asked for again"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.services.formatting import TELEGRAM_MAX_LENGTH, split_markdown, to_telegram_html
+from shared.telegram.formatting import TELEGRAM_MAX_LENGTH, split_markdown, to_telegram_html
 
 
 def _squash(text: str) -> str:

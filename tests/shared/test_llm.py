@@ -8,8 +8,8 @@ import httpx2
 import openai
 import pytest
 
+from shared.llm import ModelSpec, build_messages, is_retryable, retry_after_seconds
 from shared.services.dialogs import Turn
-from shared.services.llm import ModelSpec, build_messages, is_retryable, retry_after_seconds
 
 
 def _spec(context_window: int | None = None, max_tokens: int | None = None) -> ModelSpec:

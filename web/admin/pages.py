@@ -14,15 +14,14 @@ from werkzeug.wrappers import Response
 from wtforms import IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import URL, NumberRange, Optional
 
-from bot.dispatcher import get_bot
 from shared.db import db
+from shared.extensions import telegram
 from shared.logging import redact
 from shared.services import bot_control
 from shared.services.catalog import list_models, list_modes
 from shared.services.configuration import current_settings, update_settings
 from shared.services.settings import is_set
 from shared.services.stats import PeriodError, make_period, statistics
-from shared.services.telegram import call_telegram
 from web.admin.charts import bar_chart
 from web.admin.security import admin_logged_in, redirect_to_login
 
@@ -147,7 +146,7 @@ class BotView(SecureBaseView):
         webhook_info, info_error = None, None
         if is_set("telegram_bot_token"):
             try:
-                webhook_info = call_telegram(get_bot().get_webhook_info)
+                webhook_info = telegram.get_webhook_info()
             except Exception as exc:  # Telegram unreachable or token rejected: show, don't crash
                 info_error = redact(str(exc))[:300]
                 logger.warning("getWebhookInfo failed: %s", info_error)

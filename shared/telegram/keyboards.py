@@ -1,18 +1,33 @@
-"""Inline keyboards of the bot and the callback data they carry.
+"""Inline keyboards of the bot and the typed callback data their buttons carry.
 
-Callback data: ``new`` (start a new dialog), ``mode:<id>``, ``model:<id>``.
+Callback data (pyTelegramBotAPI's ``CallbackData``): ``new`` (start a new dialog),
+``mode:<id>``, ``model:<id>`` — the same strings as before, so buttons under old messages keep
+working.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol
+
+from telebot.callback_data import CallbackData
 from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.texts import t
-from shared.models import LLMModel, Mode
+from shared.telegram.texts import t
 
+#: The «Начать новый диалог» button (no parameters).
 NEW_DIALOG = "new"
-MODE_PREFIX = "mode:"
-MODEL_PREFIX = "model:"
+#: ``mode:<id>`` — switch the answer mode.
+MODE = CallbackData("id", prefix="mode")
+#: ``model:<id>`` — switch the model.
+MODEL = CallbackData("id", prefix="model")
+
+
+class Choice(Protocol):
+    """Anything with an id and a name (a mode or a model, row or snapshot)."""
+
+    id: int
+    name: str
 
 
 def new_dialog_keyboard(lang: str) -> InlineKeyboardMarkup:
@@ -24,8 +39,8 @@ def new_dialog_keyboard(lang: str) -> InlineKeyboardMarkup:
 
 def settings_keyboard(
     lang: str,
-    modes: list[Mode],
-    models: list[LLMModel],
+    modes: Iterable[Choice],
+    models: Iterable[Choice],
     current_mode_id: int | None,
     current_model_id: int | None,
 ) -> InlineKeyboardMarkup:
@@ -44,16 +59,13 @@ def settings_keyboard(
     markup = InlineKeyboardMarkup(row_width=1)
     for mode in modes:
         tick = "✅ " if mode.id == current_mode_id else ""
-        markup.add(
-            InlineKeyboardButton(f"{tick}{mode.name}", callback_data=f"{MODE_PREFIX}{mode.id}")
-        )
+        markup.add(InlineKeyboardButton(f"{tick}{mode.name}", callback_data=MODE.new(id=mode.id)))
+    models = list(models)
     if len(models) > 1:
         for model in models:
             tick = "✅ " if model.id == current_model_id else ""
             markup.add(
-                InlineKeyboardButton(
-                    f"{tick}🤖 {model.name}", callback_data=f"{MODEL_PREFIX}{model.id}"
-                )
+                InlineKeyboardButton(f"{tick}🤖 {model.name}", callback_data=MODEL.new(id=model.id))
             )
     markup.add(InlineKeyboardButton(t("new_dialog_button", lang), callback_data=NEW_DIALOG))
     return markup

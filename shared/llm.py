@@ -18,9 +18,9 @@ import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
+from flask import Flask, current_app
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -32,8 +32,10 @@ from tenacity import (
 
 from shared.config import Config
 from shared.models import LLMModel
-from shared.services.crypto import decrypt
-from shared.services.dialogs import Turn
+from shared.services.crypto import SecretUnreadable, decrypt
+
+if TYPE_CHECKING:  # the SDK is imported on first use: the listener never needs it
+    import openai
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ DEFAULT_ANSWER_RESERVE = 1_024
 #: Rough characters per token for budgeting history (no tokenizer download is possible offline;
 #: real usage always comes from the API's response).
 CHARS_PER_TOKEN = 3
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a dialog, as the LLM sees it."""
+
+    request: str
+    response: str
 
 
 class LLMError(RuntimeError):
@@ -66,6 +76,8 @@ class ModelSpec:
         input_price_per_1m: USD per million prompt tokens.
         output_price_per_1m: USD per million completion tokens.
         fallback: The model to try when this one gives up.
+        key_error: Why the stored key could not be read (``SECRET_KEY`` changed), else None;
+            such a model answers nothing and its requests fail with that reason.
     """
 
     id: int
@@ -79,6 +91,7 @@ class ModelSpec:
     input_price_per_1m: Decimal
     output_price_per_1m: Decimal
     fallback: ModelSpec | None = None
+    key_error: str | None = None
 
     @classmethod
     def from_model(cls, model: LLMModel, *, with_fallback: bool = True) -> ModelSpec:
@@ -92,12 +105,19 @@ class ModelSpec:
             The snapshot.
         """
         fallback = model.fallback if with_fallback else None
+        api_key, key_error = "", None
+        if model.api_key_encrypted:
+            try:
+                api_key = decrypt(model.api_key_encrypted)
+            except SecretUnreadable as exc:
+                key_error = f"{model.name}: {exc}"
         return cls(
             id=model.id,
             name=model.name,
             model=model.model,
             base_url=model.base_url,
-            api_key=decrypt(model.api_key_encrypted) if model.api_key_encrypted else "",
+            api_key=api_key,
+            key_error=key_error,
             temperature=model.temperature,
             max_tokens=model.max_tokens,
             context_window=model.context_window,
@@ -206,6 +226,8 @@ class LLMClients:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                import openai
+
                 client = openai.OpenAI(
                     base_url=base_url,
                     api_key=api_key or "not-needed",
@@ -214,6 +236,39 @@ class LLMClients:
                 )
                 self._clients[key] = client
             return client
+
+
+class LLMGateway:
+    """Flask extension: the process's OpenAI clients (one per endpoint and key) and the router.
+
+    Bound eagerly by :meth:`init_app` (``app.extensions["llm_clients"]``); nothing connects
+    until the first call.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        """Create the app's client cache with ``LLM_TIMEOUT``.
+
+        Args:
+            app: The Flask app.
+        """
+        app.extensions["llm_clients"] = LLMClients(app.config["AI_ROUTER"].llm_timeout)
+
+    def chat(self, spec: ModelSpec, messages: list[dict[str, str]]) -> ChatResult:
+        """Ask a model (retries, then its fallback) with the current app's settings.
+
+        Args:
+            spec: The model to ask first.
+            messages: The Chat Completions messages.
+
+        Returns:
+            The answer with usage.
+
+        Raises:
+            LLMError: When every model gave up.
+        """
+        return chat(
+            current_app.config["AI_ROUTER"], current_app.extensions["llm_clients"], spec, messages
+        )
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -225,6 +280,8 @@ def is_retryable(exc: BaseException) -> bool:
     Returns:
         True for timeouts, connection errors, 408, 409, 429 and 5xx.
     """
+    import openai
+
     if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -319,6 +376,8 @@ def chat(
     Raises:
         LLMError: When every model gave up; the message names the models and errors.
     """
+    import openai
+
     started = time.monotonic()
     errors: list[str] = []
     candidate: ModelSpec | None = spec
@@ -345,6 +404,8 @@ def chat(
 
 def describe_error(exc: BaseException) -> str:
     """A one-line description of an SDK error for the log row (no secrets, no traceback)."""
+    import openai
+
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code} {type(exc).__name__}: {str(exc)[:300]}"
     return f"{type(exc).__name__}: {str(exc)[:300]}"

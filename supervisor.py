@@ -1,4 +1,4 @@
-"""``make run``: start every process of ai_router in the foreground and stop them all together.
+"""``make run``'s supervisor: start every process of ai_router and stop them all together.
 
 Order: embedded Redis (only when ``REDIS_URL`` is unset) → migrations and the first admin →
 web (gunicorn), one Celery worker, the bot listener. Ctrl-C or SIGTERM stops the children in the
@@ -17,13 +17,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import click
-
 from shared.config import PROJECT_ROOT, Config
 from shared.embedded_redis import EmbeddedRedis
 from shared.logging import configure_logging
-from shared.services.bootstrap import announce_admin_password, initialize
-from web import create_app
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +112,25 @@ def child_commands(config: Config) -> list[Child]:
     ]  # fmt: skip
 
 
+def initialize(env: dict[str, str]) -> bool:
+    """Migrate the database and create the first admin, in a short-lived child process.
+
+    ``flask --app wsgi init`` prints a generated admin password once, on the terminal. Running
+    it as a child keeps the supervisor itself small: it never loads the web app.
+
+    Args:
+        env: The environment of the children.
+
+    Returns:
+        Whether it succeeded (its output says why not).
+    """
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "init"]
+    result = subprocess.run(command, env=env, cwd=PROJECT_ROOT, check=False)
+    if result.returncode != 0:
+        logger.error("database initialization failed (exit code %s)", result.returncode)
+    return result.returncode == 0
+
+
 def supervise(config: Config, stop: threading.Event) -> int:
     """Run everything until ``stop`` is set or a child dies, then stop it all.
 
@@ -133,12 +148,9 @@ def supervise(config: Config, stop: threading.Event) -> int:
     children: list[Child] = []
     exit_code = 0
     try:
-        app = create_app(config)
-        password = initialize(app)
-        if password:
-            # Shown on the terminal, never logged: log lines must not carry secrets.
-            click.echo(announce_admin_password(config.admin_username, password), err=True)
         env = dict(os.environ, REDIS_URL=config.redis_url, INSTANCE_PATH=str(config.instance_path))
+        if not initialize(env):
+            return 1
         children = child_commands(config)
         for child in children:
             child.start(env)

@@ -1,0 +1,96 @@
+"""The one middleware of the dispatcher: who is talking, in which language, one commit, then send.
+
+For every message and button press it registers or refreshes the sender
+(``shared.services.users.touch_user``) and picks the text language, and hands both to the
+handler with an :class:`Outbox`. Handlers change the database and *queue* their replies; after
+the handler returns, the middleware commits once and only then sends the queued replies, so no
+transaction is open while Telegram is called. A handler's exception rolls back and propagates to
+the task, which retries the update.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from telebot.handler_backends import BaseMiddleware
+from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+from shared.db import db
+from shared.extensions import telegram
+from shared.services.users import touch_user
+from shared.telegram.texts import lang_of
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Outbox:
+    """Replies a handler queued, sent by the middleware after the commit, in order."""
+
+    actions: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+
+    def send(self, chat_id: int, text: str, **options: Any) -> None:
+        """Queue a message (``sendMessage`` options such as ``reply_markup``)."""
+        self.actions.append(("send_message", (chat_id, text), options))
+
+    def toast(self, query_id: str, text: str) -> None:
+        """Queue the answer to a button press (the small notice at the top of the chat)."""
+        self.actions.append(("answer_callback_query", (query_id, text), {}))
+
+    def edit(
+        self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        """Queue a new text and keyboard for a message the bot sent."""
+        self.actions.append(
+            ("edit_message_text", (text, chat_id, message_id), {"reply_markup": markup})
+        )
+
+    def flush(self) -> None:
+        """Send the queued replies through the Telegram client (retries included)."""
+        actions, self.actions = self.actions, []
+        for method, args, options in actions:
+            telegram.call(method, *args, **options)
+
+
+class UserMiddleware(BaseMiddleware):
+    """Registers the sender, sets ``data["user"]``, ``data["lang"]``, ``data["out"]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.update_types = ["message", "callback_query"]
+
+    def pre_process(self, message: Message | CallbackQuery, data: dict[str, Any]) -> None:
+        """Register or refresh the sender and prepare the outbox.
+
+        Args:
+            message: The message or button press.
+            data: Handed to the handler (``user``, ``lang``, ``out``).
+        """
+        data["user"] = touch_user(message.from_user.to_dict())
+        data["lang"] = lang_of(message.from_user.language_code)
+        data["out"] = Outbox()
+
+    def post_process(
+        self, message: Message | CallbackQuery, data: dict[str, Any], exception: BaseException
+    ) -> None:
+        """Commit once and send the replies; on a handler error roll back and re-raise it.
+
+        Args:
+            message: The message or button press.
+            data: What the handler got.
+            exception: The handler's exception, or None.
+
+        Raises:
+            BaseException: The handler's exception (the task retries the update).
+        """
+        if exception is not None:
+            db.session.rollback()
+            db.session.close()
+            raise exception
+        db.session.commit()
+        db.session.close()
+        outbox: Outbox | None = data.get("out")
+        if outbox is not None:
+            outbox.flush()

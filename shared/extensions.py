@@ -1,0 +1,25 @@
+"""The extension objects of every ai_router process, created unbound and bound by ``init_app``.
+
+These are the only module-level objects with state; each keeps its per-app state in
+``app.extensions``. ``shared.app.create_core_app`` binds them all, eagerly, in dependency order
+(database → Redis → cipher → runtime settings → Telegram → LLM → Celery). Import them from here.
+"""
+
+from __future__ import annotations
+
+from shared.celery_setup import CeleryExt
+from shared.db import db
+from shared.llm import LLMGateway
+from shared.redis import RedisStore
+from shared.runtime import RuntimeSettings
+from shared.services.crypto import Cipher
+from shared.telegram.client import TelegramClient
+
+redis_store = RedisStore()
+cipher = Cipher()
+runtime = RuntimeSettings()
+telegram = TelegramClient(runtime)
+llm = LLMGateway()
+celery_ext = CeleryExt()
+
+__all__ = ["celery_ext", "cipher", "db", "llm", "redis_store", "runtime", "telegram"]

@@ -1,0 +1,84 @@
+"""The Telegram client extension: HTML, plain-text fallback, rate limits, token changes (fake)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from shared.db import db
+from shared.extensions import telegram
+from shared.services.settings import set_setting
+from shared.telegram.client import BotNotConfigured, answer_parts
+from tests.fakes.telegram import FakeTelegram
+
+CHAT = 777
+
+
+@pytest.fixture()
+def ctx(app: Flask, telegram: FakeTelegram) -> Iterator[FakeTelegram]:
+    """An app context with the fake's token set and a chat that exists."""
+    fake = telegram
+    with app.app_context():
+        set_setting("telegram_bot_token", fake.token)
+        db.session.commit()
+        fake.inject_message(CHAT, "hi")
+        yield fake
+
+
+def test_markdown_is_sent_as_html(ctx: FakeTelegram) -> None:
+    """Formatting arrives as Telegram entities, the text without markup."""
+    telegram.send_parts(CHAT, answer_parts("**Hello** & <goodbye>"))
+    call = ctx.wait_for_call("sendMessage")
+    assert call.params["parse_mode"] == "HTML"
+    assert ctx.messages(CHAT)[-1]["text"] == "Hello & <goodbye>"
+
+
+def test_rejected_entities_are_resent_as_plain_text(ctx: FakeTelegram) -> None:
+    """When Telegram cannot parse the HTML, the same part goes out as plain text."""
+    ctx.fail_next("sendMessage", error_code=400, description="Bad Request: can't parse entities: x")
+    telegram.send_parts(CHAT, answer_parts("**still delivered**"))
+    first, second = ctx.wait_for_calls("sendMessage", 2)
+    assert first.params.get("parse_mode") == "HTML" and not first.ok
+    assert "parse_mode" not in second.params
+    assert ctx.messages(CHAT)[-1]["text"] == "**still delivered**"
+
+
+def test_rate_limit_is_waited_out(ctx: FakeTelegram) -> None:
+    """A 429 with retry_after is honoured and the message still arrives once."""
+    ctx.fail_next("sendMessage", error_code=429, retry_after=1)
+    sent: list[int] = []
+    telegram.send_parts(CHAT, answer_parts("patience"), on_sent=sent.append)
+    calls = ctx.wait_for_calls("sendMessage", 2)
+    assert calls[0].status == 429 and calls[1].ok
+    assert sent == [0] and ctx.messages(CHAT)[-1]["text"] == "patience"
+
+
+def test_parts_in_order_keyboard_under_the_last(ctx: FakeTelegram) -> None:
+    """Parts come in order; the reply markup sits under the last one; skipped parts stay out."""
+    markup = InlineKeyboardMarkup()
+    markup.add(InlineKeyboardButton("x", callback_data="new"))
+    text = "\n\n".join(f"part {i} " + "w " * 1500 for i in range(3))
+    parts = answer_parts(text, reply_markup=markup)
+    assert len(parts) >= 3
+    telegram.send_parts(CHAT, parts, skip=1)
+    calls = ctx.wait_for_calls("sendMessage", len(parts) - 1)
+    assert [c.params.get("reply_markup") is not None for c in calls] == [False] * (
+        len(parts) - 2
+    ) + [True]
+    assert ctx.messages(CHAT)[-len(parts) + 1]["text"].startswith("part 1")
+
+
+def test_token_change_reaches_the_client(ctx: FakeTelegram) -> None:
+    """A new token is used at once by this process; without a token the client refuses."""
+    telegram.send_message(CHAT, "one")
+    set_setting("telegram_bot_token", None)
+    db.session.commit()
+    with pytest.raises(BotNotConfigured):
+        telegram.send_message(CHAT, "two")
+    set_setting("telegram_bot_token", ctx.token)
+    db.session.commit()
+    telegram.send_message(CHAT, "three")
+    assert [m["text"] for m in ctx.messages(CHAT)][-2:] == ["one", "three"]
