@@ -1,73 +1,29 @@
-"""``make bench``: latency of ``POST /telegram/webhook`` (verify secret + enqueue), no LLM.
+"""``make bench`` / ``python -m bench [ingress|load] [options]``: the benchmarks.
 
-Runs on a throwaway instance folder with the embedded Redis and SQLite, through the real app
-and the real broker (no worker consumes, so only the ingress path is measured). Prints
-percentiles; the numbers are for comparing changes on the same machine, not for asserting.
+- ``ingress``: latency of ``POST /telegram/webhook`` (verify the secret, enqueue), no worker;
+- ``load``: the whole product under N closed-loop users (``bench/load.py``; ``--help``).
+
+With no argument both run with their defaults. Nothing here is part of ``make test``.
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
-import tempfile
-import time
-from pathlib import Path
+import sys
 
-from shared.config import Config
-from shared.db import db
-from shared.embedded_redis import EmbeddedRedis
+from bench import ingress, load
 from shared.logging import configure_logging
-from shared.services import bot_control
-from shared.services.bootstrap import initialize
-from shared.services.settings import set_setting
-from web import create_app
-
-logger = logging.getLogger("bench")
-
-REQUESTS = 2000
-SECRET = "bench-secret"
 
 
 def main() -> None:
-    """Measure and log webhook latency percentiles."""
+    """Dispatch to the benchmark named on the command line (all when none)."""
     configure_logging("bench", "WARNING")
-    logger.setLevel(logging.INFO)
-    with tempfile.TemporaryDirectory(prefix="air-bench-") as folder:
-        root = Path(folder)
-        redis = EmbeddedRedis(root / "redis.sock", root, persist=False)
-        redis.start()
-        try:
-            config = Config.from_env(
-                {"INSTANCE_PATH": str(root), "REDIS_URL": redis.url, "SECRET_KEY": "bench",
-                 "ADMIN_PASSWORD": "bench", "LOG_LEVEL": "WARNING"}
-            )  # fmt: skip
-            app = create_app(config)
-            initialize(app)
-            with app.app_context():
-                set_setting("webhook_url", "https://bench.example.com/telegram/webhook")
-                set_setting("webhook_secret", SECRET)
-                db.session.commit()
-                bot_control.set_desired(bot_control.WEBHOOK)
-            client = app.test_client()
-            headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-            timings = []
-            for update_id in range(REQUESTS):
-                update = {"update_id": update_id, "message": {"message_id": 1, "text": "hi"}}
-                started = time.perf_counter()
-                response = client.post("/telegram/webhook", json=update, headers=headers)
-                timings.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200, response.text
-            timings.sort()
-            logger.info(
-                "webhook ingress, %s requests: p50=%.2f ms p95=%.2f ms p99=%.2f ms mean=%.2f ms",
-                REQUESTS,
-                timings[len(timings) // 2],
-                timings[int(len(timings) * 0.95)],
-                timings[int(len(timings) * 0.99)],
-                statistics.fmean(timings),
-            )
-        finally:
-            redis.stop()
+    logging.getLogger("bench").setLevel(logging.INFO)
+    args = sys.argv[1:]
+    if not args or args[0] == "ingress":
+        ingress.main()
+    if not args or args[0] == "load":
+        load.main(args[1:])
 
 
 if __name__ == "__main__":
