@@ -103,7 +103,7 @@ def child_commands(config: Config) -> list[Child]:
         ),
         Child(
             "worker",
-            [python, "-m", "celery", "-A", "celery_app", "worker", "-E",
+            [python, "-m", "celery", "-A", "celery_app", "worker",
              "-Q", "updates,llm", "--pool", "threads",
              "--concurrency", str(config.worker_concurrency),
              "--hostname", "worker1@%h", "--loglevel", config.log_level],

@@ -22,6 +22,7 @@ import logging
 import secrets
 import signal
 import threading
+import time
 from typing import Any
 
 from flask import Flask
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 POLL_TIMEOUT = 5
 #: Seconds between checks of the desired mode when not polling.
 IDLE_INTERVAL = 1.0
+#: While updates keep coming, the desired mode, the lead and the heartbeat are refreshed at most
+#: this often (seconds) instead of at every poll.
+CHECK_INTERVAL = 1.0
 
 
 class Listener:
@@ -67,16 +71,26 @@ class Listener:
         self.offset: int | None = None
         self.status = ListenerStatus(state="starting", mode=STOPPED, since=utcnow().isoformat())
         self._lock = None
+        self._checked_at = 0.0
+        self._reported_at = 0.0
 
     # -- state reporting -------------------------------------------------------------------
     def _set_state(self, state: str, mode: str, error: str | None = None, **extra: Any) -> None:
+        changed = (state, mode, error) != (
+            self.status.state,
+            self.status.mode,
+            self.status.last_error,
+        )
         if (state, mode) != (self.status.state, self.status.mode):
             self.status.since = utcnow().isoformat()
         self.status.state, self.status.mode = state, mode
         self.status.last_error = error
         for name, value in extra.items():
             setattr(self.status, name, value)
-        bot_control.write_heartbeat(self.status)
+        now = time.monotonic()
+        if changed or now - self._reported_at >= CHECK_INTERVAL:
+            bot_control.write_heartbeat(self.status)  # at most once a second while busy
+            self._reported_at = now
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -104,6 +118,10 @@ class Listener:
         logger.info("bot listener stopped")
 
     def _step(self) -> None:
+        if self.serving == POLLING and time.monotonic() - self._checked_at < CHECK_INTERVAL:
+            self._poll_once()  # busy polling: the mode and the lead were checked a moment ago
+            return
+        self._checked_at = time.monotonic()
         desired = bot_control.get_desired()["mode"]
         if desired == STOPPED:
             self._release_lead()

@@ -42,7 +42,8 @@ def create_core_app(
         AI_ROUTER=config,
         SECRET_KEY=config.secret_key,
         SQLALCHEMY_DATABASE_URI=config.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        # A ping per checkout guards against connections the server dropped; SQLite has none.
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not config.database_url.startswith("sqlite")},
     )
     app.config.update(flask_config or {})
     bind_extensions(app)

@@ -78,8 +78,10 @@ def celery_settings(config: Config) -> dict[str, Any]:
         },
         "worker_pool": "threads",
         "worker_concurrency": config.worker_concurrency,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost CPU and Redis traffic on every task; Flower switches them on by
+        # itself while it runs (its enable_events option), so only a watched worker pays.
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,

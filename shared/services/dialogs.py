@@ -11,39 +11,38 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
 
 from shared.db import db
 from shared.llm import ChatResult, ModelSpec, Turn
 from shared.models import Dialog, ErrorKind, LLMModel, Request, RequestStatus, User
 from shared.models.types import utcnow
-from shared.services.users import Refusal
 
 logger = logging.getLogger(__name__)
 
 
-def current_dialog(user: User) -> Dialog:
-    """Return the user's open dialog, opening a new one if there is none.
+def current_dialog_id(user: User) -> int:
+    """Return the id of the user's open dialog, opening a new one if there is none.
 
     Args:
         user: The user (their chosen mode is recorded on a newly opened dialog).
 
     Returns:
-        The open dialog (flushed, so it has an id).
+        The open dialog's id.
     """
-    dialog = db.session.scalar(
-        select(Dialog)
+    dialog_id = db.session.scalar(
+        select(Dialog.id)
         .where(Dialog.user_id == user.id, Dialog.ended_at.is_(None))
         .order_by(Dialog.id.desc())
         .limit(1)
     )
-    if dialog is None:
+    if dialog_id is None:
         dialog = Dialog(user_id=user.id, mode_id=user.mode_id)
         db.session.add(dialog)
         db.session.flush()
-        logger.info("opened dialog_id=%s user_id=%s", dialog.id, user.id)
-    return dialog
+        dialog_id = dialog.id
+        logger.info("opened dialog_id=%s user_id=%s", dialog_id, user.id)
+    return dialog_id
 
 
 def end_dialog(user: User) -> int | None:
@@ -81,9 +80,15 @@ def log_request(
     mode_name: str | None,
     model_id: int | None,
     model_name: str | None,
-    refusal: Refusal | None = None,
-) -> Request | None:
-    """Write the log row of one user request in the user's open dialog.
+    status: RequestStatus = RequestStatus.PENDING,
+    error_kind: ErrorKind | None = None,
+    error: str | None = None,
+) -> Request:
+    """Write the log row of one user request in the user's open dialog (flushed, not committed).
+
+    The dialog's counter is incremented atomically, so numbers run 1, 2, 3 … without gaps. A
+    second row for the same ``update_id`` fails with ``IntegrityError`` at the flush; the
+    caller rolls back and reads the first one (:func:`find_by_update`).
 
     Args:
         user: Who asked.
@@ -94,60 +99,62 @@ def log_request(
         mode_name: The mode in effect (snapshotted).
         model_id: The model that will answer.
         model_name: Its name (snapshotted).
-        refusal: Why the request is refused (the row is ``denied``), or None (``pending``).
+        status: ``pending`` for a request to answer; ``denied`` for a refusal; ``error`` for a
+            request that cannot be answered at all (no model).
+        error_kind: Why it is refused or failed.
+        error: The rule or the failure, for the admin.
 
     Returns:
-        The new row, or None when this update was logged before (a redelivery).
+        The new row (flushed: it has its id).
+
+    Raises:
+        IntegrityError: When this update was logged before.
     """
-    if update_id is not None and find_by_update(update_id) is not None:
-        return None
-    dialog = current_dialog(user)
-    try:
-        with db.session.begin_nested():
-            number = db.session.scalar(
-                update(Dialog)
-                .where(Dialog.id == dialog.id)
-                .values(last_message_number=Dialog.last_message_number + 1)
-                .returning(Dialog.last_message_number)
-            )
-            message = Request(
-                dialog_id=dialog.id,
-                number=number,
-                user_id=user.id,
-                update_id=update_id,
-                chat_id=chat_id,
-                telegram_message_id=telegram_message_id,
-                request_text=text,
-                request_at=utcnow(),
-                mode_name=mode_name,
-                model_id=model_id,
-                model_name=model_name,
-                status=RequestStatus.PENDING if refusal is None else RequestStatus.DENIED,
-                error_kind=refusal.kind if refusal else None,
-                error=refusal.detail if refusal else None,
-            )
-            db.session.add(message)
-    except IntegrityError:
-        if update_id is not None and find_by_update(update_id) is not None:
-            return None
-        raise
+    dialog_id = current_dialog_id(user)
+    number = db.session.scalar(
+        update(Dialog)
+        .where(Dialog.id == dialog_id)
+        .values(last_message_number=Dialog.last_message_number + 1)
+        .returning(Dialog.last_message_number)
+    )
+    now = utcnow()
+    row = Request(
+        dialog_id=dialog_id,
+        number=number,
+        user_id=user.id,
+        update_id=update_id,
+        chat_id=chat_id,
+        telegram_message_id=telegram_message_id,
+        request_text=text,
+        request_at=now,
+        mode_name=mode_name,
+        model_id=model_id,
+        model_name=model_name,
+        status=status,
+        error_kind=error_kind,
+        error=error,
+        response_at=now if status == RequestStatus.ERROR else None,
+    )
+    db.session.add(row)
+    db.session.flush()
     logger.info(
         "logged request dialog_id=%s number=%s update_id=%s status=%s",
-        dialog.id,
+        dialog_id,
         number,
         update_id,
-        message.status,
+        status,
     )
-    return message
+    return row
 
 
-def history(message: Request) -> list[Turn]:
-    """The answered turns of the message's dialog before it, oldest first.
+def history(dialog_id: int, number: int) -> list[Turn]:
+    """The answered turns of a dialog before request ``number``, oldest first.
 
     Only ``ok`` rows count: refused or failed requests are not part of the conversation.
 
     Args:
-        message: The request being answered.
+        dialog_id: The dialog.
+        number: The request being answered.
 
     Returns:
         Earlier turns in order.
@@ -155,8 +162,8 @@ def history(message: Request) -> list[Turn]:
     rows = db.session.execute(
         select(Request.request_text, Request.response_text)
         .where(
-            Request.dialog_id == message.dialog_id,
-            Request.number < message.number,
+            Request.dialog_id == dialog_id,
+            Request.number < number,
             Request.status == RequestStatus.OK,
         )
         .order_by(Request.number)
@@ -164,45 +171,89 @@ def history(message: Request) -> list[Turn]:
     return [Turn(request, response or "") for request, response in rows]
 
 
-def complete_ok(message: Request, result: ChatResult) -> None:
-    """Record the LLM's answer with usage and cost.
+def record_answer(request_id: int, result: ChatResult) -> bool:
+    """Record the LLM's answer with usage and cost, if the row is still pending.
+
+    One UPDATE, no read: the hot path of every answer.
 
     Args:
-        message: The request row.
+        request_id: The row.
         result: The answer; ``result.model`` is the model that answered (maybe the fallback).
+
+    Returns:
+        Whether the row was pending (False: someone else recorded it, or it was deleted).
     """
     model = result.model
-    message.response_text = result.text
-    message.response_at = utcnow()
-    message.status = RequestStatus.OK
-    message.error = None
-    message.error_kind = None
-    message.model_id = model.id
-    message.model_name = model.name
-    message.prompt_tokens = result.prompt_tokens
-    message.completion_tokens = result.completion_tokens
-    message.cost_usd = cost_usd(model, result.prompt_tokens, result.completion_tokens)
-    message.latency_ms = result.latency_ms
-    db.session.flush()
+    done = db.session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
+        .values(
+            response_text=result.text,
+            response_at=utcnow(),
+            status=RequestStatus.OK,
+            error=None,
+            error_kind=None,
+            model_id=model.id,
+            model_name=model.name,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            cost_usd=cost_usd(model, result.prompt_tokens, result.completion_tokens),
+            latency_ms=result.latency_ms,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(done.rowcount)
 
 
-def complete_error(
-    message: Request, error: str, *, kind: ErrorKind, latency_ms: int | None = None
-) -> None:
-    """Record that the request could not be answered.
+def record_failure(
+    request_id: int, error: str, *, kind: ErrorKind, latency_ms: int | None = None
+) -> bool:
+    """Record that a pending request could not be answered.
 
     Args:
-        message: The request row.
+        request_id: The row.
         error: What went wrong, for the admin (never shown to the user).
         kind: Which failure it is (picks the apology).
         latency_ms: Time spent trying, if known.
+
+    Returns:
+        Whether the row was pending.
     """
-    message.status = RequestStatus.ERROR
-    message.error_kind = kind
-    message.error = error[:2000]
-    message.response_at = utcnow()
-    message.latency_ms = latency_ms
-    db.session.flush()
+    done = db.session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
+        .values(
+            status=RequestStatus.ERROR,
+            error_kind=kind,
+            error=error[:2000],
+            response_at=utcnow(),
+            latency_ms=latency_ms,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(done.rowcount)
+
+
+def record_delivery(request_id: int, parts: int, *, settled: bool, note: str | None = None) -> None:
+    """Record how many parts of a reply Telegram accepted, and whether the reply is settled.
+
+    Args:
+        request_id: The row.
+        parts: Parts accepted so far.
+        settled: The reply is complete (or can never be delivered).
+        note: Appended to the row's error for the admin (e.g. "undeliverable: 403 …").
+    """
+    values: dict[str, object] = {"delivered_parts": parts}
+    if settled:
+        values["delivered_at"] = utcnow()
+    if note:
+        values["error"] = func.coalesce(Request.error + "; ", "") + note
+    db.session.execute(
+        update(Request)
+        .where(Request.id == request_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def cost_usd(

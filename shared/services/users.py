@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,9 @@ from shared.runtime import Snapshot
 from shared.services.settings import REGISTRATION_APPROVAL
 
 logger = logging.getLogger(__name__)
+
+#: ``last_seen_at`` is refreshed when it is older than this (one write a minute, not a message).
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 def get_user(telegram_id: int) -> User | None:
@@ -51,7 +54,7 @@ def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> 
         snapshot: The runtime settings (read from the process's cache when None).
 
     Returns:
-        The user, flushed, with ``last_seen_at`` set to now.
+        The user, flushed, with ``last_seen_at`` at most :data:`LAST_SEEN_RESOLUTION` old.
     """
     telegram_id = int(tg_user["id"])
     user = get_user(telegram_id)
@@ -75,7 +78,9 @@ def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> 
     user.first_name = tg_user.get("first_name") or user.first_name
     user.last_name = tg_user.get("last_name") or user.last_name
     user.language_code = tg_user.get("language_code") or user.language_code
-    user.last_seen_at = utcnow()
+    now = utcnow()
+    if user.last_seen_at is None or now - user.last_seen_at >= LAST_SEEN_RESOLUTION:
+        user.last_seen_at = now  # activity to the minute: no UPDATE for every message
     db.session.flush()
     return user
 

@@ -98,9 +98,21 @@ def entities_rejected(exc: BaseException) -> bool:
     )
 
 
-def _session() -> requests.Session:
-    """One keep-alive HTTP session for every Bot API call of the process."""
+def _session(base_url: str) -> requests.Session:
+    """One keep-alive HTTP session for every Bot API call of the process.
+
+    Proxy variables are read once here (``trust_env`` off), so no call looks up ``.netrc`` or
+    the environment again.
+
+    Args:
+        base_url: ``TELEGRAM_API_URL``.
+
+    Returns:
+        The session.
+    """
     session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    session.trust_env = False
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -140,7 +152,7 @@ class TelegramClient:
         apihelper.API_URL = f"{base_url}/bot{{0}}/{{1}}"
         apihelper.FILE_URL = f"{base_url}/file/bot{{0}}/{{1}}"
         if not isinstance(apihelper.session, requests.Session):
-            apihelper.session = _session()
+            apihelper.session = _session(base_url)
         app.extensions["telegram"] = _State()
 
     # -- the bot of the current token --------------------------------------------------------

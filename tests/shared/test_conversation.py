@@ -9,7 +9,7 @@ from flask import Flask
 
 from shared.db import db
 from shared.models import Request, RequestStatus, UserStatus
-from shared.services.conversation import Decision, Incoming, deliver, intake
+from shared.services.conversation import ChatLock, Decision, Incoming, deliver, intake
 from shared.services.settings import set_setting
 from shared.services.users import create_user
 from tests.fakes.telegram import FakeTelegram
@@ -71,3 +71,21 @@ def test_a_retry_sends_only_the_missing_parts(ctx: FakeTelegram) -> None:
     assert len(texts) == 2 and texts[0].startswith("part 1") and texts[1].startswith("part 2")
     row = db.session.get(Request, outcome.request_id)
     assert row.delivered_parts == 3 and row.delivered_at is not None
+
+
+def test_chat_lock_is_released_only_when_clean(app: Flask) -> None:
+    """A task that finds the chat taken marks it dirty; the holder must look again first."""
+    with app.app_context():
+        client = app.extensions["redis"]
+        holder, latecomer = ChatLock(client, CHAT), ChatLock(client, CHAT)
+        assert holder.acquire()
+        assert not latecomer.acquire()  # marks the chat dirty
+        assert not holder.release_if_clean()  # kept: someone queued meanwhile
+        assert not latecomer.acquire()
+        assert not holder.release_if_clean()
+        assert holder.release_if_clean()  # clean now: released
+        assert latecomer.acquire()
+        holder.release()  # not the holder any more: nothing happens
+        assert not ChatLock(client, CHAT).acquire()
+        latecomer.release()
+        assert ChatLock(client, CHAT).acquire()

@@ -2,14 +2,17 @@
 
 One task per text message (``tasks.replies.answer_text``) calls :func:`handle_text`:
 
-1. :func:`~shared.services.conversation.intake.intake` logs the request and decides (answer,
-   refuse, ignore) in one unit of work;
-2. :func:`work_chat` takes the chat's Redis lock without waiting. The holder settles the chat's
-   open rows oldest first — :func:`~shared.services.conversation.answering.answer` for pending
-   ones, then :func:`~shared.services.conversation.delivery.deliver` — so the answers of one chat
-   never overtake each other, while different chats run fully in parallel. A task that finds the
-   lock taken simply returns: its row is already committed, and the holder looks for open rows
-   again *after* releasing the lock, so nothing is left behind and nothing bounces.
+1. :func:`~shared.services.conversation.intake.intake` logs the request, decides (answer,
+   refuse, ignore) and prepares the work in memory, in one unit of work;
+2. :func:`work_chat` takes the chat's lock (:class:`ChatLock`) without waiting. The holder
+   settles its own row from memory (the fast path: nothing is read back) and then any row that
+   queued behind it, oldest first, from the database — so the answers of one chat never
+   overtake each other while different chats run fully in parallel. A task that finds the lock
+   taken marks the chat *dirty* in the same atomic step and returns: its row is committed, and
+   the holder can only release the lock when the chat is clean, so nothing is left behind and
+   nothing bounces (no busy retries);
+3. before a row's LLM call the holder *claims* the row in Redis, so a row is sent to the model
+   once even when a ticket in memory and a queue scan race for it.
 
 A failure while settling a row raises :class:`RowFailed` naming the row; the task retries, and
 after its last attempt :func:`give_up` settles that row with an apology.
@@ -18,10 +21,10 @@ after its last attempt :func:`give_up` settles that row with an apology.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import secrets
 from typing import Any
 
-from redis.exceptions import LockNotOwnedError
+import redis
 from sqlalchemy import select
 
 from shared.db import db
@@ -30,30 +33,67 @@ from shared.logging import redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
-from shared.services.conversation.answering import answer
-from shared.services.conversation.delivery import deliver
-from shared.services.conversation.intake import Decision, Incoming, Intake, intake
+from shared.services.conversation.answering import Prompt, ask, prepare, record
+from shared.services.conversation.delivery import (
+    Outbox,
+    ReplyView,
+    deliver,
+    reply_parts,
+    send,
+)
+from shared.services.conversation.intake import (
+    QUEUE_WINDOW,
+    Decision,
+    Incoming,
+    Intake,
+    Ticket,
+    intake,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a chat lock lives without renewal (renewed after every settled row). Longer than
-#: one LLM answer with retries and fallback can take.
+#: Seconds a chat lock (and a row's claim) lives without renewal: longer than one LLM answer
+#: with retries and fallback can take. A crashed holder's chat resumes after this.
 CHAT_LOCK_TIMEOUT = 360
-#: Open rows older than this are not picked up by the queue any more (left for the admin).
-QUEUE_WINDOW = timedelta(hours=1)
 
 __all__ = [
+    "ChatLock",
     "Decision",
     "Incoming",
     "Intake",
     "RowFailed",
-    "answer",
+    "Ticket",
     "deliver",
     "give_up",
     "handle_text",
     "intake",
     "work_chat",
 ]
+
+# KEYS[1] lock, KEYS[2] dirty flag; ARGV[1] token, ARGV[2] ttl ms.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return 0
+"""
+# Release only a clean chat: 1 released, 0 kept (dirty flag cleared, ttl renewed), -1 not ours.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('DEL', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+_FORCE_RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+_EXTEND = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
 
 
 class RowFailed(RuntimeError):
@@ -70,8 +110,63 @@ class RowFailed(RuntimeError):
         self.cause = cause
 
 
+class ClaimHeld(RuntimeError):
+    """A pending row's LLM call was claimed by a settler that did not finish (it crashed)."""
+
+
+class ChatLock:
+    """One settler per chat: a Redis lock with a *dirty* flag set by those who found it taken.
+
+    Args:
+        client: The Redis client.
+        chat_id: The chat.
+    """
+
+    def __init__(self, client: redis.Redis, chat_id: int) -> None:
+        self._client = client
+        self._keys = [f"{KEY_PREFIX}chat:{chat_id}:lock", f"{KEY_PREFIX}chat:{chat_id}:dirty"]
+        self._token = secrets.token_hex(8)
+        self._ttl = str(CHAT_LOCK_TIMEOUT * 1000)
+
+    def acquire(self) -> bool:
+        """Take the lock, or mark the chat dirty for its holder (atomically)."""
+        return bool(self._call(_ACQUIRE))
+
+    def release_if_clean(self) -> bool:
+        """Release unless someone queued meanwhile; then keep it (and clear the flag).
+
+        Returns:
+            True when released (or lost); False when the holder must look for work again.
+        """
+        result = int(self._call(_RELEASE))
+        if result == -1:
+            logger.warning("chat lock expired before release key=%s", self._keys[0])
+        return result != 0
+
+    def release(self) -> None:
+        """Release the lock whatever the dirty flag says (after a failure)."""
+        self._call(_FORCE_RELEASE)
+
+    def extend(self) -> None:
+        """Renew the lock's lifetime (after every settled row)."""
+        self._call(_EXTEND)
+
+    def _call(self, script: str) -> Any:
+        scripts: dict[str, Any] = self._client.__dict__.setdefault("_ai_router_scripts", {})
+        runner = scripts.get(script)
+        if runner is None:
+            runner = scripts[script] = self._client.register_script(script)
+        return runner(keys=self._keys, args=[self._token, self._ttl])
+
+
+def claim(request_id: int) -> bool:
+    """Claim a row for its LLM call (once: a second claim within the lock's lifetime fails)."""
+    key = f"{KEY_PREFIX}answering:{request_id}"
+    return bool(redis_store.client.set(key, "1", nx=True, ex=CHAT_LOCK_TIMEOUT))
+
+
 def handle_text(update: dict[str, Any]) -> Intake | None:
-    """Answer a text message: log it, then settle its chat's queue unless another task does.
+    """Answer a text message: log it, then settle its chat unless another task does.
 
     Args:
         update: The raw update.
@@ -87,12 +182,12 @@ def handle_text(update: dict[str, Any]) -> Intake | None:
         return None
     outcome = intake(incoming)
     if outcome.decision != Decision.IGNORE:
-        work_chat(outcome.chat_id)
+        work_chat(outcome.chat_id, outcome)
     return outcome
 
 
 def next_open(chat_id: int) -> int | None:
-    """The chat's oldest row whose reply is not settled yet (within :data:`QUEUE_WINDOW`)."""
+    """The chat's oldest row whose reply is not settled yet (within the queue window)."""
     try:
         return db.session.scalar(
             select(Request.id)
@@ -108,8 +203,39 @@ def next_open(chat_id: int) -> int | None:
         db.session.close()
 
 
+def _answer_and_send(prompt: Prompt, view: ReplyView) -> None:
+    """The LLM call, the record, and the reply built in memory."""
+    outcome = ask(prompt)
+    if not record(prompt.request_id, outcome):
+        return  # no longer pending: deleted, or recorded by another settler
+    if isinstance(outcome, Exception):
+        answered = ReplyView(RequestStatus.ERROR, None, ErrorKind.LLM, view.lang, view.reply_to)
+    else:
+        answered = ReplyView(RequestStatus.OK, outcome.text, None, view.lang, view.reply_to)
+    send(Outbox(prompt.request_id, prompt.chat_id, reply_parts(answered)))
+
+
+def settle_ticket(ticket: Ticket) -> None:
+    """Settle a new row from memory (fast path: nothing is read back).
+
+    Args:
+        ticket: The row's prepared work.
+
+    Raises:
+        RowFailed: When answering or sending failed.
+    """
+    try:
+        if ticket.prompt is None:
+            send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(ticket.reply)))
+        elif claim(ticket.request_id):
+            _answer_and_send(ticket.prompt, ticket.reply)
+    except Exception as exc:
+        db.session.rollback()
+        raise RowFailed(ticket.request_id, exc) from exc
+
+
 def settle(request_id: int) -> None:
-    """Answer a row if it is pending, then deliver its reply.
+    """Settle a queued row from the database: answer it if pending, then deliver its reply.
 
     Args:
         request_id: The row.
@@ -118,39 +244,48 @@ def settle(request_id: int) -> None:
         RowFailed: When answering or delivering failed.
     """
     try:
-        answer(request_id)
+        prompt = prepare(request_id)
+        if prompt is not None:
+            if not claim(request_id):
+                raise ClaimHeld(f"request {request_id} is being answered elsewhere")
+            record(prompt.request_id, ask(prompt))
         deliver(request_id)
     except Exception as exc:
         db.session.rollback()
         raise RowFailed(request_id, exc) from exc
 
 
-def work_chat(chat_id: int) -> None:
+def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
     """Settle the chat's open rows in order, unless another task holds the chat.
 
     Args:
         chat_id: The chat.
+        outcome: The intake of the task's own row: its ticket is settled from memory when no
+            older reply of the chat is open.
 
     Raises:
         RowFailed: When a row could not be settled (the lock is released first).
     """
-    lock = redis_store.client.lock(
-        f"{KEY_PREFIX}lock:chat:{chat_id}", timeout=CHAT_LOCK_TIMEOUT, thread_local=False
-    )
-    while True:
-        if not lock.acquire(blocking=False):
-            return  # the holder settles our row too: it looks again after releasing
-        try:
-            while (request_id := next_open(chat_id)) is not None:
-                settle(request_id)
-                lock.reacquire()
-        finally:
-            try:
-                lock.release()
-            except LockNotOwnedError:
-                logger.warning("chat lock expired before release chat_id=%s", chat_id)
-        if next_open(chat_id) is None:
-            return
+    lock = ChatLock(redis_store.client, chat_id)
+    if not lock.acquire():
+        return  # the holder settles our row: it cannot release while the chat is dirty
+    try:
+        scan = True
+        if outcome is not None and outcome.ticket is not None and not outcome.older_open:
+            settle_ticket(outcome.ticket)
+            lock.extend()
+            scan = False
+        while True:
+            if scan:
+                while (request_id := next_open(chat_id)) is not None:
+                    settle(request_id)
+                    lock.extend()
+            if lock.release_if_clean():
+                return
+            scan = True
+    except BaseException:
+        lock.release()  # the task retries; its scan then settles whatever queued meanwhile
+        raise
 
 
 def give_up(request_id: int, error: BaseException) -> None:

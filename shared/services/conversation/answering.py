@@ -1,8 +1,10 @@
-"""Answering: snapshot in a unit of work → the LLM with no session → record in a unit of work.
+"""Answering: a prompt from a unit of work → the LLM with no session → the outcome recorded.
 
-No database connection, pool slot or transaction is held while the model answers: the first
-unit of work reads what the prompt needs and closes the session; the model, the mode and the key
-come from the in-memory runtime snapshot; the second unit of work records the outcome.
+No database connection, pool slot or transaction is held while the model answers. The prompt
+(:class:`Prompt`) is built inside intake's unit of work on the fast path, or by :func:`prepare`
+from the row when a queued row is settled later; the model, the mode and the key come from the
+in-memory runtime snapshot. :func:`ask` calls the model; :func:`record` writes the outcome in one
+UPDATE and commits.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 
 from shared.db import db
 from shared.extensions import llm, runtime, telegram
-from shared.llm import LLMError, ModelSpec, build_messages
-from shared.models import ErrorKind, Request, RequestStatus
-from shared.services.dialogs import complete_error, complete_ok, history
+from shared.llm import ChatResult, LLMError, ModelSpec, build_messages
+from shared.models import ErrorKind, Request, RequestStatus, User
+from shared.runtime import Snapshot
+from shared.services.dialogs import history, record_answer, record_failure
 
 logger = logging.getLogger(__name__)
 
@@ -36,46 +39,62 @@ class Prompt:
     messages: list[dict[str, str]]
 
 
+def build_prompt(row: Request, user: User, snapshot: Snapshot) -> Prompt | tuple[ErrorKind, str]:
+    """The prompt for a pending row, or why it cannot be answered at all.
+
+    Runs inside the caller's unit of work (one query: the dialog's earlier turns).
+
+    Args:
+        row: The pending row (flushed).
+        user: Its user (their chosen model and mode).
+        snapshot: The runtime settings.
+
+    Returns:
+        The prompt, or ``(kind, error)`` when no model is enabled or its key is unreadable.
+    """
+    spec, mode = snapshot.model(user.model_id), snapshot.mode(user.mode_id)
+    if spec is None:
+        return ErrorKind.NO_MODEL, "no enabled model is configured"
+    if spec.key_error is not None:
+        return ErrorKind.MODEL_KEY, spec.key_error
+    turns = history(row.dialog_id, row.number)
+    messages = build_messages(mode.system_prompt if mode else None, turns, row.request_text, spec)
+    return Prompt(row.id, row.chat_id, spec, messages)
+
+
 def prepare(request_id: int) -> Prompt | None:
-    """Read the row and its dialog's history; record a failure that needs no LLM call.
+    """Read a queued pending row and build its prompt; record a failure that needs no LLM.
 
     Args:
         request_id: A ``pending`` row.
 
     Returns:
-        The prompt, or None when the row is not pending (any more) or failed right away
-        (no model, unreadable key) — then the failure is recorded and committed.
+        The prompt, or None when the row is not pending (any more) or failed right away.
     """
     try:
         row = db.session.get(Request, request_id)
         if row is None or row.status != RequestStatus.PENDING:
             return None
-        snapshot = runtime.get()
-        user = row.user
-        spec, mode = snapshot.model(user.model_id), snapshot.mode(user.mode_id)
-        if spec is None:
-            complete_error(row, "no enabled model is configured", kind=ErrorKind.NO_MODEL)
-        elif spec.key_error is not None:
-            complete_error(row, spec.key_error, kind=ErrorKind.MODEL_KEY)
-        else:
-            prompt = mode.system_prompt if mode else None
-            messages = build_messages(prompt, history(row), row.request_text, spec)
-            return Prompt(request_id, row.chat_id, spec, messages)
+        prompt = build_prompt(row, row.user, runtime.get())
+        if isinstance(prompt, Prompt):
+            return prompt
+        kind, error = prompt
+        record_failure(request_id, error, kind=kind)
         db.session.commit()
         return None
     finally:
         db.session.close()  # nothing stays checked out for the length of the LLM call
 
 
-def answer(request_id: int) -> None:
-    """Answer one pending row with the LLM and record the answer or the error.
+def ask(prompt: Prompt) -> ChatResult | LLMError:
+    """Call the model (retries, fallback) with no database session held.
 
     Args:
-        request_id: The row.
+        prompt: The prompt.
+
+    Returns:
+        The answer, or the error when every model gave up.
     """
-    prompt = prepare(request_id)
-    if prompt is None:
-        return
     try:
         telegram.call("send_chat_action", prompt.chat_id, "typing")
     except Exception:  # a typing indicator is cosmetic; never fail the answer for it
@@ -83,29 +102,34 @@ def answer(request_id: int) -> None:
     try:
         result = llm.chat(prompt.spec, prompt.messages)
     except LLMError as exc:
-        logger.error("LLM gave up request_id=%s: %s", request_id, exc)
-        _record(request_id, error=str(exc))
-        return
-    _record(request_id, result=result)
+        logger.error("LLM gave up request_id=%s: %s", prompt.request_id, exc)
+        return exc
     logger.info(
         "answered request_id=%s model=%s tokens=%s/%s",
-        request_id,
+        prompt.request_id,
         result.model.name,
         result.prompt_tokens,
         result.completion_tokens,
     )
+    return result
 
 
-def _record(request_id: int, *, result: object = None, error: str | None = None) -> None:
-    """Write the outcome of the LLM call in one unit of work (a row deleted meanwhile is left)."""
+def record(request_id: int, outcome: ChatResult | LLMError) -> bool:
+    """Write the outcome of the LLM call in one UPDATE and commit.
+
+    Args:
+        request_id: The row.
+        outcome: The answer or the error.
+
+    Returns:
+        Whether the row was still pending (False: it was deleted, or recorded by someone else).
+    """
     try:
-        row = db.session.get(Request, request_id)
-        if row is None or row.status != RequestStatus.PENDING:
-            return
-        if error is not None:
-            complete_error(row, error, kind=ErrorKind.LLM)
+        if isinstance(outcome, LLMError):
+            done = record_failure(request_id, str(outcome), kind=ErrorKind.LLM)
         else:
-            complete_ok(row, result)
+            done = record_answer(request_id, outcome)
         db.session.commit()
+        return done
     finally:
         db.session.close()

@@ -3,12 +3,16 @@
 :func:`intake` registers (or refreshes) the sender, decides, writes the ``requests`` row, and
 commits once. The decision:
 
-- ``ANSWER``: the row is ``pending`` (or answered but not yet delivered): the LLM answers it;
+- ``ANSWER``: the row is ``pending`` (or answered, or failed, but not yet delivered);
 - ``REFUSE``: the row is ``denied`` and its refusal is not yet delivered;
 - ``IGNORE``: the update was handled before and its reply is settled (a redelivery).
 
-A redelivered update finds its row by ``update_id`` and gets the decision of the row's state,
-so a retry finishes what the first attempt left (the refusal whose send failed included).
+For a new row the same unit of work prepares everything the rest needs in memory — a
+:class:`Ticket` with the LLM prompt (the dialog's history is read here) or the refusal — and
+whether older replies of the chat are still open, so the common case reads nothing back later.
+
+A redelivered update finds its row by ``update_id`` and gets the decision of the row's state
+(no ticket: the queue reads the row), so a retry finishes what the first attempt left.
 """
 
 from __future__ import annotations
@@ -16,17 +20,27 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
 from shared.extensions import runtime
 from shared.models import Request, RequestStatus
+from shared.models.types import utcnow
+from shared.services.conversation.answering import Prompt, build_prompt
+from shared.services.conversation.delivery import ReplyView
 from shared.services.dialogs import find_by_update, log_request
 from shared.services.users import access_refusal, touch_user
+from shared.telegram.texts import lang_of
 
 logger = logging.getLogger(__name__)
+
+#: Open rows older than this are not picked up by a chat's queue any more (left for the admin).
+QUEUE_WINDOW = timedelta(hours=1)
 
 
 class Decision(enum.StrEnum):
@@ -81,18 +95,40 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Ticket:
+    """A new row's work, prepared in intake's unit of work.
+
+    Attributes:
+        request_id: The row.
+        chat_id: The chat.
+        prompt: The LLM prompt for a pending row, else None.
+        reply: The reply's view for a row that needs no LLM (refused, or failed at once);
+            for a pending row, its language and the message to reply to (status ``pending``).
+    """
+
+    request_id: int
+    chat_id: int
+    prompt: Prompt | None
+    reply: ReplyView
+
+
+@dataclass(frozen=True)
 class Intake:
     """The outcome of :func:`intake`.
 
     Attributes:
         decision: What happens next.
-        request_id: The log row (None only for ``IGNORE`` without a row).
+        request_id: The log row.
         chat_id: The chat whose queue the row joined.
+        ticket: The prepared work of a new row (None for a redelivered update).
+        older_open: Whether older replies of the chat were still open at intake.
     """
 
     decision: Decision
     request_id: int | None
     chat_id: int
+    ticket: Ticket | None = None
+    older_open: bool = True
 
 
 def _decision_for(row: Request) -> Decision:
@@ -102,44 +138,91 @@ def _decision_for(row: Request) -> Decision:
     return Decision.REFUSE if row.status == RequestStatus.DENIED else Decision.ANSWER
 
 
+def _seen_before(incoming: Incoming) -> Intake | None:
+    """The outcome for an update logged before, if it was."""
+    if incoming.update_id is None:
+        return None
+    existing = find_by_update(incoming.update_id)
+    if existing is None:
+        return None
+    logger.info("update seen before update_id=%s", incoming.update_id)
+    return Intake(_decision_for(existing), existing.id, incoming.chat_id)
+
+
+def older_open(chat_id: int, request_id: int) -> bool:
+    """Whether the chat has replies older than ``request_id`` that are not settled yet."""
+    return (
+        db.session.scalar(
+            select(Request.id)
+            .where(
+                Request.chat_id == chat_id,
+                Request.delivered_at.is_(None),
+                Request.id < request_id,
+                Request.request_at >= utcnow() - QUEUE_WINDOW,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def intake(incoming: Incoming) -> Intake:
-    """Register the sender and log the request, deciding whether the LLM answers; commit once.
+    """Register the sender, log the request and prepare its work; commit once.
 
     Args:
         incoming: The text message.
 
     Returns:
-        The decision with the row's id.
+        The decision with the row's id (and, for a new row, its ticket).
     """
     try:
-        if incoming.update_id is not None:
-            existing = find_by_update(incoming.update_id)
-            if existing is not None:
-                outcome = Intake(_decision_for(existing), existing.id, incoming.chat_id)
-                logger.info("update seen before update_id=%s", incoming.update_id)
-                return outcome
-        snapshot = runtime.get()
-        user = touch_user(incoming.sender, snapshot=snapshot)
-        refusal = access_refusal(user, snapshot, current_app.config["AI_ROUTER"].timezone)
-        mode, model = snapshot.mode(user.mode_id), snapshot.model(user.model_id)
-        row = log_request(
-            user,
-            incoming.text,
-            update_id=incoming.update_id,
-            chat_id=incoming.chat_id,
-            telegram_message_id=incoming.message_id,
-            mode_name=mode.name if mode else None,
-            model_id=model.id if model else None,
-            model_name=model.name if model else None,
-            refusal=refusal,
-        )
-        if row is None:  # a concurrent copy of this update logged it first
-            row = find_by_update(incoming.update_id)
-            outcome = Intake(_decision_for(row), row.id, incoming.chat_id)
-        else:
-            decision = Decision.ANSWER if refusal is None else Decision.REFUSE
-            outcome = Intake(decision, row.id, incoming.chat_id)
-        db.session.commit()
+        seen = _seen_before(incoming)
+        if seen is not None:
+            return seen
+        try:
+            outcome = _log_new(incoming)
+            db.session.commit()
+        except IntegrityError:  # a concurrent copy of this update logged it first
+            db.session.rollback()
+            seen = _seen_before(incoming)
+            if seen is None:
+                raise
+            return seen
         return outcome
     finally:
         db.session.close()
+
+
+def _log_new(incoming: Incoming) -> Intake:
+    """Write the row of a new request and prepare its ticket (inside the unit of work)."""
+    snapshot = runtime.get()
+    user = touch_user(incoming.sender, snapshot=snapshot)
+    refusal = access_refusal(user, snapshot, current_app.config["AI_ROUTER"].timezone)
+    mode, model = snapshot.mode(user.mode_id), snapshot.model(user.model_id)
+    row = log_request(
+        user,
+        incoming.text,
+        update_id=incoming.update_id,
+        chat_id=incoming.chat_id,
+        telegram_message_id=incoming.message_id,
+        mode_name=mode.name if mode else None,
+        model_id=model.id if model else None,
+        model_name=model.name if model else None,
+        status=RequestStatus.PENDING if refusal is None else RequestStatus.DENIED,
+        error_kind=refusal.kind if refusal else None,
+        error=refusal.detail if refusal else None,
+    )
+    lang = lang_of(incoming.sender.get("language_code"))
+    prompt: Prompt | None = None
+    if refusal is None:
+        built = build_prompt(row, user, snapshot)
+        if isinstance(built, Prompt):
+            prompt = built
+        else:
+            row.status, row.error_kind, row.error = RequestStatus.ERROR, built[0], built[1]
+            row.response_at = row.request_at
+            db.session.flush()
+    reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id)
+    ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
+    decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
+    return Intake(decision, row.id, incoming.chat_id, ticket, older_open(incoming.chat_id, row.id))
