@@ -207,6 +207,10 @@ def update_user(user: User, values: dict[str, Any]) -> User:
     return user
 
 
+#: Largest page of users one call answers.
+MAX_PAGE = 500
+
+
 def find_users(
     *,
     status: UserStatus | None = None,
@@ -219,7 +223,7 @@ def find_users(
     Args:
         status: Only users with this status.
         search: Text looked for in the username and first name (case-insensitive).
-        limit: Page size.
+        limit: Page size (capped at :data:`MAX_PAGE`).
         offset: Rows to skip.
 
     Returns:
@@ -234,8 +238,8 @@ def find_users(
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     users = db.session.scalars(
         query.order_by(User.last_seen_at.desc().nulls_last(), User.id.desc())
-        .limit(limit)
-        .offset(offset)
+        .limit(max(1, min(limit, MAX_PAGE)))
+        .offset(max(0, offset))
     ).all()
     return list(users), int(total or 0)
 
