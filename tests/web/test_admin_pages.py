@@ -17,6 +17,7 @@ from shared.services import bot_control
 from shared.services.catalog import make_default, seed_catalog
 from shared.services.crypto import decrypt
 from shared.services.settings import get_setting, set_setting
+from tests.shared.support import add_request, add_user, count_queries
 from tests.web.test_admin_login import login
 
 PAGES = [
@@ -324,3 +325,50 @@ def test_csv_export_neutralizes_formulas() -> None:
     assert csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert csv_safe("@SUM(A1)") == "'@SUM(A1)"
     assert csv_safe("plain") == "plain" and csv_safe(None) == ""
+
+
+def _user_counts(page: str) -> list[tuple[str, str]]:
+    return re.findall(r'<td class="col-(requests|today|tokens)">\s*([^<]*?)\s*</td>', page)
+
+
+def test_users_list_counts_in_a_batch(admin, app: Flask) -> None:
+    """Requests (all, today) and tokens per user; the page's queries do not grow with rows."""
+    now = datetime.now(UTC)
+    with app.app_context():
+        user = add_user(1)
+        add_request(user, now)
+        add_request(user, now, RequestStatus.DENIED)  # counted in total, not toward the limit
+        db.session.commit()
+    assert _user_counts(admin.get("/admin/user/").text) == [
+        ("requests", "2"), ("today", "1"), ("tokens", "30")
+    ]  # fmt: skip
+    with app.app_context(), count_queries() as one_row:
+        admin.get("/admin/user/")
+    with app.app_context():
+        for telegram_id in range(2, 22):
+            add_request(add_user(telegram_id), now)
+        db.session.commit()
+    with app.app_context(), count_queries() as many_rows:
+        page = admin.get("/admin/user/").text
+    assert len(_user_counts(page)) == 21 * 3
+    assert len(many_rows) == len(one_row)
+
+
+def test_a_model_cannot_be_its_own_fallback_in_the_form(admin, app: Flask) -> None:
+    """Choosing the model itself as fallback is refused with an error; nothing is saved."""
+    with app.app_context():
+        model = LLMModel(name="Loop", model="m", base_url="http://127.0.0.1:9/v1")
+        db.session.add(model)
+        db.session.commit()
+        model_id = model.id
+    edit = f"/admin/llm_model/edit/?id={model_id}"
+    page = admin.post(
+        edit,
+        data={"csrf_token": _csrf(admin, edit), "name": "Loop", "model": "m",
+              "base_url": "http://127.0.0.1:9/v1", "fallback": str(model_id),
+              "input_price_per_1m": "0", "output_price_per_1m": "0"},
+        follow_redirects=True,
+    ).text  # fmt: skip
+    assert "a model cannot be its own fallback" in page
+    with app.app_context():
+        assert db.session.get(LLMModel, model_id).fallback_model_id is None
