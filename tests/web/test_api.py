@@ -95,6 +95,17 @@ def test_openapi_matches_the_routes(client, app: Flask) -> None:
     assert document["paths"]["/admin/api/openapi.json"]["get"]["security"] == []
 
 
+def test_openapi_document_is_valid(client) -> None:
+    """The served document is a valid OpenAPI 3.0 document (checked by openapi-spec-validator)."""
+    from openapi_spec_validator import validate
+
+    document = client.get("/admin/api/openapi.json").get_json()
+    validate(document)
+    document["paths"]["/admin/api/models"]["get"]["responses"] = "none"
+    with pytest.raises(Exception, match="is not of type 'object'"):
+        validate(document)
+
+
 def _schema(document: dict, ref: dict) -> dict:
     name = ref["$ref"].rsplit("/", 1)[-1]
     return document["components"]["schemas"][name]

@@ -150,7 +150,6 @@ class ApiBlueprint(ResourceBlueprint):
         name = options.get("name", self.name)
         api = AdminApi(
             app,
-            config_prefix="ADMIN",
             spec_kwargs={
                 "title": "ai_router admin API",
                 "version": "1.0.0",
