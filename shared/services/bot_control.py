@@ -17,7 +17,7 @@ from flask import current_app
 from shared.celery_setup import LLM_QUEUE, UPDATES_QUEUE
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX, current_redis
-from shared.services.settings import get_setting
+from shared.services.settings import get_setting, is_set
 
 STOPPED = "stopped"
 POLLING = "polling"
@@ -33,8 +33,37 @@ HEARTBEAT_TTL = 20
 WEBHOOK_PATH = "/telegram/webhook"
 
 
+#: The admin's buttons and the API's actions, and the desired mode each one sets:
+#: «Запустить бота», «Запустить бота в webhook», «Остановить бота».
+ACTIONS = {"polling": POLLING, "webhook": WEBHOOK, "stop": STOPPED}
+
+
 class BotControlError(ValueError):
-    """A bot action cannot be carried out (unknown mode, missing webhook URL)."""
+    """A bot action cannot be carried out (unknown action, no bot token, no webhook URL)."""
+
+
+def control(action: str) -> dict[str, Any]:
+    """Carry out a bot button (admin UI) or ``POST /admin/api/bot/start|stop`` (JSON API).
+
+    Starting (``polling`` or ``webhook``) needs a bot token; webhook mode also a webhook URL.
+    Starting one mode while the other runs switches over; stopping always works.
+
+    Args:
+        action: A key of :data:`ACTIONS`: ``polling``, ``webhook`` or ``stop``.
+
+    Returns:
+        The stored desired state ``{"mode", "since"}``.
+
+    Raises:
+        BotControlError: On an unknown action, a start without a bot token, or webhook mode
+            without a webhook URL.
+    """
+    mode = ACTIONS.get(action)
+    if mode is None:
+        raise BotControlError(f"action must be one of {', '.join(ACTIONS)}")
+    if mode != STOPPED and not is_set("telegram_bot_token"):
+        raise BotControlError("set the bot token first (Settings, or telegram_bot_token)")
+    return set_desired(mode)
 
 
 @dataclass

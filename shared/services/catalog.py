@@ -1,12 +1,19 @@
 """Modes and LLM models: what exists, what is the default, what a user may choose.
 
-One place for the "is_default" rule: setting a default clears the flag on the others, in the
-same flush (a partial unique index backs it up).
+The rules of the catalog live here, for the admin UI and the JSON API alike:
+
+- the single default: setting a default clears the flag on the others, in the same flush (a
+  partial unique index backs it up) — :func:`set_default_flag`, :func:`make_default`;
+- a model cannot be its own fallback, and its fallback must exist — :func:`check_fallback`;
+- names are unique — :func:`save_model` / :func:`save_mode` raise :class:`NameTaken`.
 """
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from shared.config import Config
 from shared.db import db
@@ -80,6 +87,122 @@ def make_default(obj: Mode | LLMModel) -> None:
     obj.is_default = True
     db.session.add(obj)
     db.session.flush()
+
+
+def set_default_flag(obj: Mode | LLMModel, is_default: bool) -> None:
+    """Apply a ticked or unticked «default» box: the one rule of the ``is_default`` flags.
+
+    Ticked, the object becomes THE default of its kind (:func:`make_default`); unticked, only
+    its own flag is cleared (there may then be no explicit default: see :func:`default_mode`,
+    :func:`default_model` for the fallback).
+
+    Args:
+        obj: The mode or model (new or persistent).
+        is_default: The wanted flag.
+    """
+    if is_default:
+        make_default(obj)
+    else:
+        obj.is_default = False
+
+
+class CatalogError(ValueError):
+    """A change to a model or mode breaks a rule of the catalog."""
+
+
+class SelfFallback(CatalogError):
+    """A model was given itself as its fallback."""
+
+
+class UnknownFallback(CatalogError, LookupError):
+    """The fallback model does not exist."""
+
+
+class NameTaken(CatalogError):
+    """Another model or mode has this name; the caller must roll the session back."""
+
+
+def check_fallback(model: LLMModel, fallback_id: int | None) -> LLMModel | None:
+    """Check a model's fallback: it must exist and must not be the model itself.
+
+    Args:
+        model: The model being saved (new or persistent).
+        fallback_id: The chosen fallback's id, or None for no fallback.
+
+    Returns:
+        The fallback model, or None.
+
+    Raises:
+        SelfFallback: If the fallback is the model itself.
+        UnknownFallback: If no model has this id.
+    """
+    if fallback_id is None:
+        return None
+    if model.id is not None and fallback_id == model.id:
+        raise SelfFallback("a model cannot be its own fallback")
+    fallback = db.session.get(LLMModel, fallback_id)
+    if fallback is None:
+        raise UnknownFallback("fallback model not found")
+    return fallback
+
+
+_Item = TypeVar("_Item", Mode, LLMModel)
+
+
+def _save(obj: _Item, values: dict[str, Any]) -> _Item:
+    """Write validated values to a mode or model, then apply its «default» box."""
+    is_default = values.pop("is_default", None)
+    for key, value in values.items():
+        setattr(obj, key, value)
+    db.session.add(obj)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        kind = "model" if isinstance(obj, LLMModel) else "mode"
+        raise NameTaken(f"a {kind} with this name exists") from exc
+    if is_default is not None:
+        set_default_flag(obj, is_default)
+    db.session.flush()
+    return obj
+
+
+def save_model(model: LLMModel, values: dict[str, Any]) -> LLMModel:
+    """Create or change an LLM model from validated values, keeping every catalog rule.
+
+    Args:
+        model: A new or persistent model.
+        values: Columns to set, plus ``api_key`` (stored encrypted; None/empty removes it)
+            and ``is_default`` (True makes it the active model).
+
+    Returns:
+        The model, flushed.
+
+    Raises:
+        SelfFallback: If ``fallback_model_id`` is the model itself.
+        UnknownFallback: If ``fallback_model_id`` names no model.
+        NameTaken: If another model has the name.
+    """
+    values = dict(values)
+    if "api_key" in values:
+        set_api_key(model, values.pop("api_key"))
+    check_fallback(model, values.get("fallback_model_id"))
+    return _save(model, values)
+
+
+def save_mode(mode: Mode, values: dict[str, Any]) -> Mode:
+    """Create or change a mode from validated values (``is_default`` True makes it the default).
+
+    Args:
+        mode: A new or persistent mode.
+        values: Columns to set, plus ``is_default``.
+
+    Returns:
+        The mode, flushed.
+
+    Raises:
+        NameTaken: If another mode has the name.
+    """
+    return _save(mode, dict(values))
 
 
 def set_api_key(model: LLMModel, api_key: str | None) -> None:

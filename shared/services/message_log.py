@@ -1,4 +1,4 @@
-"""Reading the message log for the admin: filters, search, paging, CSV rows."""
+"""Reading the message log for the admin: filters, search, paging."""
 
 from __future__ import annotations
 
@@ -80,25 +80,3 @@ def query_log(filters: LogFilter, limit: int = 50, offset: int = 0) -> tuple[lis
         _filtered(select(func.count(Request.id)).join(User, User.id == Request.user_id), filters)
     )
     return list(rows), int(total or 0)
-
-
-def message_dict(message: Request) -> dict:
-    """The public shape of a log row (``GET /admin/api/messages`` items, CSV columns)."""
-    return {
-        "id": message.id,
-        "dialog_id": message.dialog_id,
-        "message_number": message.number,
-        "telegram_id": message.user.telegram_id,
-        "request_text": message.request_text,
-        "request_at": message.request_at.isoformat(),
-        "response_text": message.response_text,
-        "response_at": message.response_at.isoformat() if message.response_at else None,
-        "model": message.model_name,
-        "mode": message.mode_name,
-        "prompt_tokens": message.prompt_tokens,
-        "completion_tokens": message.completion_tokens,
-        "cost_usd": float(message.cost_usd) if message.cost_usd is not None else None,
-        "status": str(message.status),
-        "error": message.error,
-        "latency_ms": message.latency_ms,
-    }

@@ -1,22 +1,25 @@
 """Usage statistics for a period: requests, active users, tokens, cost, errors, per day.
 
-Days are calendar days in the configured timezone (``STATS_TIMEZONE``, UTC by default); each
-day's numbers come from one aggregate query over ``messages.request_at`` (indexed), so the
-result is right across daylight-saving changes and on SQLite and PostgreSQL alike.
+Days are calendar days in the configured timezone (``STATS_TIMEZONE``, UTC by default). The
+day boundaries are computed in Python (right across daylight-saving changes) and the per-day
+series comes from ONE query grouped by day over ``requests.request_at`` (indexed), on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Integer, case, func, literal, select
 
 from shared.db import db
 from shared.models import Request, RequestStatus, User
+from shared.models.types import UtcDateTime
 
 #: The longest period one request may ask for.
 MAX_DAYS = 366
@@ -113,19 +116,23 @@ def make_period(
     return Period(start.astimezone(UTC), end.astimezone(UTC), tz)
 
 
-def _totals(start: datetime, end: datetime) -> dict[str, Any]:
-    prompt = func.coalesce(func.sum(Request.prompt_tokens), 0)
-    completion = func.coalesce(func.sum(Request.completion_tokens), 0)
-    row = db.session.execute(
-        select(
-            func.count(Request.id),
-            func.count(func.distinct(Request.user_id)),
-            prompt,
-            completion,
-            func.coalesce(func.sum(Request.cost_usd), 0),
-            func.coalesce(func.sum(case((Request.status == RequestStatus.ERROR, 1), else_=0)), 0),
-        ).where(Request.request_at >= start, Request.request_at < end)
-    ).one()
+def _sums(log: Any = Request) -> tuple[Any, ...]:
+    """The aggregates of a group of log rows, in :func:`_row_dict` order.
+
+    Args:
+        log: ``Request``, or the columns of a subquery of log rows (``subquery.c``).
+    """
+    return (
+        func.count(log.id),
+        func.count(func.distinct(log.user_id)),
+        func.coalesce(func.sum(log.prompt_tokens), 0),
+        func.coalesce(func.sum(log.completion_tokens), 0),
+        func.coalesce(func.sum(log.cost_usd), 0),
+        func.coalesce(func.sum(case((log.status == RequestStatus.ERROR, 1), else_=0)), 0),
+    )
+
+
+def _row_dict(row: Sequence[Any]) -> dict[str, Any]:
     requests_, users, prompt_tokens, completion_tokens, cost, errors = row
     return {
         "requests": int(requests_),
@@ -138,25 +145,45 @@ def _totals(start: datetime, end: datetime) -> dict[str, Any]:
     }
 
 
-def statistics(period: Period) -> dict[str, Any]:
-    """Totals, a per-day series, per-model and top-user breakdowns for a period.
+def _day_index(starts: Sequence[datetime], low: int, high: int) -> ColumnElement[int]:
+    """SQL giving the index (``low`` ≤ i < ``high``) of the day a row's ``request_at`` falls in.
 
-    ``requests`` counts every logged request, denied and failed included; ``errors`` the failed.
-
-    Args:
-        period: From :func:`make_period`.
-
-    Returns:
-        The ``GET /admin/api/stats`` object (plus ``by_model`` and ``top_users``).
+    ``starts[i]`` is the first instant of day ``i``. The CASE is a binary search, so each row
+    costs a handful of comparisons even for a year of days; it runs on SQLite and PostgreSQL
+    alike because the day boundaries (DST included) are computed here, not by the database.
     """
-    result = _totals(period.start, period.end)
-    daily = []
-    for day in period.days():
-        start = max(datetime.combine(day, time(), period.tz).astimezone(UTC), period.start)
-        end = min(
-            datetime.combine(day + timedelta(days=1), time(), period.tz).astimezone(UTC), period.end
+    if high - low == 1:
+        return literal(low, Integer)
+    middle = (low + high) // 2
+    before_middle = Request.request_at < literal(starts[middle], UtcDateTime)
+    return case(
+        (before_middle, _day_index(starts, low, middle)), else_=_day_index(starts, middle, high)
+    )
+
+
+def _daily(period: Period) -> list[dict[str, Any]]:
+    """The per-day series of a period, from one grouped query (days without requests are 0)."""
+    days = period.days()
+    starts = [datetime.combine(day, time(), period.tz).astimezone(UTC) for day in days]
+    rows = (
+        select(
+            _day_index(starts, 0, len(days)).label("day"),
+            Request.id,
+            Request.user_id,
+            Request.prompt_tokens,
+            Request.completion_tokens,
+            Request.cost_usd,
+            Request.status,
         )
-        totals = _totals(start, end)
+        .where(Request.request_at >= period.start, Request.request_at < period.end)
+        .subquery()
+    )
+    grouped = db.session.execute(select(rows.c.day, *_sums(rows.c)).group_by(rows.c.day)).all()
+    by_day = {int(row[0]): _row_dict(row[1:]) for row in grouped}
+    empty = _row_dict((0, 0, 0, 0, 0, 0))
+    daily = []
+    for index, day in enumerate(days):
+        totals = by_day.get(index, empty)
         daily.append(
             {
                 "date": day.isoformat(),
@@ -167,7 +194,25 @@ def statistics(period: Period) -> dict[str, Any]:
                 "errors": totals["errors"],
             }
         )
+    return daily
+
+
+def statistics(period: Period) -> dict[str, Any]:
+    """Totals, a per-day series, per-model and top-user breakdowns for a period.
+
+    ``requests`` counts every logged request, denied and failed included; ``errors`` the failed.
+    Four queries whatever the length of the period: totals, the days (one grouped query),
+    models, top users.
+
+    Args:
+        period: From :func:`make_period`.
+
+    Returns:
+        The ``GET /admin/api/stats`` object (plus ``by_model`` and ``top_users``).
+    """
     in_period = (Request.request_at >= period.start, Request.request_at < period.end)
+    result = _row_dict(db.session.execute(select(*_sums()).where(*in_period)).one())
+    daily = _daily(period)
     tokens = func.coalesce(func.sum(Request.prompt_tokens), 0) + func.coalesce(
         func.sum(Request.completion_tokens), 0
     )

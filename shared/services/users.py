@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
 from shared.extensions import runtime
-from shared.models import ErrorKind, LLMModel, Mode, Request, RequestStatus, User, UserStatus
+from shared.models import ErrorKind, LLMModel, Mode, User, UserStatus
 from shared.models.types import utcnow
 from shared.runtime import Snapshot
+from shared.services import usage
 from shared.services.settings import REGISTRATION_APPROVAL
 
 logger = logging.getLogger(__name__)
@@ -206,6 +206,72 @@ def set_status(users: list[User], status: UserStatus) -> int:
     return changed
 
 
+#: Fields of a user an admin may change (the Telegram id is the user's address, never changed).
+EDITABLE_FIELDS = ("username", "first_name", "status", "daily_request_limit", "note")
+
+
+def update_user(user: User, values: dict[str, Any]) -> User:
+    """Apply an admin's changes to a user; a status change goes through :func:`set_status`.
+
+    Args:
+        user: The user.
+        values: Some of :data:`EDITABLE_FIELDS`, already validated.
+
+    Returns:
+        The user (flushed).
+
+    Raises:
+        ValueError: On a field that is not editable.
+    """
+    values = dict(values)
+    unknown = set(values) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    if "status" in values:
+        set_status([user], UserStatus(values.pop("status")))
+    for key, value in values.items():
+        setattr(user, key, value)
+    db.session.flush()
+    return user
+
+
+#: Largest page of users one call answers.
+MAX_PAGE = 500
+
+
+def find_users(
+    *,
+    status: UserStatus | None = None,
+    search: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[User], int]:
+    """A page of users, most recently active first, and how many match.
+
+    Args:
+        status: Only users with this status.
+        search: Text looked for in the username and first name (case-insensitive).
+        limit: Page size (capped at :data:`MAX_PAGE`).
+        offset: Rows to skip.
+
+    Returns:
+        The users and the number of matching users.
+    """
+    query = select(User)
+    if status is not None:
+        query = query.where(User.status == UserStatus(status))
+    if search:
+        pattern = f"%{search}%"
+        query = query.where(User.username.ilike(pattern) | User.first_name.ilike(pattern))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    users = db.session.scalars(
+        query.order_by(User.last_seen_at.desc().nulls_last(), User.id.desc())
+        .limit(max(1, min(limit, MAX_PAGE)))
+        .offset(max(0, offset))
+    ).all()
+    return list(users), int(total or 0)
+
+
 def daily_limit(user: User, snapshot: Snapshot | None = None) -> int | None:
     """The user's requests-per-day limit: their own, else the default setting; None = no limit.
 
@@ -223,7 +289,9 @@ def daily_limit(user: User, snapshot: Snapshot | None = None) -> int | None:
 
 
 def requests_today(user: User, tz_name: str) -> int:
-    """Answerable requests (not denied) the user made since midnight in ``tz_name``.
+    """Requests the user made today that count against the daily limit (not denied).
+
+    The count is :func:`shared.services.usage.requests_today` for one user.
 
     Args:
         user: The user.
@@ -232,14 +300,18 @@ def requests_today(user: User, tz_name: str) -> int:
     Returns:
         The count.
     """
-    tz = ZoneInfo(tz_name)
-    midnight = datetime.combine(datetime.now(tz).date(), time(), tz)
-    return int(
-        db.session.scalar(
-            select(func.count(Request.id)).where(
-                Request.user_id == user.id,
-                Request.request_at >= midnight,
-                Request.status != RequestStatus.DENIED,
-            )
-        )
-    )
+    return usage.requests_today([user.id], tz_name)[user.id]
+
+
+def over_daily_limit(user: User, tz_name: str) -> bool:
+    """Whether the user has used up today's requests (their limit, else the default).
+
+    Args:
+        user: The user.
+        tz_name: IANA timezone of "today".
+
+    Returns:
+        True when a limit is set and reached.
+    """
+    limit = daily_limit(user)
+    return limit is not None and requests_today(user, tz_name) >= limit

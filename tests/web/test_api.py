@@ -53,6 +53,7 @@ def test_no_valid_token_no_data(client, path: str, headers: dict) -> None:
     """Without a valid bearer token every resource answers 401 with a JSON error."""
     response = client.get(f"/admin/api{path}", headers=headers)
     _error(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 def test_issued_tokens_work_until_revoked(client, app: Flask) -> None:
@@ -70,12 +71,20 @@ def test_issued_tokens_work_until_revoked(client, app: Flask) -> None:
     assert client.get("/admin/api/settings", headers=headers).status_code == 401
 
 
+HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
+
+
 def test_openapi_matches_the_routes(client, app: Flask) -> None:
     """Readable without a token; documents every API route and nothing that does not exist."""
-    document = client.get("/admin/api/openapi.json").get_json()
+    response = client.get("/admin/api/openapi.json")
+    assert response.status_code == 200
+    document = response.get_json()
     assert document["openapi"].startswith("3.")
     documented = {
-        (method.upper(), path) for path, ops in document["paths"].items() for method in ops
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in HTTP_METHODS
     }
     routed = set()
     for rule in app.url_map.iter_rules():
@@ -83,6 +92,69 @@ def test_openapi_matches_the_routes(client, app: Flask) -> None:
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             routed |= {(m, path) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert documented == routed
+    assert document["paths"]["/admin/api/openapi.json"]["get"]["security"] == []
+
+
+def test_openapi_document_is_valid(client) -> None:
+    """The served document is a valid OpenAPI 3.0 document (checked by openapi-spec-validator)."""
+    from openapi_spec_validator import validate
+
+    document = client.get("/admin/api/openapi.json").get_json()
+    validate(document)
+    document["paths"]["/admin/api/models"]["get"]["responses"] = "none"
+    with pytest.raises(Exception, match="is not of type 'object'"):
+        validate(document)
+
+
+def _schema(document: dict, ref: dict) -> dict:
+    name = ref["$ref"].rsplit("/", 1)[-1]
+    return document["components"]["schemas"][name]
+
+
+def test_openapi_describes_request_bodies_and_queries(client) -> None:
+    """Every body-taking operation references a closed schema; list filters are parameters."""
+    document = client.get("/admin/api/openapi.json").get_json()
+    paths = document["paths"]
+    bodies = {
+        (method, path): op["requestBody"]["content"]["application/json"]["schema"]
+        for path, item in paths.items()
+        for method, op in item.items()
+        if method in HTTP_METHODS and "requestBody" in op
+    }
+    assert set(bodies) == {
+        ("patch", "/admin/api/settings"), ("post", "/admin/api/models"),
+        ("patch", "/admin/api/models/{model_id}"), ("post", "/admin/api/modes"),
+        ("patch", "/admin/api/modes/{mode_id}"), ("post", "/admin/api/users"),
+        ("patch", "/admin/api/users/{telegram_id}"), ("post", "/admin/api/bot/start"),
+    }  # fmt: skip
+    for ref in bodies.values():
+        schema = _schema(document, ref)
+        assert schema["additionalProperties"] is False and schema["properties"]
+    model_in = _schema(document, bodies[("post", "/admin/api/models")])
+    assert set(model_in["required"]) == {"name", "model", "base_url"}
+    assert model_in["properties"]["api_key"]["writeOnly"] is True
+    assert model_in["properties"]["api_key_set"]["readOnly"] is True
+    assert "required" not in _schema(document, bodies[("patch", "/admin/api/models/{model_id}")])
+    user_patch = _schema(document, bodies[("patch", "/admin/api/users/{telegram_id}")])
+    assert "telegram_id" not in user_patch["properties"]
+    settings = _schema(document, bodies[("patch", "/admin/api/settings")])
+    assert settings["properties"]["telegram_bot_token"]["writeOnly"] is True
+    assert settings["properties"]["registration"]["enum"] == ["open", "approval"]
+
+    def query(path: str) -> set[str]:
+        return {p["name"] for p in paths[path]["get"]["parameters"] if p["in"] == "query"}
+
+    assert query("/admin/api/messages") >= {"telegram_id", "dialog_id", "since", "until",
+                                            "limit", "offset"}  # fmt: skip
+    assert query("/admin/api/users") >= {"status", "q", "limit", "offset"}
+    assert query("/admin/api/stats") == {"since", "until"}
+    listing = paths["/admin/api/models"]["get"]["responses"]["200"]["content"]
+    assert set(_schema(document, listing["application/json"]["schema"])["properties"]) == {
+        "items",
+        "total",
+    }
+    error = document["components"]["schemas"]["Error"]
+    assert error["properties"]["error"]
 
 
 def test_settings_token_is_write_only(api, app: Flask) -> None:
@@ -143,7 +215,9 @@ def test_models_crud_and_the_active_default(api) -> None:
 def test_model_validation(api, bad: dict) -> None:
     """Bad values are 400 validation errors naming the field."""
     payload = {"name": "M", "model": "m", "base_url": "http://127.0.0.1:1/v1", **bad}
-    _error(api.post("/models", json=payload), 400, "validation_error")
+    error = _error(api.post("/models", json=payload), 400, "validation_error")
+    assert next(iter(bad)) in error["message"]
+    assert api.get("/models").get_json()["total"] == 0
 
 
 def test_model_name_conflict(api) -> None:
@@ -218,7 +292,10 @@ def test_messages_filters(api, app: Flask) -> None:
                (2, "refused", denied, 0), (2, "failed", error, 1)])  # fmt: skip
     everything = api.get("/messages").get_json()
     assert everything["total"] == 4
-    assert everything["items"][0]["request_text"] in ("new question", "refused")
+    # Newest first; "new question" and "refused" share a timestamp: the later row comes first.
+    assert [m["request_text"] for m in everything["items"]] == [
+        "refused", "new question", "failed", "old question"
+    ]  # fmt: skip
     item = everything["items"][0]
     for key in ("dialog_id", "message_number", "telegram_id", "request_text", "request_at",
                 "response_text", "response_at", "model", "mode", "prompt_tokens",
@@ -275,8 +352,40 @@ def test_bot_control(api) -> None:
     assert api.post("/bot/stop").get_json()["desired"] == "stopped"
 
 
-def test_unknown_api_path_is_json(api) -> None:
-    """Inside the API even a wrong method answers JSON."""
-    response = api.put("/settings", json={})
-    assert response.status_code == 405
-    assert "error" in response.get_json()
+def test_unknown_api_path_is_json(api, client) -> None:
+    """Inside the API a wrong method or path answers the JSON error; the admin UI keeps HTML."""
+    _error(api.put("/settings", json={}), 405, "method_not_allowed")
+    _error(api.get("/no-such-resource"), 404, "not_found")
+    page = client.get("/admin/no-such-page/")
+    assert page.status_code == 404 and not page.is_json
+
+
+def test_bodies_must_be_json_objects(api) -> None:
+    """A missing, malformed or non-object body is a validation error, not an empty change."""
+    _error(api.patch("/settings"), 400, "validation_error")
+    _error(api.patch("/settings", data="{bad", content_type="application/json"), 400)
+    _error(api.post("/bot/start", data="mode=polling"), 400, "validation_error")
+    _error(api.patch("/settings", json={"telegram_bot_token_set": True}), 400)
+
+
+def test_strict_json_types(api) -> None:
+    """Numbers and booleans are not guessed from strings or each other."""
+    base = {"name": "M", "model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    for bad in ({"max_tokens": True}, {"max_tokens": "5"}, {"temperature": "0.5"},
+                {"enabled": 1}, {"is_default": "true"}):  # fmt: skip
+        _error(api.post("/models", json={**base, **bad}), 400, "validation_error")
+    created = api.post("/models", json={**base, "input_price_per_1m": "0.25", "enabled": False})
+    assert created.status_code == 201
+    assert created.get_json()["input_price_per_1m"] == 0.25
+    assert created.get_json()["enabled"] is False
+
+
+def test_a_model_cannot_be_its_own_fallback(api) -> None:
+    """Self-fallback is a 400; an unknown fallback a 404; another model is accepted."""
+    base = {"model": "m", "base_url": "http://127.0.0.1:1/v1"}
+    main = api.post("/models", json={"name": "main", **base}).get_json()
+    spare = api.post("/models", json={"name": "spare", **base}).get_json()
+    _error(api.patch(f"/models/{main['id']}", json={"fallback_model_id": main["id"]}), 400)
+    _error(api.patch(f"/models/{main['id']}", json={"fallback_model_id": 99999}), 404)
+    changed = api.patch(f"/models/{main['id']}", json={"fallback_model_id": spare["id"]})
+    assert changed.status_code == 200 and changed.get_json()["fallback_model_id"] == spare["id"]

@@ -19,7 +19,7 @@ from shared.services.catalog import default_model
 from shared.services.configuration import current_settings
 from shared.services.stats import make_period, statistics
 from web.admin.forms import LoginForm
-from web.admin.security import admin_logged_in, redirect_to_login
+from web.admin.security import AdminOnlyMixin, admin_logged_in
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +39,14 @@ def _safe_next(target: str | None) -> str | None:
     return target if not parts.scheme and not parts.netloc else None
 
 
-class SecureIndexView(AdminIndexView):
+class SecureIndexView(AdminOnlyMixin, AdminIndexView):
     """``/admin``: the dashboard for admins; ``/admin/login/`` and ``/admin/logout/`` for all."""
 
+    public_views = ("login_view", "logout_view")
+
     @expose("/")
-    def index(self) -> str | Response:
-        """Show the dashboard, or send an anonymous visitor to the login page."""
-        if not admin_logged_in():
-            return redirect_to_login()
+    def index(self) -> str:
+        """Show the dashboard (anonymous visitors are sent to the login page first)."""
         tz_name = current_app.config["AI_ROUTER"].timezone
         today = datetime.now(ZoneInfo(tz_name)).date().isoformat()
         return self.render(

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, redirect, request, url_for
-from flask_admin import BaseView, expose
+from flask_admin import expose
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import IntegerField, PasswordField, SelectField, StringField
@@ -23,21 +23,9 @@ from shared.services.configuration import current_settings, update_settings
 from shared.services.settings import is_set
 from shared.services.stats import PeriodError, make_period, statistics
 from web.admin.charts import bar_chart
-from web.admin.security import admin_logged_in, redirect_to_login
+from web.admin.security import SecureBaseView
 
 logger = logging.getLogger(__name__)
-
-
-class SecureBaseView(BaseView):
-    """A page only logged-in admins may open."""
-
-    def is_accessible(self) -> bool:
-        """Only logged-in admins."""
-        return admin_logged_in()
-
-    def inaccessible_callback(self, name: str, **kwargs: object) -> Response:
-        """Anonymous visitors go to the login page."""
-        return redirect_to_login()
 
 
 class SettingsForm(FlaskForm):
@@ -161,17 +149,15 @@ class BotView(SecureBaseView):
     @expose("/<action>", methods=("POST",))
     def control(self, action: str) -> Response:
         """Apply a button: ``polling``, ``webhook`` or ``stop``."""
-        mode = {"polling": "polling", "webhook": "webhook", "stop": "stopped"}.get(action)
-        if mode is None:
-            flash("Unknown action.", "error")
-        elif mode != "stopped" and not is_set("telegram_bot_token"):
-            flash("Set the bot token in Settings first.", "error")
+        try:
+            desired = bot_control.control(action)
+        except bot_control.BotControlError as exc:
+            flash(str(exc), "error")
         else:
-            try:
-                bot_control.set_desired(mode)
-                flash(f"Desired state: {mode}. The listener follows within seconds.", "success")
-            except bot_control.BotControlError as exc:
-                flash(str(exc), "error")
+            flash(
+                f"Desired state: {desired['mode']}. The listener follows within seconds.",
+                "success",
+            )
         return redirect(url_for(".index"))
 
 

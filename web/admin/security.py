@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import redirect, request, url_for
+from flask_admin import BaseView
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters, typefmt
@@ -56,7 +57,46 @@ class UtcFilterConverter(sqla_filters.FilterConverter):
         return [f(column, name, **kwargs) for f in self.utc_filters]
 
 
-class SecureModelView(ModelView):
+class AdminOnlyMixin:
+    """Login required: the one access rule of every admin view (model views, pages, dashboard).
+
+    Mixed in before the Flask-Admin base class. Flask-Admin asks ``is_accessible`` before every
+    exposed method of a view and calls ``inaccessible_callback`` when it is false; anonymous
+    visitors are sent to the login form. Methods named in :attr:`public_views` skip the check
+    (only the login form itself).
+    """
+
+    #: Exposed methods of the view that anonymous visitors may call.
+    public_views: tuple[str, ...] = ()
+
+    def is_accessible(self) -> bool:
+        """Only logged-in, active admins."""
+        return admin_logged_in()
+
+    def inaccessible_callback(self, name: str, **kwargs: object) -> Response:
+        """Send anonymous visitors to the login page.
+
+        Args:
+            name: The view method's name (unused).
+            **kwargs: View arguments (unused).
+
+        Returns:
+            A redirect to ``/admin/login/``.
+        """
+        return redirect_to_login()
+
+    def _handle_view(self, name: str, **kwargs: Any) -> Any:
+        """Flask-Admin's hook before every view method: public ones pass, others need login."""
+        if name in self.public_views:
+            return None
+        return super()._handle_view(name, **kwargs)  # type: ignore[misc]
+
+
+class SecureBaseView(AdminOnlyMixin, BaseView):
+    """Base of the admin pages that are not tables (Settings, Statistics, Bot)."""
+
+
+class SecureModelView(AdminOnlyMixin, ModelView):
     """Base of every model view: login required, CSRF on forms (Flask-WTF), no raw exceptions."""
 
     form_base_class = AdminModelForm
@@ -67,19 +107,3 @@ class SecureModelView(ModelView):
     }
     page_size = 50
     can_view_details = True
-
-    def is_accessible(self) -> bool:
-        """Only logged-in admins may use the view."""
-        return admin_logged_in()
-
-    def inaccessible_callback(self, name: str, **kwargs: object) -> Response:
-        """Send anonymous visitors to the login page.
-
-        Args:
-            name: The view's endpoint name (unused).
-            **kwargs: View arguments (unused).
-
-        Returns:
-            A redirect to ``/admin/login/``.
-        """
-        return redirect_to_login()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, url_for
+from flask import current_app, flash, g, redirect, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_login import current_user
@@ -19,14 +19,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
-from wtforms.validators import URL, DataRequired, NumberRange, Optional
+from wtforms.validators import URL, DataRequired, NumberRange, Optional, ValidationError
 
 from shared.db import db
 from shared.models import ApiToken, Dialog, LLMModel, Mode, Request, User, UserStatus
 from shared.services.api_tokens import issue_token, revoke_token
-from shared.services.catalog import make_default, set_api_key
+from shared.services.catalog import (
+    CatalogError,
+    check_fallback,
+    make_default,
+    set_api_key,
+    set_default_flag,
+)
 from shared.services.model_check import check_model
-from shared.services.users import requests_today, set_status
+from shared.services.usage import UserUsage, usage_by_user
+from shared.services.users import set_status
 from web.admin.security import SecureModelView
 
 
@@ -41,18 +48,17 @@ def _post_button(url: str, label: str) -> Markup:
     )
 
 
-def _count(user: User) -> int:
-    return int(db.session.scalar(select(func.count(Request.id)).where(Request.user_id == user.id)))
+def _timezone() -> str:
+    return current_app.config["AI_ROUTER"].timezone
 
 
-def _tokens(user: User) -> int:
-    total = db.session.scalar(
-        select(
-            func.coalesce(func.sum(Request.prompt_tokens), 0)
-            + func.coalesce(func.sum(Request.completion_tokens), 0)
-        ).where(Request.user_id == user.id)
-    )
-    return int(total or 0)
+def _usage(user: User) -> UserUsage:
+    """A listed user's counts, from the batch the list loaded (one query set per page)."""
+    loaded = g.get("user_usage")
+    if loaded is None or user.id not in loaded:
+        loaded = {**(loaded or {}), **usage_by_user([user.id], _timezone())}
+        g.user_usage = loaded
+    return loaded[user.id]
 
 
 class UserView(SecureModelView):
@@ -74,9 +80,9 @@ class UserView(SecureModelView):
         "telegram_id": lambda v, c, m, n: Markup(
             f'<a href="{url_for(".activity", user_id=m.id)}">{m.telegram_id}</a>'
         ),
-        "requests": lambda v, c, m, n: _count(m),
-        "today": lambda v, c, m, n: requests_today(m, current_app.config["AI_ROUTER"].timezone),
-        "tokens": lambda v, c, m, n: _tokens(m),
+        "requests": lambda v, c, m, n: _usage(m).requests_total,
+        "today": lambda v, c, m, n: _usage(m).requests_today,
+        "tokens": lambda v, c, m, n: _usage(m).tokens_total,
         "status": lambda v, c, m, n: str(m.status),
     }
     form_columns = (
@@ -98,6 +104,25 @@ class UserView(SecureModelView):
         "telegram_id", "username", "first_name", "last_name", "language_code", "status",
         "daily_request_limit", "note", "created_at", "last_seen_at", "mode", "model",
     )  # fmt: skip
+
+    def get_list(
+        self,
+        page: int | None,
+        sort_column: Any,
+        sort_desc: bool,
+        search: str | None,
+        filters: Any,
+        execute: bool = True,
+        page_size: int | None = None,
+    ) -> Any:
+        """Flask-Admin's page of users, with their counts loaded in one batch for the page."""
+        result = super().get_list(
+            page, sort_column, sort_desc, search, filters, execute=execute, page_size=page_size
+        )
+        if execute:
+            _, users = result
+            g.user_usage = usage_by_user([user.id for user in users], _timezone())
+        return result
 
     @expose("/activity/<int:user_id>")
     def activity(self, user_id: int) -> str | Response:
@@ -121,8 +146,7 @@ class UserView(SecureModelView):
             user=user,
             dialogs=dialogs,
             recent=recent,
-            requests_total=_count(user),
-            tokens=_tokens(user),
+            usage=usage_by_user([user.id], _timezone())[user.id],
         )
 
     def _bulk_status(self, ids: list[str], status: UserStatus, verb: str) -> None:
@@ -180,12 +204,19 @@ class LLMModelView(SecureModelView):
     column_details_exclude_list = ("api_key_encrypted",)
 
     def on_model_change(self, form: Any, model: LLMModel, is_created: bool) -> None:
-        """Encrypt a newly typed key; keep the single-default rule."""
+        """Encrypt a newly typed key; keep the fallback and single-default rules.
+
+        Raises:
+            ValidationError: When the fallback breaks a rule (shown to the admin as an error).
+        """
         if form.api_key.data:
             set_api_key(model, form.api_key.data)
-        if model.is_default:
-            db.session.add(model)
-            make_default(model)
+        try:
+            check_fallback(model, model.fallback.id if model.fallback else None)
+        except CatalogError as exc:
+            raise ValidationError(str(exc)) from exc
+        db.session.add(model)
+        set_default_flag(model, model.is_default)
 
     @expose("/activate/<int:model_id>", methods=("POST",))
     def activate(self, model_id: int) -> Response:
@@ -221,9 +252,8 @@ class ModeView(SecureModelView):
 
     def on_model_change(self, form: Any, model: Mode, is_created: bool) -> None:
         """Keep the single-default rule."""
-        if model.is_default:
-            db.session.add(model)
-            make_default(model)
+        db.session.add(model)
+        set_default_flag(model, model.is_default)
 
 
 def csv_safe(text: str | None) -> str:

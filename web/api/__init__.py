@@ -1,26 +1,28 @@
 """The admin JSON API at ``/admin/api``: bearer-token auth, JSON errors, OpenAPI document.
 
-Every route but ``/admin/api/openapi.json`` needs ``Authorization: Bearer <token>``
-(``ADMIN_API_TOKEN`` or a token issued in the admin). Resources live in
-``web.api.resources``; the OpenAPI document in ``web.api.openapi`` is checked against the routes
-by the tests.
+Built with flask-smorest: marshmallow schemas (``web.api.schemas``) validate every request and
+describe it in the OpenAPI 3 document, served at ``GET /admin/api/openapi.json`` (no token
+needed: it holds no data). Every other route needs ``Authorization: Bearer <token>``
+(``ADMIN_API_TOKEN`` or a token issued in the admin). Resources live in ``web.api.resources``,
+one nested blueprint each; see ``docs/admin-api.md``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Response, current_app, jsonify, request
 
 from shared.db import db
 from shared.services.api_tokens import verify_token
-from web.api.validation import ApiError
+from web.api.errors import ApiError
+from web.api.openapi import API_PREFIX, ApiBlueprint, document
+from web.api.resources import RESOURCES
 from web.extensions import csrf
 
 logger = logging.getLogger(__name__)
 
-bp = Blueprint("api", __name__, url_prefix="/admin/api")
+bp = ApiBlueprint("api", __name__, url_prefix=API_PREFIX)
 csrf.exempt(bp)
 
 PUBLIC_ENDPOINTS = {"api.openapi"}
@@ -34,28 +36,31 @@ def require_token() -> tuple[Response, int] | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not verify_token(token.strip()):
-        error = ApiError(401, "unauthorized", "a valid bearer token is required")
-        response = jsonify(error.body())
-        response.headers["WWW-Authenticate"] = 'Bearer realm="ai_router admin API"'
-        return response, 401
+        return ApiError(
+            401,
+            "unauthorized",
+            "a valid bearer token is required",
+            {"WWW-Authenticate": 'Bearer realm="ai_router admin API"'},
+        ).response()
     db.session.commit()  # records last_used_at of an issued token
     return None
 
 
 @bp.errorhandler(ApiError)
 def api_error(error: ApiError) -> tuple[Response, int]:
-    """Answer an :class:`ApiError` as JSON."""
+    """Answer an :class:`ApiError` as JSON (and drop the request's unsaved changes)."""
     db.session.rollback()
-    return jsonify(error.body()), error.status
+    return error.response()
 
 
-@bp.app_errorhandler(HTTPException)
-def http_error(error: HTTPException) -> tuple[Response, int] | HTTPException:
-    """Answer 404/405/… under ``/admin/api`` as JSON; elsewhere keep Flask's own pages."""
-    if not request.path.startswith(bp.url_prefix):
-        return error
-    code = (error.name or "error").lower().replace(" ", "_")
-    return jsonify({"error": {"code": code, "message": error.description}}), error.code or 500
+@bp.route("/openapi.json", tags=["meta"])
+@bp.doc(security=[], summary="This OpenAPI 3 document (no token needed)")
+@bp.response(200, description="The OpenAPI 3 document")
+def openapi() -> Response:
+    """The OpenAPI 3 document, generated from the schemas of every route."""
+    return jsonify(document(current_app.extensions["admin_api"]))
 
 
-from web.api import openapi, resources  # noqa: E402,F401  (routes register on bp)
+for _resource in RESOURCES:
+    csrf.exempt(_resource)  # Flask-WTF checks exemptions per (nested) blueprint
+    bp.add_resource(_resource)

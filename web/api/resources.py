@@ -1,103 +1,53 @@
 """Resources of the admin API: settings, models, modes, users, messages, stats, bot control.
 
-Collections answer ``{"items": [...], "total": N}``; ``POST`` answers 201 with the object;
-``PATCH`` 200 with the updated object. Handlers validate, call ``shared.services`` and commit.
+One flask-smorest blueprint per resource (its name is the OpenAPI tag), nested in ``web.api.bp``
+through :data:`RESOURCES`. Handlers stay thin: the schemas (``web.api.schemas``) validate the
+request and shape the answer; ``shared.services`` hold the rules; a handler maps service errors
+to API errors and commits. Collections answer ``{"items": [...], "total": N}``; ``POST``
+answers 201 with the object; ``PATCH`` 200 with the updated object; ``DELETE`` 204.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from flask import current_app, jsonify, request
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from flask import current_app
+from flask.views import MethodView
 
 from shared.db import db
-from shared.models import LLMModel, Mode, Request, RequestStatus, User, UserStatus
-from shared.services import bot_control
-from shared.services.catalog import make_default, set_api_key
+from shared.models import LLMModel, Mode, RequestStatus, User, UserStatus
+from shared.services import bot_control, catalog, usage
 from shared.services.configuration import UnknownObject, current_settings, update_settings
-from shared.services.message_log import LogFilter, message_dict, query_log
-from shared.services.settings import is_set
+from shared.services.message_log import LogFilter, query_log
 from shared.services.stats import PeriodError, make_period, parse_bound, statistics
-from shared.services.users import UserExists, create_user
-from web.api import bp
-from web.api.validation import (
-    Field,
-    clean_body,
-    conflict,
-    int_arg,
-    invalid,
-    json_body,
-    not_found,
+from shared.services.users import UserExists, create_user, find_users, get_user, update_user
+from web.api.errors import conflict, invalid, not_found
+from web.api.openapi import ResourceBlueprint as Blueprint
+from web.api.schemas import (
+    BotStartSchema,
+    BotStatusSchema,
+    MessageListSchema,
+    MessagesQuerySchema,
+    ModeListSchema,
+    ModelListSchema,
+    ModelPatchSchema,
+    ModelSchema,
+    ModePatchSchema,
+    ModeSchema,
+    SettingsSchema,
+    StatsQuerySchema,
+    StatsSchema,
+    UserListSchema,
+    UserPatchSchema,
+    UserSchema,
+    UsersQuerySchema,
 )
 
-# -- settings -------------------------------------------------------------------------------
-
-SETTINGS_FIELDS = {
-    "telegram_bot_token": Field("str", nullable=True, max_length=200),
-    "webhook_url": Field("url", nullable=True, max_length=500),
-    "registration": Field("choice", choices=("open", "approval")),
-    "default_model_id": Field("int", nullable=True, minimum=1),
-    "default_mode_id": Field("int", nullable=True, minimum=1),
-    "default_daily_limit": Field("int", nullable=True, minimum=0),
-}
-
-
-@bp.get("/settings")
-def get_settings():
-    """Read the settings."""
-    return jsonify(current_settings())
-
-
-@bp.patch("/settings")
-def patch_settings():
-    """Change settings; ``default_model_id``/``default_mode_id`` make that object the default."""
-    try:
-        update_settings(clean_body(json_body(), SETTINGS_FIELDS, partial=True))
-    except UnknownObject as exc:
-        raise invalid(str(exc)) from exc
-    db.session.commit()
-    return jsonify(current_settings())
-
-
-# -- models ---------------------------------------------------------------------------------
-
-MODEL_FIELDS = {
-    "name": Field("str", required=True, max_length=64),
-    "model": Field("str", required=True, max_length=128),
-    "base_url": Field("url", required=True, max_length=512),
-    "api_key": Field("str", nullable=True, max_length=500),
-    "temperature": Field("float", nullable=True, minimum=0, maximum=2),
-    "max_tokens": Field("int", nullable=True, minimum=1),
-    "context_window": Field("int", nullable=True, minimum=256),
-    "enabled": Field("bool"),
-    "is_default": Field("bool"),
-    "input_price_per_1m": Field("decimal", minimum=0),
-    "output_price_per_1m": Field("decimal", minimum=0),
-    "fallback_model_id": Field("int", nullable=True, minimum=1),
-}
-
-
-def model_dict(model: LLMModel) -> dict[str, Any]:
-    """An LLM model as the API shows it (never the key)."""
-    return {
-        "id": model.id,
-        "name": model.name,
-        "model": model.model,
-        "base_url": model.base_url,
-        "api_key_set": bool(model.api_key_encrypted),
-        "api_key_last4": model.api_key_last4,
-        "temperature": model.temperature,
-        "max_tokens": model.max_tokens,
-        "context_window": model.context_window,
-        "enabled": model.enabled,
-        "is_default": model.is_default,
-        "input_price_per_1m": float(model.input_price_per_1m or 0),
-        "output_price_per_1m": float(model.output_price_per_1m or 0),
-        "fallback_model_id": model.fallback_model_id,
-        "created_at": model.created_at.isoformat() if model.created_at else None,
-    }
+# Responses documented on the operations that can give them (components of flask-smorest).
+NOT_FOUND = {"response": "NOT_FOUND"}
+CONFLICT = {"response": "CONFLICT"}
 
 
 def _get(kind: type, object_id: int, what: str) -> Any:
@@ -107,310 +57,342 @@ def _get(kind: type, object_id: int, what: str) -> Any:
     return obj
 
 
-def _save(obj: LLMModel | Mode, values: dict[str, Any], what: str) -> None:
-    """Apply validated values to a model or mode, keep the single-default rule, commit.
-
-    Raises:
-        ApiError: 409 when the name is taken.
-    """
-    is_default = values.pop("is_default", None)
-    for key, value in values.items():
-        setattr(obj, key, value)
-    db.session.add(obj)
-    try:
-        db.session.flush()
-    except IntegrityError as exc:
-        raise conflict(f"a {what} with this name exists") from exc
-    if is_default:
-        make_default(obj)
-    elif is_default is False:
-        obj.is_default = False
-    db.session.commit()
+def _catalog_errors(exc: catalog.CatalogError) -> Exception:
+    """The API error for a broken catalog rule."""
+    if isinstance(exc, catalog.NameTaken):
+        return conflict(str(exc))
+    if isinstance(exc, catalog.UnknownFallback):
+        return not_found("fallback model")
+    return invalid(str(exc))
 
 
-def _apply_model(model: LLMModel, values: dict[str, Any]) -> None:
-    if "api_key" in values:
-        set_api_key(model, values.pop("api_key"))
-    fallback_id = values.get("fallback_model_id")
-    if fallback_id is not None:
-        if fallback_id == model.id:
-            raise invalid("a model cannot be its own fallback")
-        _get(LLMModel, fallback_id, "fallback model")
-    _save(model, values, "model")
+# -- settings -------------------------------------------------------------------------------
+
+settings = Blueprint("settings", __name__, description="Bot token, webhook, registration, defaults")
 
 
-@bp.get("/models")
-def list_models():
-    """All models."""
-    models = db.session.scalars(select(LLMModel).order_by(LLMModel.name)).all()
-    return jsonify({"items": [model_dict(m) for m in models], "total": len(models)})
+@settings.route("/settings")
+class Settings(MethodView):
+    """``/admin/api/settings``."""
+
+    @settings.response(200, SettingsSchema)
+    def get(self) -> dict[str, Any]:
+        """Read the settings (the bot token only as set / not set)."""
+        return current_settings()
+
+    @settings.arguments(SettingsSchema)
+    @settings.response(200, SettingsSchema)
+    def patch(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Change settings; default_model_id / default_mode_id make that object the default."""
+        try:
+            update_settings(values)
+        except UnknownObject as exc:
+            raise invalid(str(exc)) from exc
+        db.session.commit()
+        return current_settings()
 
 
-@bp.post("/models")
-def create_model():
-    """Add a model; ``is_default: true`` makes it the active one."""
-    values = clean_body(json_body(), MODEL_FIELDS, partial=False)
-    model = LLMModel(enabled=True, is_default=False)
-    _apply_model(model, values)
-    return jsonify(model_dict(model)), 201
+# -- models ---------------------------------------------------------------------------------
+
+models = Blueprint("models", __name__, description="LLM models (OpenAI-compatible endpoints)")
 
 
-@bp.get("/models/<int:model_id>")
-def get_model(model_id: int):
-    """One model."""
-    return jsonify(model_dict(_get(LLMModel, model_id, "model")))
+@models.route("/models")
+class Models(MethodView):
+    """``/admin/api/models``."""
+
+    @models.response(200, ModelListSchema)
+    def get(self) -> dict[str, Any]:
+        """List the LLM models by name."""
+        items = catalog.list_models()
+        return {"items": items, "total": len(items)}
+
+    @models.arguments(ModelSchema)
+    @models.response(201, ModelSchema)
+    @models.alt_response(404, **NOT_FOUND)
+    @models.alt_response(409, **CONFLICT)
+    def post(self, values: dict[str, Any]) -> LLMModel:
+        """Add a model; is_default: true makes it the active one."""
+        model = LLMModel(enabled=True, is_default=False)
+        try:
+            catalog.save_model(model, values)
+        except catalog.CatalogError as exc:
+            raise _catalog_errors(exc) from exc
+        db.session.commit()
+        return model
 
 
-@bp.patch("/models/<int:model_id>")
-def patch_model(model_id: int):
-    """Change a model; ``is_default: true`` makes it active and clears the flag on the others."""
-    model = _get(LLMModel, model_id, "model")
-    _apply_model(model, clean_body(json_body(), MODEL_FIELDS, partial=True))
-    return jsonify(model_dict(model))
+@models.route("/models/<int:model_id>")
+class ModelItem(MethodView):
+    """``/admin/api/models/{model_id}``."""
 
+    @models.response(200, ModelSchema)
+    @models.alt_response(404, **NOT_FOUND)
+    def get(self, model_id: int) -> LLMModel:
+        """Read a model (never its key)."""
+        return _get(LLMModel, model_id, "model")
 
-@bp.delete("/models/<int:model_id>")
-def delete_model(model_id: int):
-    """Delete a model (the log keeps its name)."""
-    db.session.delete(_get(LLMModel, model_id, "model"))
-    db.session.commit()
-    return "", 204
+    @models.arguments(ModelPatchSchema(partial=True))
+    @models.response(200, ModelSchema)
+    @models.alt_response(404, **NOT_FOUND)
+    @models.alt_response(409, **CONFLICT)
+    def patch(self, values: dict[str, Any], model_id: int) -> LLMModel:
+        """Change a model; is_default: true makes it active and clears the flag on the others."""
+        model = _get(LLMModel, model_id, "model")
+        try:
+            catalog.save_model(model, values)
+        except catalog.CatalogError as exc:
+            raise _catalog_errors(exc) from exc
+        db.session.commit()
+        return model
+
+    @models.response(204)
+    @models.alt_response(404, **NOT_FOUND)
+    def delete(self, model_id: int) -> None:
+        """Delete a model (the log keeps its name)."""
+        db.session.delete(_get(LLMModel, model_id, "model"))
+        db.session.commit()
 
 
 # -- modes ----------------------------------------------------------------------------------
 
-MODE_FIELDS = {
-    "name": Field("str", required=True, max_length=64),
-    "system_prompt": Field("str", max_length=20000),
-    "is_default": Field("bool"),
-    "position": Field("int", minimum=0),
-}
+modes = Blueprint("modes", __name__, description="Answer modes (system prompts)")
 
 
-def mode_dict(mode: Mode) -> dict[str, Any]:
-    """A mode as the API shows it."""
-    return {
-        "id": mode.id,
-        "name": mode.name,
-        "system_prompt": mode.system_prompt,
-        "is_default": mode.is_default,
-        "position": mode.position,
-    }
+@modes.route("/modes")
+class Modes(MethodView):
+    """``/admin/api/modes``."""
+
+    @modes.response(200, ModeListSchema)
+    def get(self) -> dict[str, Any]:
+        """List the modes in display order."""
+        items = catalog.list_modes()
+        return {"items": items, "total": len(items)}
+
+    @modes.arguments(ModeSchema)
+    @modes.response(201, ModeSchema)
+    @modes.alt_response(409, **CONFLICT)
+    def post(self, values: dict[str, Any]) -> Mode:
+        """Add a mode; is_default: true makes it the default."""
+        mode = Mode(system_prompt="", is_default=False, position=0)
+        try:
+            catalog.save_mode(mode, values)
+        except catalog.CatalogError as exc:
+            raise _catalog_errors(exc) from exc
+        db.session.commit()
+        return mode
 
 
-@bp.get("/modes")
-def list_modes():
-    """All modes in display order."""
-    modes = db.session.scalars(select(Mode).order_by(Mode.position, Mode.id)).all()
-    return jsonify({"items": [mode_dict(m) for m in modes], "total": len(modes)})
+@modes.route("/modes/<int:mode_id>")
+class ModeItem(MethodView):
+    """``/admin/api/modes/{mode_id}``."""
 
+    @modes.response(200, ModeSchema)
+    @modes.alt_response(404, **NOT_FOUND)
+    def get(self, mode_id: int) -> Mode:
+        """Read a mode."""
+        return _get(Mode, mode_id, "mode")
 
-@bp.post("/modes")
-def create_mode():
-    """Add a mode."""
-    mode = Mode(system_prompt="", is_default=False, position=0)
-    _save(mode, clean_body(json_body(), MODE_FIELDS, partial=False), "mode")
-    return jsonify(mode_dict(mode)), 201
+    @modes.arguments(ModePatchSchema(partial=True))
+    @modes.response(200, ModeSchema)
+    @modes.alt_response(404, **NOT_FOUND)
+    @modes.alt_response(409, **CONFLICT)
+    def patch(self, values: dict[str, Any], mode_id: int) -> Mode:
+        """Change a mode."""
+        mode = _get(Mode, mode_id, "mode")
+        try:
+            catalog.save_mode(mode, values)
+        except catalog.CatalogError as exc:
+            raise _catalog_errors(exc) from exc
+        db.session.commit()
+        return mode
 
-
-@bp.get("/modes/<int:mode_id>")
-def get_mode(mode_id: int):
-    """One mode."""
-    return jsonify(mode_dict(_get(Mode, mode_id, "mode")))
-
-
-@bp.patch("/modes/<int:mode_id>")
-def patch_mode(mode_id: int):
-    """Change a mode."""
-    mode = _get(Mode, mode_id, "mode")
-    _save(mode, clean_body(json_body(), MODE_FIELDS, partial=True), "mode")
-    return jsonify(mode_dict(mode))
-
-
-@bp.delete("/modes/<int:mode_id>")
-def delete_mode(mode_id: int):
-    """Delete a mode (users on it fall back to the default)."""
-    db.session.delete(_get(Mode, mode_id, "mode"))
-    db.session.commit()
-    return "", 204
+    @modes.response(204)
+    @modes.alt_response(404, **NOT_FOUND)
+    def delete(self, mode_id: int) -> None:
+        """Delete a mode (users on it fall back to the default)."""
+        db.session.delete(_get(Mode, mode_id, "mode"))
+        db.session.commit()
 
 
 # -- users ----------------------------------------------------------------------------------
 
-USER_FIELDS = {
-    "telegram_id": Field("int", required=True, minimum=1),
-    "username": Field("str", nullable=True, max_length=64),
-    "first_name": Field("str", nullable=True, max_length=128),
-    "status": Field("choice", choices=tuple(s.value for s in UserStatus)),
-    "daily_request_limit": Field("int", nullable=True, minimum=0),
-    "note": Field("str", nullable=True, max_length=500),
-}
-USER_PATCH_FIELDS = {k: v for k, v in USER_FIELDS.items() if k != "telegram_id"}
+users = Blueprint("users", __name__, description="Telegram users, addressed by Telegram id")
 
 
-def user_dict(user: User, requests_total: int | None = None) -> dict[str, Any]:
-    """A user as the API shows it."""
-    if requests_total is None:
-        requests_total = db.session.scalar(
-            select(func.count(Request.id)).where(Request.user_id == user.id)
-        )
-    return {
-        "telegram_id": user.telegram_id,
-        "username": user.username,
-        "first_name": user.first_name,
-        "language_code": user.language_code,
-        "status": str(user.status),
-        "daily_request_limit": user.daily_request_limit,
-        "note": user.note,
-        "created_at": user.created_at.isoformat(),
-        "last_seen_at": user.last_seen_at.isoformat() if user.last_seen_at else None,
-        "requests_total": int(requests_total or 0),
-    }
+@dataclass(frozen=True)
+class _Counted:
+    """A user with its request count: what :class:`UserSchema` dumps."""
+
+    user: User
+    requests_total: int
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.user, name)
+
+
+def _counted(found: list[User]) -> list[_Counted]:
+    """Users with their request counts, counted in one batch."""
+    totals = usage.count_requests(user.id for user in found)
+    return [_Counted(user, totals[user.id]) for user in found]
 
 
 def _user(telegram_id: int) -> User:
-    user = db.session.scalar(select(User).where(User.telegram_id == telegram_id))
+    user = get_user(telegram_id)
     if user is None:
         raise not_found("user")
     return user
 
 
-@bp.get("/users")
-def list_users():
-    """Users, most recently active first; ``status`` and ``q`` (name/username) filter."""
-    limit = int_arg("limit", 100, minimum=1)
-    offset = int_arg("offset", 0, minimum=0)
-    counts = (
-        select(Request.user_id, func.count(Request.id).label("n"))
-        .group_by(Request.user_id)
-        .subquery()
-    )
-    query = select(User, func.coalesce(counts.c.n, 0)).outerjoin(
-        counts, counts.c.user_id == User.id
-    )
-    status = request.args.get("status")
-    if status:
-        if status not in {s.value for s in UserStatus}:
-            raise invalid("status must be active, pending or blocked")
-        query = query.where(User.status == status)
-    if request.args.get("q"):
-        pattern = f"%{request.args['q']}%"
-        query = query.where(User.username.ilike(pattern) | User.first_name.ilike(pattern))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = db.session.execute(
-        query.order_by(User.last_seen_at.desc().nulls_last(), User.id.desc())
-        .limit(min(limit, 500))
-        .offset(offset)
-    ).all()
-    return jsonify({"items": [user_dict(u, n) for u, n in rows], "total": int(total)})
+@users.route("/users")
+class Users(MethodView):
+    """``/admin/api/users``."""
+
+    @users.arguments(UsersQuerySchema, location="query")
+    @users.response(200, UserListSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List users, most recently active first; status and q (name/username) filter."""
+        found, total = find_users(
+            status=UserStatus(query["status"]) if "status" in query else None,
+            search=query.get("q"),
+            limit=query["limit"],
+            offset=query["offset"],
+        )
+        return {"items": _counted(found), "total": total}
+
+    @users.arguments(UserSchema)
+    @users.response(201, UserSchema)
+    @users.alt_response(409, **CONFLICT)
+    def post(self, values: dict[str, Any]) -> _Counted:
+        """Create (pre-authorize or pre-block) a Telegram id before the person writes."""
+        try:
+            user = create_user(**values)
+        except UserExists as exc:
+            raise conflict(str(exc)) from exc
+        db.session.commit()
+        return _Counted(user, 0)
 
 
-@bp.post("/users")
-def create_user_route():
-    """Pre-authorize a Telegram id."""
-    values = clean_body(json_body(), USER_FIELDS, partial=False)
-    try:
-        user = create_user(**values)
-    except UserExists as exc:
-        raise conflict(str(exc)) from exc
-    db.session.commit()
-    return jsonify(user_dict(user, 0)), 201
+@users.route("/users/<int:telegram_id>")
+class UserItem(MethodView):
+    """``/admin/api/users/{telegram_id}``."""
 
+    @users.response(200, UserSchema)
+    @users.alt_response(404, **NOT_FOUND)
+    def get(self, telegram_id: int) -> _Counted:
+        """Read a user."""
+        return _counted([_user(telegram_id)])[0]
 
-@bp.get("/users/<int:telegram_id>")
-def get_user_route(telegram_id: int):
-    """One user."""
-    return jsonify(user_dict(_user(telegram_id)))
-
-
-@bp.patch("/users/<int:telegram_id>")
-def patch_user(telegram_id: int):
-    """Change a user; ``{"status": "blocked"}`` takes access away at once."""
-    user = _user(telegram_id)
-    for key, value in clean_body(json_body(), USER_PATCH_FIELDS, partial=True).items():
-        setattr(user, key, UserStatus(value) if key == "status" else value)
-    db.session.commit()
-    return jsonify(user_dict(user))
+    @users.arguments(UserPatchSchema(partial=True))
+    @users.response(200, UserSchema)
+    @users.alt_response(404, **NOT_FOUND)
+    def patch(self, values: dict[str, Any], telegram_id: int) -> _Counted:
+        """Change a user (status, limit, note); status blocked takes access away at once."""
+        user = update_user(_user(telegram_id), values)
+        db.session.commit()
+        return _counted([user])[0]
 
 
 # -- messages and stats ---------------------------------------------------------------------
 
+messages = Blueprint("messages", __name__, description="The message log")
 
-def _period_bound(name: str):
-    raw = request.args.get(name)
-    if not raw:
+
+def _bound(query: dict[str, Any], name: str) -> datetime | None:
+    if name not in query:
         return None
     try:
-        return parse_bound(raw, current_app.config["AI_ROUTER"].timezone, end=name == "until")
-    except PeriodError as exc:
-        raise invalid(str(exc)) from exc
-
-
-@bp.get("/messages")
-def list_messages():
-    """The message log, newest first, filtered by user, dialog, period, status, model, text."""
-    status = request.args.get("status")
-    if status and status not in {s.value for s in RequestStatus}:
-        raise invalid("status must be ok, error, denied or pending")
-    filters = LogFilter(
-        telegram_id=int_arg("telegram_id"),
-        dialog_id=int_arg("dialog_id"),
-        since=_period_bound("since"),
-        until=_period_bound("until"),
-        status=RequestStatus(status) if status else None,
-        model=request.args.get("model") or None,
-        search=request.args.get("q") or None,
-    )
-    rows, total = query_log(filters, int_arg("limit", 50, 1), int_arg("offset", 0, 0))
-    return jsonify({"items": [message_dict(m) for m in rows], "total": total})
-
-
-@bp.get("/stats")
-def get_stats():
-    """Statistics for a period (default: the last 7 days)."""
-    try:
-        period = make_period(
-            request.args.get("since"),
-            request.args.get("until"),
-            current_app.config["AI_ROUTER"].timezone,
+        return parse_bound(
+            query[name], current_app.config["AI_ROUTER"].timezone, end=name == "until"
         )
     except PeriodError as exc:
-        raise invalid(str(exc)) from exc
-    return jsonify(statistics(period))
+        raise invalid(f"{name}: {exc}") from exc
+
+
+@messages.route("/messages")
+class Messages(MethodView):
+    """``/admin/api/messages``."""
+
+    @messages.arguments(MessagesQuerySchema, location="query")
+    @messages.response(200, MessageListSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The log, newest first, filtered by user, dialog, period, status, model and text."""
+        filters = LogFilter(
+            telegram_id=query.get("telegram_id"),
+            dialog_id=query.get("dialog_id"),
+            since=_bound(query, "since"),
+            until=_bound(query, "until"),
+            status=RequestStatus(query["status"]) if "status" in query else None,
+            model=query.get("model"),
+            search=query.get("q"),
+        )
+        rows, total = query_log(filters, query["limit"], query["offset"])
+        return {"items": rows, "total": total}
+
+
+stats = Blueprint("stats", __name__, description="Usage statistics")
+
+
+@stats.route("/stats")
+class Stats(MethodView):
+    """``/admin/api/stats``."""
+
+    @stats.arguments(StatsQuerySchema, location="query")
+    @stats.response(200, StatsSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Statistics for a period: dates (inclusive) or ISO datetimes; default the last 7 days."""
+        try:
+            period = make_period(
+                query.get("since"), query.get("until"), current_app.config["AI_ROUTER"].timezone
+            )
+        except PeriodError as exc:
+            raise invalid(str(exc)) from exc
+        return statistics(period)
 
 
 # -- bot control ----------------------------------------------------------------------------
 
-
-@bp.get("/bot")
-def get_bot_status():
-    """Desired and actual state of the bot listener."""
-    return jsonify(bot_control.bot_status())
+bot = Blueprint("bot", __name__, description="Bot start/stop (the admin's bot buttons)")
 
 
-@bp.post("/bot/start")
-def start_bot():
-    """«Запустить бота» (``polling``) or «Запустить бота в webhook» (``webhook``)."""
-    body = clean_body(
-        json_body(),
-        {"mode": Field("choice", required=True, choices=("polling", "webhook"))},
-        partial=False,
-    )
-    _control(body["mode"])
-    return jsonify(bot_control.bot_status())
-
-
-@bp.post("/bot/stop")
-def stop_bot():
-    """«Остановить бота»."""
-    _control(bot_control.STOPPED)
-    return jsonify(bot_control.bot_status())
-
-
-def _control(mode: str) -> None:
-    if mode != bot_control.STOPPED and not is_set("telegram_bot_token"):
-        raise invalid("set the bot token first (settings: telegram_bot_token)")
+def _control(action: str) -> dict[str, Any]:
     try:
-        bot_control.set_desired(mode)
+        bot_control.control(action)
     except bot_control.BotControlError as exc:
         raise invalid(str(exc)) from exc
+    return bot_control.bot_status()
+
+
+@bot.route("/bot")
+class BotStatus(MethodView):
+    """``/admin/api/bot``."""
+
+    @bot.response(200, BotStatusSchema)
+    def get(self) -> dict[str, Any]:
+        """Desired and actual state of the bot listener."""
+        return bot_control.bot_status()
+
+
+@bot.route("/bot/start")
+class BotStart(MethodView):
+    """``/admin/api/bot/start``."""
+
+    @bot.arguments(BotStartSchema)
+    @bot.response(200, BotStatusSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """«Запустить бота» (polling) or «Запустить бота в webhook» (webhook); switches over."""
+        return _control(body["mode"])
+
+
+@bot.route("/bot/stop")
+class BotStop(MethodView):
+    """``/admin/api/bot/stop``."""
+
+    @bot.response(200, BotStatusSchema)
+    def post(self) -> dict[str, Any]:
+        """«Остановить бота»."""
+        return _control("stop")
+
+
+#: Every resource blueprint, in the order of the OpenAPI document's tags.
+RESOURCES = (settings, models, modes, users, messages, stats, bot)

@@ -1,0 +1,404 @@
+"""Marshmallow schemas of the admin API: each one validates requests AND describes OpenAPI.
+
+One schema per resource serves both directions: ``dump_only`` fields are read-only (``id``,
+``api_key_set``, …; refused in a request body), ``load_only`` fields are write-only
+(``api_key``, ``telegram_bot_token``; never answered). ``…PatchSchema`` variants are loaded with
+``partial=True`` (nothing required). Unknown fields in a body are refused (marshmallow's
+``RAISE``); unknown query parameters are ignored.
+
+The field classes below are stricter than marshmallow's defaults, as the API has always been:
+JSON types are not coerced (``"5"`` is not an integer, ``1`` is not ``true``), and strings are
+stripped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import validate
+
+from shared.models import RequestStatus, UserStatus
+from shared.services import bot_control
+from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
+
+# -- strict JSON fields ---------------------------------------------------------------------
+
+
+class Text(ma.fields.String):
+    """A string, with surrounding whitespace stripped."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class HttpUrl(ma.fields.Url):
+    """An absolute ``http(s)://`` URL (hosts without a TLD, like ``127.0.0.1``, allowed)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(schemes={"http", "https"}, require_tld=False, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            value = value.strip()
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictInteger(ma.fields.Integer):
+    """A JSON integer: no strings, no floats, no booleans."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Number(ma.fields.Float):
+    """A JSON number: no strings, no booleans."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Price(ma.fields.Decimal):
+    """A price: read as an exact decimal (a number or a numeric string), answered as a number."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
+        return None if value is None else float(value)
+
+
+class Flag(ma.fields.Boolean):
+    """A JSON ``true`` or ``false``, nothing else."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class IsSet(ma.fields.Boolean):
+    """Read-only: whether a secret attribute holds a value (the secret itself is never shown)."""
+
+    def __init__(self, attribute: str, **kwargs: Any) -> None:
+        super().__init__(attribute=attribute, dump_only=True, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> bool:
+        return bool(value)
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
+def collection(item: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """The ``{"items": [...], "total": N}`` answer of a collection.
+
+    Args:
+        item: The schema of one item.
+        name: The OpenAPI component name (``ModelList``, …).
+
+    Returns:
+        A schema class.
+    """
+    return ma.Schema.from_dict(
+        {
+            "items": ma.fields.List(ma.fields.Nested(item), required=True),
+            "total": ma.fields.Integer(required=True, metadata=_doc("All matches, not the page")),
+        },
+        name=name,
+    )
+
+
+class QuerySchema(ma.Schema):
+    """Base of query-string schemas: an empty parameter (``?status=``) counts as absent."""
+
+    @ma.pre_load
+    def _drop_empty(self, data: Any, **kwargs: Any) -> dict[str, Any]:
+        return {key: value for key, value in data.items() if value != ""}
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+class SettingsSchema(ma.Schema):
+    """The settings (``PATCH`` changes any subset)."""
+
+    telegram_bot_token = Text(
+        load_only=True,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata=_doc("Write-only; reads back as telegram_bot_token_set"),
+    )
+    telegram_bot_token_set = ma.fields.Boolean(dump_only=True)
+    webhook_url = HttpUrl(
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata=_doc("Passed to Telegram as is; null: {PUBLIC_URL}/telegram/webhook"),
+    )
+    registration = Text(
+        validate=validate.OneOf((REGISTRATION_OPEN, REGISTRATION_APPROVAL)),
+        metadata=_doc("open: anyone who writes gets access; approval: new users wait as pending"),
+    )
+    default_model_id = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata=_doc("Makes that model the active one (its is_default)"),
+    )
+    default_mode_id = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata=_doc("Makes that mode the default one (its is_default)"),
+    )
+    default_daily_limit = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=0),
+        metadata=_doc("Requests per user per day; null: unlimited"),
+    )
+
+
+# -- models ---------------------------------------------------------------------------------
+
+
+class ModelSchema(ma.Schema):
+    """An OpenAI-compatible Chat Completions endpoint the bot can route to."""
+
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=64), metadata=_doc("For users"))
+    model = Text(
+        required=True,
+        validate=validate.Length(min=1, max=128),
+        metadata=_doc("The provider's model id"),
+    )
+    base_url = HttpUrl(
+        required=True,
+        validate=validate.Length(max=512),
+        metadata=_doc("OpenAI-compatible, e.g. https://api.openai.com/v1"),
+    )
+    api_key = Text(
+        load_only=True,
+        allow_none=True,
+        validate=validate.Length(max=500),
+        metadata=_doc("Write-only (stored encrypted); reads back as api_key_set"),
+    )
+    api_key_set = IsSet("api_key_encrypted")
+    api_key_last4 = ma.fields.String(dump_only=True, allow_none=True)
+    temperature = Number(allow_none=True, validate=validate.Range(min=0, max=2))
+    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1))
+    context_window = StrictInteger(allow_none=True, validate=validate.Range(min=256))
+    enabled = Flag()
+    is_default = Flag(metadata=_doc("true makes it the active model and clears the others"))
+    input_price_per_1m = Price(validate=validate.Range(min=0), metadata=_doc("USD"))
+    output_price_per_1m = Price(validate=validate.Range(min=0), metadata=_doc("USD"))
+    fallback_model_id = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1),
+        metadata=_doc("Tried when this model gives up; never the model itself"),
+    )
+    created_at = ma.fields.DateTime(dump_only=True)
+
+
+class ModelPatchSchema(ModelSchema):
+    """Changes to a model: any subset of its writable fields (loaded with ``partial=True``)."""
+
+
+# -- modes ----------------------------------------------------------------------------------
+
+
+class ModeSchema(ma.Schema):
+    """An answer mode: a named system prompt."""
+
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=64))
+    system_prompt = Text(validate=validate.Length(max=20000))
+    is_default = Flag(metadata=_doc("true makes it the default mode and clears the others"))
+    position = StrictInteger(validate=validate.Range(min=0), metadata=_doc("Display order"))
+
+
+class ModePatchSchema(ModeSchema):
+    """Changes to a mode: any subset of its writable fields (loaded with ``partial=True``)."""
+
+
+# -- users ----------------------------------------------------------------------------------
+
+
+class UserSchema(ma.Schema):
+    """A Telegram user, addressed by Telegram id."""
+
+    telegram_id = StrictInteger(required=True, validate=validate.Range(min=1))
+    username = Text(allow_none=True, validate=validate.Length(max=64))
+    first_name = Text(allow_none=True, validate=validate.Length(max=128))
+    language_code = ma.fields.String(dump_only=True, allow_none=True)
+    status = Text(
+        validate=validate.OneOf([s.value for s in UserStatus]),
+        metadata=_doc("blocked takes access away at once"),
+    )
+    daily_request_limit = StrictInteger(
+        allow_none=True, validate=validate.Range(min=0), metadata=_doc("null: the default")
+    )
+    note = Text(allow_none=True, validate=validate.Length(max=500))
+    created_at = ma.fields.DateTime(dump_only=True)
+    last_seen_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    requests_total = ma.fields.Integer(
+        dump_only=True, metadata=_doc("Every logged request, denied and failed included")
+    )
+
+
+class UserPatchSchema(UserSchema):
+    """Changes to a user (the Telegram id is the address, not a field; ``partial=True``)."""
+
+    class Meta:
+        """The Telegram id cannot change."""
+
+        exclude = ("telegram_id",)
+
+
+class UsersQuerySchema(QuerySchema):
+    """Filters and paging of the users list."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in UserStatus]))
+    q = ma.fields.String(metadata=_doc("Text in the username or first name"))
+    limit = ma.fields.Integer(
+        load_default=100, validate=validate.Range(min=1), metadata=_doc("At most 500 are answered")
+    )
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+class MessageSchema(ma.Schema):
+    """One logged request and its answer."""
+
+    id = ma.fields.Integer()
+    dialog_id = ma.fields.Integer()
+    message_number = ma.fields.Integer(attribute="number", metadata=_doc("1, 2, 3… in the dialog"))
+    telegram_id = ma.fields.Integer(attribute="user.telegram_id")
+    request_text = ma.fields.String()
+    request_at = ma.fields.DateTime()
+    response_text = ma.fields.String(allow_none=True)
+    response_at = ma.fields.DateTime(allow_none=True)
+    model = ma.fields.String(attribute="model_name", allow_none=True)
+    mode = ma.fields.String(attribute="mode_name", allow_none=True)
+    prompt_tokens = ma.fields.Integer(allow_none=True)
+    completion_tokens = ma.fields.Integer(allow_none=True)
+    cost_usd = ma.fields.Float(allow_none=True)
+    status = ma.fields.String(
+        validate=validate.OneOf([s.value for s in RequestStatus]),
+        metadata=_doc("pending while unanswered"),
+    )
+    error = ma.fields.String(allow_none=True, metadata=_doc("For denied: which rule or limit"))
+    latency_ms = ma.fields.Integer(allow_none=True)
+
+
+class MessagesQuerySchema(QuerySchema):
+    """Filters and paging of the message log."""
+
+    telegram_id = ma.fields.Integer()
+    dialog_id = ma.fields.Integer()
+    since = ma.fields.String(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
+    until = ma.fields.String(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in RequestStatus]))
+    model = ma.fields.String(metadata=_doc("The model's name at the time"))
+    q = ma.fields.String(metadata=_doc("Text in the request or the answer"))
+    limit = ma.fields.Integer(
+        load_default=50, validate=validate.Range(min=1), metadata=_doc("At most 500 are answered")
+    )
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+# -- statistics -----------------------------------------------------------------------------
+
+
+class StatsQuerySchema(QuerySchema):
+    """The period: dates (both inclusive) or ISO datetimes; default the last 7 days."""
+
+    since = ma.fields.String()
+    until = ma.fields.String()
+
+
+class DaySchema(ma.Schema):
+    """One day of the period, in the configured timezone."""
+
+    date = ma.fields.String(metadata=_doc("YYYY-MM-DD"))
+    requests = ma.fields.Integer()
+    active_users = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+    cost_usd = ma.fields.Float()
+    errors = ma.fields.Integer()
+
+
+class ModelUsageSchema(ma.Schema):
+    """Use of one model in the period."""
+
+    model = ma.fields.String(allow_none=True)
+    requests = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+    cost_usd = ma.fields.Float()
+
+
+class TopUserSchema(ma.Schema):
+    """One of the most active users of the period."""
+
+    telegram_id = ma.fields.Integer()
+    username = ma.fields.String(allow_none=True)
+    requests = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+
+
+class StatsSchema(ma.Schema):
+    """Statistics of a period (``requests`` counts denied and failed ones too)."""
+
+    requests = ma.fields.Integer()
+    active_users = ma.fields.Integer()
+    prompt_tokens = ma.fields.Integer()
+    completion_tokens = ma.fields.Integer()
+    total_tokens = ma.fields.Integer()
+    cost_usd = ma.fields.Float()
+    errors = ma.fields.Integer()
+    daily = ma.fields.List(ma.fields.Nested(DaySchema))
+    by_model = ma.fields.List(ma.fields.Nested(ModelUsageSchema))
+    top_users = ma.fields.List(ma.fields.Nested(TopUserSchema))
+    since = ma.fields.String()
+    until = ma.fields.String()
+    timezone = ma.fields.String()
+
+
+# -- bot ------------------------------------------------------------------------------------
+
+
+class BotStatusSchema(ma.Schema):
+    """Desired and actual state of the bot listener."""
+
+    desired = ma.fields.String(validate=validate.OneOf(bot_control.MODES))
+    state = ma.fields.String(validate=validate.OneOf(("stopped", "starting", "running", "error")))
+    since = ma.fields.String(allow_none=True)
+    last_update_at = ma.fields.String(allow_none=True)
+    last_error = ma.fields.String(allow_none=True)
+    webhook_url = ma.fields.String(allow_none=True)
+    queue_depth = ma.fields.Integer()
+
+
+class BotStartSchema(ma.Schema):
+    """Which mode to start (or switch to)."""
+
+    mode = Text(
+        required=True,
+        validate=validate.OneOf((bot_control.POLLING, bot_control.WEBHOOK)),
+        metadata=_doc("polling: «Запустить бота»; webhook: «Запустить бота в webhook»"),
+    )
+
+
+ModelListSchema = collection(ModelSchema, "ModelList")
+ModeListSchema = collection(ModeSchema, "ModeList")
+UserListSchema = collection(UserSchema, "UserList")
+MessageListSchema = collection(MessageSchema, "MessageList")
