@@ -71,6 +71,7 @@ def test_the_bot_side_helpers_use_the_same_count(ctx) -> None:
     user.daily_request_limit = None
     assert not over_daily_limit(user, TZ), "no own limit and no default: unlimited"
     set_setting("default_daily_limit", "2")
+    db.session.commit()  # settings reach the bot through the runtime snapshot, once committed
     assert over_daily_limit(user, TZ)
 
 
