@@ -104,7 +104,7 @@ def child_commands(config: Config) -> list[Child]:
         Child(
             "worker",
             [python, "-m", "celery", "-A", "celery_app", "worker",
-             "-Q", "updates,llm", "--pool", "threads",
+             "-Q", "updates,llm", "--pool", config.worker_pool,
              "--concurrency", str(config.worker_concurrency),
              "--hostname", "worker1@%h", "--loglevel", config.log_level],
         ),

@@ -27,7 +27,6 @@ from typing import Any
 
 from flask import Flask
 from telebot.apihelper import ApiTelegramException
-from telebot.types import BotCommand
 
 from shared.app import create_core_app
 from shared.celery_setup import BOT_COMMANDS, enqueue_update
@@ -147,7 +146,7 @@ class Listener:
 
     def _leave_webhook(self) -> None:
         """Remove the webhook and forget its secret (safe when none is set)."""
-        telegram.call("delete_webhook")
+        telegram.delete_webhook()
         set_setting("webhook_secret", None)
         db.session.commit()
         self.status.webhook_url = None
@@ -164,7 +163,7 @@ class Listener:
             secret = secrets.token_urlsafe(32)
             set_setting("webhook_secret", secret)
             db.session.commit()
-            telegram.call("set_webhook", url=url, secret_token=secret)
+            telegram.set_webhook(url, secret)
             self.status.webhook_url = url
             logger.info("webhook registered url=%s", url)
         self._set_commands()
@@ -174,8 +173,8 @@ class Listener:
     def _set_commands(self) -> None:
         """Publish the command menu in Russian (default) and English."""
         for lang, code in ((RU, None), (RU, "ru"), (EN, "en")):
-            commands = [BotCommand(name, t(f"command_{name}", lang)) for name in BOT_COMMANDS]
-            telegram.call("set_my_commands", commands, language_code=code)
+            commands = [(name, t(f"command_{name}", lang)) for name in BOT_COMMANDS]
+            telegram.set_my_commands(commands, language_code=code)
 
     # -- polling ---------------------------------------------------------------------------
     def _hold_lead(self) -> bool:
@@ -206,7 +205,7 @@ class Listener:
         except ApiTelegramException as exc:
             if exc.error_code == 409 and "webhook" in (exc.description or ""):
                 logger.warning("webhook active while polling; deleting it")
-                telegram.call("delete_webhook")
+                telegram.delete_webhook()
                 return
             if exc.error_code == 409:  # another getUpdates (outside this deployment) took over
                 logger.warning("getUpdates conflict: %s", exc.description)

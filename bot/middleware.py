@@ -32,7 +32,7 @@ class Outbox:
     actions: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
 
     def send(self, chat_id: int, text: str, **options: Any) -> None:
-        """Queue a message (``sendMessage`` options such as ``reply_markup``)."""
+        """Queue a message (options of ``TelegramClient.send_message``, e.g. ``reply_markup``)."""
         self.actions.append(("send_message", (chat_id, text), options))
 
     def toast(self, query_id: str, text: str) -> None:
@@ -43,15 +43,13 @@ class Outbox:
         self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
     ) -> None:
         """Queue a new text and keyboard for a message the bot sent."""
-        self.actions.append(
-            ("edit_message_text", (text, chat_id, message_id), {"reply_markup": markup})
-        )
+        self.actions.append(("edit_message_text", (text, chat_id, message_id, markup), {}))
 
     def flush(self) -> None:
         """Send the queued replies through the Telegram client (retries included)."""
         actions, self.actions = self.actions, []
         for method, args, options in actions:
-            telegram.call(method, *args, **options)
+            getattr(telegram, method)(*args, **options)
 
 
 class UserMiddleware(BaseMiddleware):

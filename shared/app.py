@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from shared.config import Config
-from shared.db import configure_engine
+from shared.db import configure_engine, engine_options
 from shared.extensions import celery_ext, cipher, db, llm, redis_store, runtime, telegram
 
 
@@ -42,8 +42,7 @@ def create_core_app(
         AI_ROUTER=config,
         SECRET_KEY=config.secret_key,
         SQLALCHEMY_DATABASE_URI=config.database_url,
-        # A ping per checkout guards against connections the server dropped; SQLite has none.
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not config.database_url.startswith("sqlite")},
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(config.database_url, config.db_pool_size),
     )
     app.config.update(flask_config or {})
     bind_extensions(app)

@@ -76,7 +76,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
             "tasks.health.*": {"queue": UPDATES_QUEUE},
             "tasks.replies.*": {"queue": LLM_QUEUE},
         },
-        "worker_pool": "threads",
+        "worker_pool": config.worker_pool,
         "worker_concurrency": config.worker_concurrency,
         # Task events cost CPU and Redis traffic on every task; Flower switches them on by
         # itself while it runs (its enable_events option), so only a watched worker pays.
@@ -109,6 +109,21 @@ def celery_init_app(app: Flask) -> Celery:
             """Run the task body within ``app.app_context()``."""
             with app.app_context():
                 return self.run(*args, **kwargs)
+
+        @property
+        def backend(self) -> Any:
+            """The result backend, built once per task and shared by all its runs.
+
+            Celery caches the app's backend per thread; under gevent every task runs in a new
+            greenlet, which would build a new backend (and Redis pool) for every task.
+            """
+            if self._backend is None:
+                self._backend = self.app.backend
+            return self._backend
+
+        @backend.setter
+        def backend(self, value: Any) -> None:
+            self._backend = value
 
     celery = Celery("ai_router", task_cls=FlaskTask, include=list(TASK_MODULES))
     celery.conf.update(celery_settings(config))

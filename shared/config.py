@@ -25,6 +25,10 @@ _SECRET_KEY_FILE = "secret_key"
 _EMBEDDED_REDIS_SOCKET = "redis.sock"
 
 
+#: Celery pools ai_router supports.
+WORKER_POOLS = ("gevent", "threads")
+
+
 class ConfigError(RuntimeError):
     """Raised when the configuration cannot be used (for example production without a secret)."""
 
@@ -138,7 +142,11 @@ class Config:
         timezone: IANA timezone in which statistics are bucketed into days.
         port: Port of the web server started by ``make run``.
         host: Interface the web server started by ``make run`` binds to.
-        worker_concurrency: Threads of the Celery worker started by ``make run``.
+        worker_pool: The Celery worker's pool: ``gevent`` (default: one process runs many
+            tasks while they wait on the network) or ``threads``.
+        worker_concurrency: Tasks the worker runs at once (greenlets or threads).
+        db_pool_size: Database connections kept per process (PostgreSQL and others; SQLite
+            under gevent uses one, see ``shared.db.engine_options``).
         log_level: Root log level name.
         llm_timeout: Seconds one LLM HTTP request may take.
         llm_max_attempts: Attempts per model (1 = no retry) on 429, 5xx, timeouts, connection
@@ -165,7 +173,9 @@ class Config:
     timezone: str = "UTC"
     port: int = 5000
     host: str = "127.0.0.1"
-    worker_concurrency: int = 16
+    worker_pool: str = "gevent"
+    worker_concurrency: int = 1000
+    db_pool_size: int = 10
     log_level: str = "INFO"
     llm_timeout: float = 60.0
     llm_max_attempts: int = 4
@@ -221,6 +231,9 @@ class Config:
             redis_url = f"unix://{embedded_redis_socket(instance_path)}"
 
         defaults = cls()
+        worker_pool = (get("WORKER_POOL") or defaults.worker_pool).lower()
+        if worker_pool not in WORKER_POOLS:
+            raise ConfigError(f"WORKER_POOL must be one of {', '.join(WORKER_POOLS)}")
         return cls(
             env=run_env,
             instance_path=instance_path,
@@ -240,7 +253,13 @@ class Config:
             timezone=get("STATS_TIMEZONE") or defaults.timezone,
             port=_env_int(env, "PORT", defaults.port),
             host=get("HOST") or defaults.host,
-            worker_concurrency=_env_int(env, "WORKER_CONCURRENCY", defaults.worker_concurrency),
+            worker_pool=worker_pool,
+            worker_concurrency=_env_int(
+                env,
+                "WORKER_CONCURRENCY",
+                defaults.worker_concurrency if worker_pool == "gevent" else 16,
+            ),
+            db_pool_size=max(1, _env_int(env, "DB_POOL_SIZE", defaults.db_pool_size)),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             llm_timeout=_env_float(env, "LLM_TIMEOUT", defaults.llm_timeout),
             llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),

@@ -8,6 +8,7 @@ so Alembic migrations are stable on SQLite (batch mode) and PostgreSQL alike.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
@@ -67,3 +68,40 @@ def configure_engine(engine: Engine) -> None:
     """
     if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_pragmas):
         event.listen(engine, "connect", _sqlite_pragmas)
+
+
+def cooperative() -> bool:
+    """Whether this process runs on gevent (sockets monkey-patched, e.g. ``celery -P gevent``).
+
+    Returns:
+        True when blocking I/O yields to other greenlets.
+    """
+    try:
+        from gevent import monkey
+    except ImportError:  # gevent is a runtime dependency, but the web never needs it
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def engine_options(database_url: str, pool_size: int) -> dict[str, Any]:
+    """SQLAlchemy engine options for a database URL in this process.
+
+    - PostgreSQL and others: ``pool_size`` connections plus as many again in bursts, with a
+      ping before each checkout (the server may have dropped an idle connection).
+    - SQLite: no ping. Under gevent, ONE connection: SQLite's busy wait runs in C and would
+      freeze every greenlet of the process, so greenlets queue for the connection instead
+      (cooperatively) and SQLite never sees two writers from one process. Writes are
+      serialized by SQLite anyway.
+
+    Args:
+        database_url: The SQLAlchemy URL.
+        pool_size: ``Config.db_pool_size``.
+
+    Returns:
+        Options for ``SQLALCHEMY_ENGINE_OPTIONS`` / ``create_engine``.
+    """
+    if database_url.startswith("sqlite"):
+        if cooperative():
+            return {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
+        return {}
+    return {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size * 2}

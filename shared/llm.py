@@ -13,6 +13,7 @@ DB session before calling, because an LLM call can take a minute.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -331,23 +332,40 @@ def _log_retry(state: RetryCallState) -> None:
 
 def _call_once(
     clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
-) -> tuple[str, Any]:
+) -> dict[str, Any]:
+    """One Chat Completions request through the SDK's client, answered as plain JSON.
+
+    The SDK's low-level ``post`` keeps its HTTP stack, auth, timeouts and error classes
+    (``APIStatusError`` …, which the retries rely on) but skips building typed request and
+    response models — about a third of the client's CPU per call, measured.
+
+    Returns:
+        The completion object as a dict.
+
+    Raises:
+        openai.OpenAIError: On HTTP and network errors.
+        LLMError: When the answer has no choices or is not JSON.
+    """
+    import httpx
+
     client = clients.get(spec.base_url, spec.api_key)
     params: dict[str, Any] = {"model": spec.model, "messages": messages}
     if spec.temperature is not None:
         params["temperature"] = spec.temperature
     if spec.max_tokens:
         params["max_tokens"] = spec.max_tokens
-    completion = client.chat.completions.create(**params)
-    if not completion.choices:
-        raise LLMError(f"{spec.name}: the API returned no choices")
-    choice = completion.choices[0]
-    return choice.message.content or "", completion
+    response = client.post("/chat/completions", body=params, cast_to=httpx.Response)
+    try:
+        completion = json.loads(response.content)
+        completion["choices"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise LLMError(f"{spec.name}: the API returned no usable choice") from exc
+    return completion
 
 
 def _call_with_retries(
     config: Config, clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
-) -> tuple[str, Any]:
+) -> dict[str, Any]:
     retrying = Retrying(
         stop=stop_after_attempt(config.llm_max_attempts)
         | stop_after_delay(config.llm_retry_deadline),
@@ -383,20 +401,20 @@ def chat(
     candidate: ModelSpec | None = spec
     while candidate is not None:
         try:
-            text, completion = _call_with_retries(config, clients, candidate, messages)
+            completion = _call_with_retries(config, clients, candidate, messages)
         except (openai.OpenAIError, LLMError) as exc:
             errors.append(f"{candidate.name}: {describe_error(exc)}")
             logger.warning("LLM model gave up model=%s error=%s", candidate.name, errors[-1])
             candidate = candidate.fallback
             continue
-        usage = completion.usage
-        choice = completion.choices[0]
+        usage = completion.get("usage") or {}
+        choice = completion["choices"][0]
         return ChatResult(
-            text=text,
+            text=choice["message"].get("content") or "",
             model=candidate,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            finish_reason=choice.finish_reason,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            finish_reason=choice.get("finish_reason"),
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     raise LLMError("; ".join(errors))

@@ -23,10 +23,11 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Flask, current_app
-from sqlalchemy import event, select
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
-from shared.db import db
+from shared.db import configure_engine
 from shared.llm import ModelSpec
 from shared.models import LLMModel, Mode, Setting
 from shared.redis import KEY_PREFIX
@@ -150,6 +151,7 @@ class _State:
 
     snapshot: Snapshot | None = None
     checked_at: float = 0.0
+    engine: Engine | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -193,8 +195,18 @@ class RuntimeSettings:
 
     @staticmethod
     def _load(version: int) -> Snapshot:
-        """Read a snapshot in a session of its own (the caller's unit of work is untouched)."""
-        factory = sessionmaker(bind=db.engine, expire_on_commit=False)
+        """Read a snapshot on a connection of its own, outside the app's pool.
+
+        The caller may hold the app's only pooled connection (SQLite under gevent) in an open
+        unit of work; the snapshot never waits for it and never touches that transaction.
+        """
+        state: _State = current_app.extensions["runtime"]
+        if state.engine is None:
+            state.engine = create_engine(
+                current_app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool
+            )
+            configure_engine(state.engine)
+        factory = sessionmaker(bind=state.engine, expire_on_commit=False)
         with factory() as session:
             snapshot = load_snapshot(session, version)
             session.rollback()

@@ -1,29 +1,29 @@
 """The Telegram Bot API client extension: one per process, used by web, listener and worker.
 
 :class:`TelegramClient` is created unbound (``shared.extensions.telegram``) and bound by
-:meth:`TelegramClient.init_app`, which points pyTelegramBotAPI at ``TELEGRAM_API_URL`` and gives it
-one shared keep-alive HTTP session — the only two times this module touches the library's module
-globals, once per process, never per call. The token comes from the in-memory runtime snapshot
-(decrypted once per change, see ``shared.runtime``); the client keeps a plain ``TeleBot`` (no
-handlers) for the current token and builds a new one when the token changes.
+:meth:`TelegramClient.init_app`, which keeps the app's Bot API base URL (``TELEGRAM_API_URL``)
+and one keep-alive HTTP session in ``app.extensions``. Calls go to
+``{TELEGRAM_API_URL}/bot{token}/{method}`` as JSON — the Bot API's own form — so no module
+global of pyTelegramBotAPI is ever set (several apps in one process, as in the tests, each keep
+their own URL), and answers are not turned into objects nobody reads. pyTelegramBotAPI still
+provides the types (keyboards, ``CallbackData``, parsing updates in the worker's dispatcher) and
+its ``ApiTelegramException``, which every failed call raises.
 
-Every call goes through :meth:`TelegramClient.call`, which waits out 429 (``retry_after``), 5xx
-and network errors a few times. Only the worker builds a ``TeleBot`` with handlers
-(``bot.dispatcher``); handlers answer through this client too.
+The token comes from the in-memory runtime snapshot (decrypted once per change, see
+``shared.runtime``). Every call goes through :meth:`TelegramClient.call`, which waits out 429
+(``retry_after``), 5xx and network errors a few times.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 from flask import Flask, current_app
 from requests.adapters import HTTPAdapter
-from telebot import TeleBot, apihelper
 from telebot.apihelper import ApiTelegramException
 from telebot.types import InlineKeyboardMarkup
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -39,6 +39,9 @@ MAX_RETRY_AFTER = 30.0
 ATTEMPTS = 4
 #: Keep-alive connections kept to the Bot API (sends from many concurrent tasks share them).
 POOL_SIZE = 64
+#: Seconds to connect, and to wait for an answer of an ordinary call.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
 
 
 class BotNotConfigured(RuntimeError):
@@ -65,7 +68,7 @@ def call_with_retries(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a Bot API function, waiting out 429s (``retry_after``), 5xx and network errors.
 
     Args:
-        fn: A bound TeleBot method or an ``apihelper`` function.
+        fn: The function making one request.
         *args: Its arguments.
         **kwargs: Its keyword arguments.
 
@@ -82,7 +85,7 @@ def call_with_retries(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         reraise=True,
         before_sleep=lambda s: logger.warning(
             "telegram call failed, retrying method=%s attempt=%s",
-            getattr(fn, "__name__", fn),
+            args[0] if args else getattr(fn, "__name__", fn),
             s.attempt_number,
         ),
     )
@@ -99,7 +102,7 @@ def entities_rejected(exc: BaseException) -> bool:
 
 
 def _session(base_url: str) -> requests.Session:
-    """One keep-alive HTTP session for every Bot API call of the process.
+    """One keep-alive HTTP session for every Bot API call of the app.
 
     Proxy variables are read once here (``trust_env`` off), so no call looks up ``.netrc`` or
     the environment again.
@@ -119,13 +122,17 @@ def _session(base_url: str) -> requests.Session:
     return session
 
 
+def _markup(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
+    """A keyboard as the Bot API's JSON object."""
+    return markup.to_dict() if markup is not None else None
+
+
 @dataclass
 class _State:
-    """Per-app state: the bot of the current token."""
+    """Per-app state: where the Bot API is and the session to reach it."""
 
-    token: str | None = None
-    bot: TeleBot | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    base_url: str
+    session: requests.Session
 
 
 class TelegramClient:
@@ -139,23 +146,14 @@ class TelegramClient:
         self._runtime = runtime
 
     def init_app(self, app: Flask) -> None:
-        """Point pyTelegramBotAPI at ``TELEGRAM_API_URL`` with one shared session.
-
-        pyTelegramBotAPI keeps both in module globals; they are set here, once per process.
-        All apps of one process must therefore share ``TELEGRAM_API_URL`` (they do: it comes
-        from the environment).
+        """Keep the app's Bot API base URL and open no connection yet.
 
         Args:
             app: The Flask app (its runtime settings must be bound too).
         """
         base_url = app.config["AI_ROUTER"].telegram_api_url
-        apihelper.API_URL = f"{base_url}/bot{{0}}/{{1}}"
-        apihelper.FILE_URL = f"{base_url}/file/bot{{0}}/{{1}}"
-        if not isinstance(apihelper.session, requests.Session):
-            apihelper.session = _session(base_url)
-        app.extensions["telegram"] = _State()
+        app.extensions["telegram"] = _State(base_url=base_url, session=_session(base_url))
 
-    # -- the bot of the current token --------------------------------------------------------
     def token(self) -> str:
         """The bot token from the runtime settings.
 
@@ -169,59 +167,140 @@ class TelegramClient:
             )
         return token
 
-    def bot(self) -> TeleBot:
-        """A plain TeleBot (no handlers) for the current token, rebuilt when the token changes.
+    # -- one request ---------------------------------------------------------------------------
+    def request(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float = READ_TIMEOUT
+    ) -> Any:
+        """Make one Bot API call (no retry).
+
+        Args:
+            method: The Bot API method, e.g. ``sendMessage``.
+            params: Its parameters (None values are left out).
+            timeout: Seconds to wait for the answer.
+
+        Returns:
+            The call's ``result``.
 
         Raises:
             BotNotConfigured: When no token is set.
+            ApiTelegramException: When Telegram answers ``ok: false``.
+            requests.RequestException: On network errors and answers that are not JSON.
         """
-        token = self.token()
         state: _State = current_app.extensions["telegram"]
-        bot = state.bot
-        if bot is not None and state.token == token:
-            return bot
-        with state.lock:
-            if state.bot is None or state.token != token:
-                state.bot = TeleBot(token, threaded=False, validate_token=False)
-                state.token = token
-            return state.bot
+        body = {k: v for k, v in (params or {}).items() if v is not None}
+        url = f"{state.base_url}/bot{self.token()}/{method}"
+        response = state.session.post(url, json=body, timeout=(CONNECT_TIMEOUT, timeout))
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise requests.HTTPError(
+                f"{method}: HTTP {response.status_code}, not JSON", response=response
+            ) from exc
+        if not answer.get("ok"):
+            answer.setdefault("error_code", response.status_code)
+            answer.setdefault("description", response.reason)
+            raise ApiTelegramException(method, response, answer)
+        return answer.get("result")
 
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a Bot API method of TeleBot by name, with the retries of :func:`call_with_retries`.
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """Make a Bot API call with the retries of :func:`call_with_retries`.
 
         Args:
-            method: A TeleBot method name, e.g. ``send_message``.
-            *args: Its arguments.
-            **kwargs: Its keyword arguments.
+            method: The Bot API method.
+            params: Its parameters.
 
         Returns:
-            What the method returns.
+            The call's ``result``.
 
         Raises:
             BotNotConfigured: When no token is set.
             ApiTelegramException: On a non-retryable error, or when attempts run out.
         """
-        return call_with_retries(getattr(self.bot(), method), *args, **kwargs)
+        return call_with_retries(self.request, method, params)
 
     # -- the calls the product makes -------------------------------------------------------------
-    def send_message(self, chat_id: int, text: str, **options: Any) -> Any:
-        """Send a message (see TeleBot.send_message for the options)."""
-        return self.call("send_message", chat_id, text, **options)
+    def send_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_markup: InlineKeyboardMarkup | None = None,
+        parse_mode: str | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Send a message; a reply to a message that is gone is sent anyway.
+
+        Returns:
+            Telegram's ``Message`` as a dict.
+        """
+        reply = (
+            {"message_id": reply_to_message_id, "allow_sending_without_reply": True}
+            if reply_to_message_id
+            else None
+        )
+        return self.call(
+            "sendMessage",
+            {
+                "chat_id": chat_id,
+                "text": text,
+                "parse_mode": parse_mode,
+                "reply_markup": _markup(reply_markup),
+                "reply_parameters": reply,
+            },
+        )
 
     def answer_callback_query(self, query_id: str, text: str | None = None) -> Any:
         """Answer a button press (the toast)."""
-        return self.call("answer_callback_query", query_id, text)
+        return self.call("answerCallbackQuery", {"callback_query_id": query_id, "text": text})
 
-    def edit_message_text(self, text: str, chat_id: int, message_id: int, **options: Any) -> Any:
+    def edit_message_text(
+        self,
+        text: str,
+        chat_id: int,
+        message_id: int,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> Any:
         """Replace the text (and keyboard) of a message the bot sent."""
-        return self.call("edit_message_text", text, chat_id, message_id, **options)
+        return self.call(
+            "editMessageText",
+            {
+                "chat_id": chat_id,
+                "message_id": message_id,
+                "text": text,
+                "reply_markup": _markup(reply_markup),
+            },
+        )
 
-    def get_webhook_info(self) -> Any:
-        """Telegram's view of the webhook (url, pending updates, last error)."""
-        return self.call("get_webhook_info")
+    def send_chat_action(self, chat_id: int, action: str = "typing") -> Any:
+        """Show "typing…" (or another action) in a chat for a few seconds."""
+        return self.call("sendChatAction", {"chat_id": chat_id, "action": action})
+
+    def get_webhook_info(self) -> dict[str, Any]:
+        """Telegram's view of the webhook (``url``, ``pending_update_count``, last error)."""
+        return self.call("getWebhookInfo")
+
+    def set_webhook(self, url: str, secret_token: str) -> Any:
+        """Register the webhook URL with its secret header value."""
+        return self.call("setWebhook", {"url": url, "secret_token": secret_token})
+
+    def delete_webhook(self) -> Any:
+        """Remove the webhook (safe when none is set)."""
+        return self.call("deleteWebhook")
+
+    def set_my_commands(
+        self, commands: Iterable[tuple[str, str]], language_code: str | None = None
+    ) -> Any:
+        """Publish the command menu for a language (None: the default menu).
+
+        Args:
+            commands: ``(command, description)`` pairs.
+            language_code: A two-letter language, or None.
+        """
+        listed = [{"command": name, "description": text} for name, text in commands]
+        return self.call("setMyCommands", {"commands": listed, "language_code": language_code})
 
     def get_updates(self, offset: int | None, timeout: int) -> list[dict[str, Any]]:
-        """Long-poll for updates, as raw dicts (no object is built for them).
+        """Long-poll for updates, as raw dicts (no retry: the listener polls again).
 
         Args:
             offset: The first update id wanted (acknowledges the ones before it).
@@ -230,8 +309,8 @@ class TelegramClient:
         Returns:
             The updates as Telegram sent them.
         """
-        return apihelper.get_updates(
-            self.token(), offset=offset, timeout=timeout, long_polling_timeout=timeout
+        return self.request(
+            "getUpdates", {"offset": offset, "timeout": timeout}, timeout=timeout + READ_TIMEOUT
         )
 
     def send_parts(
@@ -258,10 +337,10 @@ class TelegramClient:
         for index, part in enumerate(parts):
             if index < skip:
                 continue
-            options: dict[str, Any] = {"reply_markup": part.reply_markup}
-            if part.reply_to_message_id:
-                options["reply_to_message_id"] = part.reply_to_message_id
-                options["allow_sending_without_reply"] = True
+            options: dict[str, Any] = {
+                "reply_markup": part.reply_markup,
+                "reply_to_message_id": part.reply_to_message_id,
+            }
             if part.html is None:
                 self.send_message(chat_id, part.text, **options)
             else:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from telebot.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from shared.app import create_core_app
 from shared.db import db
 from shared.extensions import telegram
 from shared.services.settings import set_setting
@@ -82,3 +84,13 @@ def test_token_change_reaches_the_client(ctx: FakeTelegram) -> None:
     db.session.commit()
     telegram.send_message(CHAT, "three")
     assert [m["text"] for m in ctx.messages(CHAT)][-2:] == ["one", "three"]
+
+
+def test_each_app_keeps_its_own_bot_api_url(app: Flask, ctx: FakeTelegram) -> None:
+    """Building another app (another URL) in the same process does not redirect this one."""
+    other_config = dataclasses.replace(
+        app.config["AI_ROUTER"], telegram_api_url="http://127.0.0.1:9"
+    )
+    create_core_app(other_config)
+    telegram.send_message(CHAT, "still here")
+    assert ctx.messages(CHAT)[-1]["text"] == "still here"

@@ -96,7 +96,7 @@ def ask(prompt: Prompt) -> ChatResult | LLMError:
         The answer, or the error when every model gave up.
     """
     try:
-        telegram.call("send_chat_action", prompt.chat_id, "typing")
+        telegram.send_chat_action(prompt.chat_id, "typing")
     except Exception:  # a typing indicator is cosmetic; never fail the answer for it
         logger.warning("sendChatAction failed chat_id=%s", prompt.chat_id)
     try:
