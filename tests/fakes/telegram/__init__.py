@@ -1,0 +1,82 @@
+"""A fake Telegram Bot API server for tests.
+
+:class:`FakeTelegram` is a real HTTP server on ``127.0.0.1`` (a random free port) that answers
+``/bot<token>/<method>`` the way ``api.telegram.org`` does, so the product can be driven through
+its real client (pyTelegramBotAPI) by pointing ``telebot.apihelper.API_URL`` at
+:attr:`FakeTelegram.api_url_template`. Tests drive the "user side" with
+:meth:`~FakeTelegram.inject_message`, :meth:`~FakeTelegram.press_button` and
+:meth:`~FakeTelegram.inject_update`, and inspect what the bot did with
+:meth:`~FakeTelegram.calls`, :meth:`~FakeTelegram.wait_for_call` and
+:meth:`~FakeTelegram.messages`::
+
+    with FakeTelegram() as fake:
+        telebot.apihelper.API_URL = fake.api_url_template
+        fake.inject_message(7, "/start")
+        call = fake.wait_for_call("sendMessage")
+
+Behaviour that mirrors Telegram:
+
+* parameters are read from the query string (GET and POST), from urlencoded, multipart and JSON
+  bodies; JSON-typed parameters sent as strings (``reply_markup``, ``commands``...) are decoded;
+* answers are ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code": N,
+  "description": ..., "parameters": ...}`` with the HTTP status equal to ``error_code``;
+* ``getUpdates`` is a real long poll with offset acknowledgement and ``allowed_updates``; a newer
+  ``getUpdates`` terminates an older one with 409, and an active webhook forbids it (409);
+* with a webhook set, updates are POSTed to it one at a time, in order, and retried on failure;
+* ``parse_mode=HTML`` is validated like Telegram's parser (a port of TDLib's ``parse_html``), the
+  stored message holds the parsed text and entities (offsets in UTF-16 code units) and the
+  leading/trailing whitespace is trimmed.
+
+Deliberate differences: a ``&`` that does not start ``&lt;``, ``&gt;``, ``&amp;``, ``&quot;`` or a
+numeric reference is rejected (Telegram keeps it literally; pass ``strict_html_entities=False``
+to get that), webhooks may use plain ``http://`` URLs on any port, ``Markdown``/``MarkdownV2``
+text is stored unparsed, and only the methods listed in :data:`SUPPORTED_METHODS` exist (any
+other answers 404 ``Not Found``, so an unexpected call is loud). Errors Telegram would give on
+its own (429 flood control, 403 blocked by the user...) only happen when a test asks for them
+with :meth:`FakeTelegram.fail_next`.
+
+Layout (the names exported here are the API; ``_``-prefixed names in the modules are internal
+to the package):
+
+* ``fake.py`` -- :class:`FakeTelegram`: lifecycle and everything a test calls on it;
+* ``api.py`` -- request dispatch and the Bot API methods (:data:`SUPPORTED_METHODS`);
+* ``state.py`` -- the bookkeeping shared by the parts: calls, chats and messages, users, pending
+  updates, webhook settings;
+* ``webhook.py`` -- the webhook delivery thread;
+* ``server.py`` -- the HTTP server and request handler;
+* ``html.py`` -- the port of Telegram's HTML parser (:func:`parse_html`);
+* ``params.py`` -- reading and decoding request parameters;
+* ``markup.py`` -- keyboard (reply markup) validation;
+* ``answers.py`` -- answer envelopes and Telegram's error texts;
+* ``records.py`` -- :class:`Call`, :class:`Delivery` and :class:`UploadedFile`;
+* ``tests/`` -- the fake's own tests.
+"""
+
+from tests.fakes.telegram.answers import (
+    NOT_MODIFIED,
+    POLLING_CONFLICT,
+    QUERY_TOO_OLD,
+    WEBHOOK_CONFLICT,
+)
+from tests.fakes.telegram.api import MAX_MESSAGE_LENGTH, SUPPORTED_METHODS
+from tests.fakes.telegram.fake import FakeTelegram
+from tests.fakes.telegram.html import HtmlParseError, parse_html, utf16_length
+from tests.fakes.telegram.markup import MAX_CALLBACK_DATA_BYTES
+from tests.fakes.telegram.records import Call, Delivery, UploadedFile
+
+__all__ = [
+    "MAX_CALLBACK_DATA_BYTES",
+    "MAX_MESSAGE_LENGTH",
+    "NOT_MODIFIED",
+    "POLLING_CONFLICT",
+    "QUERY_TOO_OLD",
+    "SUPPORTED_METHODS",
+    "WEBHOOK_CONFLICT",
+    "Call",
+    "Delivery",
+    "FakeTelegram",
+    "HtmlParseError",
+    "UploadedFile",
+    "parse_html",
+    "utf16_length",
+]

@@ -1,0 +1,563 @@
+"""The :class:`FakeTelegram` server: its lifecycle and everything a test calls on it."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.fakes.telegram.answers import _DEFAULT_DESCRIPTIONS
+from tests.fakes.telegram.api import SUPPORTED_METHODS, _BotApi
+from tests.fakes.telegram.html import utf16_length
+from tests.fakes.telegram.markup import _callback_data_of
+from tests.fakes.telegram.records import Call, Delivery
+from tests.fakes.telegram.server import _Handler, _Server
+from tests.fakes.telegram.state import _commands_key, _Failure, _matches
+from tests.fakes.telegram.webhook import _WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+_BOT_COMMAND_ENTITY_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![A-Za-z0-9_])")
+
+
+class FakeTelegram(_BotApi, _WebhookDelivery):
+    """A fake Telegram Bot API server on 127.0.0.1, for driving the bot through its real client.
+
+    Use it as a context manager or with :meth:`start`/:meth:`stop`. Point pyTelegramBotAPI at it
+    with ``telebot.apihelper.API_URL = fake.api_url_template``. All state is guarded by one
+    condition variable, so the test thread, the HTTP handler threads and the webhook delivery
+    thread can use it concurrently.
+
+    Attributes:
+        token: The only token the server accepts (others get 401 Unauthorized).
+        bot_username: The bot's username (without ``@``).
+        bot_user: The bot's ``User`` object as ``getMe`` returns it.
+    """
+
+    def __init__(
+        self,
+        token: str = "123456:TEST-TOKEN",
+        bot_username: str = "ai_router_test_bot",
+        *,
+        bot_first_name: str = "AI Router Test",
+        webhook_retry_delay: float = 0.2,
+        webhook_timeout: float = 10.0,
+        strict_html_entities: bool = True,
+        first_update_id: int = 1000,
+    ) -> None:
+        """Create the fake (not yet listening; see :meth:`start`).
+
+        Args:
+            token: The bot token; its part before ``:`` is the bot's numeric id.
+            bot_username: The bot's username.
+            bot_first_name: The bot's display name.
+            webhook_retry_delay: Seconds between a failed webhook delivery and the next attempt.
+            webhook_timeout: Seconds to wait for the webhook receiver to answer.
+            strict_html_entities: Reject an unescaped ``&`` in HTML text (see :func:`parse_html`).
+            first_update_id: The ``update_id`` of the first injected update.
+
+        Raises:
+            ValueError: If the token has no numeric bot id.
+        """
+        bot_id, _, _ = token.partition(":")
+        if not bot_id.isdigit():
+            raise ValueError(f"token {token!r} must look like '<digits>:<secret>'")
+        self.token = token
+        self.bot_username = bot_username
+        self.bot_user: dict[str, Any] = {
+            "id": int(bot_id),
+            "is_bot": True,
+            "first_name": bot_first_name,
+            "username": bot_username,
+        }
+        self._webhook_retry_delay = webhook_retry_delay
+        self._webhook_timeout = webhook_timeout
+        self._strict_html_entities = strict_html_entities
+
+        self._cond = threading.Condition()
+        self._server: _Server | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._webhook_thread: threading.Thread | None = None
+        self._stopping = False
+
+        self._next_update_id = first_update_id
+        self._callback_ids = itertools.count(1)
+        self._poll_generation = 0
+        self._waiting_polls = 0
+        self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
+            name.lower(): getattr(self, "_api_" + _snake(name)) for name in SUPPORTED_METHODS
+        }
+        self._canonical = {name.lower(): name for name in SUPPORTED_METHODS}
+        self._clear_state()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeTelegram:
+        """Start listening on a random free port of 127.0.0.1.
+
+        Returns:
+            The fake itself.
+
+        Raises:
+            RuntimeError: If it was already started.
+        """
+        with self._cond:
+            if self._server is not None:
+                raise RuntimeError("FakeTelegram is already started")
+            self._stopping = False
+            server = _Server(("127.0.0.1", 0), _Handler)
+            server.fake = self
+            self._server = server
+        self._serve_thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-telegram-http",
+            daemon=True,
+        )
+        self._serve_thread.start()
+        self._webhook_thread = threading.Thread(
+            target=self._webhook_loop, name="fake-telegram-webhook", daemon=True
+        )
+        self._webhook_thread.start()
+        logger.info("FakeTelegram listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and the webhook delivery; pending long polls answer at once."""
+        with self._cond:
+            server = self._server
+            if server is None or self._stopping:
+                return
+            self._stopping = True
+            self._cond.notify_all()
+        server.shutdown()
+        server.server_close()
+        for thread in (self._serve_thread, self._webhook_thread):
+            if thread is not None:
+                thread.join(timeout=self._webhook_timeout + 1)
+        logger.info("FakeTelegram on port %s stopped", server.server_address[1])
+
+    def __enter__(self) -> FakeTelegram:
+        """Start the server."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the server."""
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The server's base URL, e.g. ``http://127.0.0.1:40123``."""
+        if self._server is None:
+            raise RuntimeError("FakeTelegram is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url_template(self) -> str:
+        """The value for ``telebot.apihelper.API_URL``: ``url + "/bot{0}/{1}"``."""
+        return self.url + "/bot{0}/{1}"
+
+    def reset(self) -> None:
+        """Forget calls, messages, updates, failures, drafts, commands and the webhook.
+
+        The server keeps running and update ids keep increasing (a bot still polling with an
+        old offset is not confused).
+        """
+        with self._cond:
+            self._clear_state()
+            self._cond.notify_all()
+
+    # ---------------------------------------------------------------- test-side: user actions
+
+    def inject_message(
+        self,
+        user_id: int,
+        text: str,
+        *,
+        first_name: str = "Test",
+        username: str | None = None,
+        language_code: str | None = "ru",
+        chat_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Queue an update with a text message a user sent to the bot.
+
+        Args:
+            user_id: The sender's id (also the private chat's id unless ``chat_id`` is given).
+            text: The message text; a leading ``/command`` gets a ``bot_command`` entity.
+            first_name: The sender's first name.
+            username: The sender's username, if any.
+            language_code: The sender's client language (None to omit it).
+            chat_id: The chat, when not the sender's private chat.
+
+        Returns:
+            The queued update (a copy).
+        """
+        with self._cond:
+            user = self._remember_user(user_id, first_name, username, language_code)
+            chat_id = user_id if chat_id is None else chat_id
+            message: dict[str, Any] = {
+                "message_id": self._allocate_message_id(chat_id),
+                "from": user,
+                "chat": self._chat_object(chat_id),
+                "date": int(time.time()),
+                "text": text,
+            }
+            match = _BOT_COMMAND_ENTITY_RE.match(text)
+            if match:
+                message["entities"] = [
+                    {"offset": 0, "length": utf16_length(match.group(0)), "type": "bot_command"}
+                ]
+            self._chats.setdefault(chat_id, {})[message["message_id"]] = copy.deepcopy(message)
+            return self._enqueue({"message": message})
+
+    def inject_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue any update (a sticker, a photo, an edited message...).
+
+        A ``message`` without ``message_id``/``date`` gets them, and a message with a ``chat``
+        is stored in that chat (so the bot can reply to it or delete it).
+
+        Args:
+            update: The update without ``update_id``.
+
+        Returns:
+            The queued update (a copy) with its ``update_id``.
+
+        Raises:
+            ValueError: If the update already has an ``update_id`` or has no content.
+        """
+        if "update_id" in update:
+            raise ValueError("inject_update assigns update_id itself")
+        if not update:
+            raise ValueError("an update needs a content field such as 'message'")
+        update = copy.deepcopy(update)
+        with self._cond:
+            message = update.get("message")
+            if isinstance(message, dict) and isinstance(message.get("chat"), dict):
+                chat_id = message["chat"].get("id")
+                if isinstance(chat_id, int):
+                    message.setdefault("message_id", self._allocate_message_id(chat_id))
+                    message.setdefault("date", int(time.time()))
+                    self._chats.setdefault(chat_id, {})[message["message_id"]] = copy.deepcopy(
+                        message
+                    )
+            return self._enqueue(update)
+
+    def press_button(
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        *,
+        chat_id: int | None = None,
+        language_code: str | None = "ru",
+        check_button: bool = True,
+    ) -> dict[str, Any]:
+        """Queue a ``callback_query`` update: the user pressed an inline button.
+
+        Args:
+            user_id: Who pressed (their name is remembered from :meth:`inject_message`).
+            message_id: The bot message carrying the button.
+            data: The button's ``callback_data``.
+            chat_id: The chat of the message, when not the user's private chat.
+            language_code: The user's client language (None to omit it).
+            check_button: Require the message to have a button with this ``callback_data``.
+
+        Returns:
+            The queued update (a copy); ``update["callback_query"]["id"]`` is the query id.
+
+        Raises:
+            LookupError: If there is no such bot message.
+            ValueError: If ``check_button`` and the message has no such button.
+        """
+        with self._cond:
+            chat_id = user_id if chat_id is None else chat_id
+            message = self._chats.get(chat_id, {}).get(message_id)
+            if message is None or not self._is_bot_message(message):
+                raise LookupError(
+                    f"no bot message {message_id} in chat {chat_id}; bot messages there: "
+                    f"{[m['message_id'] for m in self._bot_messages(chat_id)]}"
+                )
+            if check_button:
+                buttons = _callback_data_of(message.get("reply_markup"))
+                if data not in buttons:
+                    raise ValueError(
+                        f"message {message_id} has no button with callback_data {data!r}; "
+                        f"its buttons: {buttons}"
+                    )
+            known = self._users.get(user_id, {})
+            user = self._remember_user(
+                user_id, known.get("first_name", "Test"), known.get("username"), language_code
+            )
+            query_id = str(4_000_000_000_000_000_000 + next(self._callback_ids))
+            self._callback_queries[query_id] = {"user_id": user_id, "answered": False}
+            return self._enqueue(
+                {
+                    "callback_query": {
+                        "id": query_id,
+                        "from": user,
+                        "message": copy.deepcopy(message),
+                        "chat_instance": str((chat_id * 2654435761) % 10**18),
+                        "data": data,
+                    }
+                }
+            )
+
+    @property
+    def polling(self) -> int:
+        """How many ``getUpdates`` long polls are waiting for updates right now."""
+        with self._cond:
+            return self._waiting_polls
+
+    def wait_for_polling(self, timeout: float = 10.0) -> None:
+        """Block until a ``getUpdates`` long poll is waiting (the bot is up and listening).
+
+        Args:
+            timeout: Seconds to wait.
+
+        Raises:
+            AssertionError: On timeout, listing the calls recorded so far.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._waiting_polls == 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no getUpdates long poll within {timeout} s; webhook: {self._webhook}; "
+                        f"recorded calls: {[c.method for c in self._calls][-20:]}"
+                    )
+                self._cond.wait(remaining)
+
+    # ---------------------------------------------------------------- test-side: failures
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error_code: int = 429,
+        description: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` answer with an error.
+
+        Args:
+            method: A method of :data:`SUPPORTED_METHODS` (any case).
+            error_code: The error code (and HTTP status).
+            description: The description; by default Telegram's for the code (for 429:
+                ``Too Many Requests: retry after N``).
+            retry_after: Seconds for ``parameters.retry_after`` (for 429 it defaults to 1).
+            times: How many calls fail.
+
+        Raises:
+            ValueError: For an unknown method or a non-positive ``times``.
+        """
+        canonical = self._canonical.get(method.lower())
+        if canonical is None:
+            raise ValueError(f"unknown method {method!r}; supported: {SUPPORTED_METHODS}")
+        if times < 1:
+            raise ValueError("times must be positive")
+        if error_code == 429 and retry_after is None:
+            retry_after = 1
+        if description is None:
+            if error_code == 429:
+                description = f"Too Many Requests: retry after {retry_after}"
+            else:
+                description = _DEFAULT_DESCRIPTIONS.get(error_code, "Error")
+        parameters = {"retry_after": retry_after} if retry_after is not None else None
+        with self._cond:
+            self._failures[canonical.lower()] = _Failure(error_code, description, parameters, times)
+
+    # ---------------------------------------------------------------- test-side: inspection
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Every answered call, in the order they were answered.
+
+        Args:
+            method: Only calls of this method (case-insensitive).
+
+        Returns:
+            The calls (``Call.at`` is the arrival time; a long poll is recorded when answered).
+        """
+        with self._cond:
+            return self._matching_calls(method, None)
+
+    def wait_for_call(
+        self,
+        method: str,
+        predicate: Callable[[Call], bool] | None = None,
+        timeout: float = 10.0,
+    ) -> Call:
+        """Block until a call of ``method`` matching ``predicate`` has been answered.
+
+        Args:
+            method: The method (case-insensitive).
+            predicate: A test on the :class:`Call`; None accepts any. A predicate raising
+                KeyError, IndexError, TypeError or AttributeError counts as not matching.
+            timeout: Seconds to wait.
+
+        Returns:
+            The first matching call.
+
+        Raises:
+            AssertionError: On timeout, listing the calls recorded so far.
+        """
+        return self.wait_for_calls(method, 1, predicate, timeout)[0]
+
+    def wait_for_calls(
+        self,
+        method: str,
+        count: int,
+        predicate: Callable[[Call], bool] | None = None,
+        timeout: float = 10.0,
+    ) -> list[Call]:
+        """Block until ``count`` calls of ``method`` matching ``predicate`` have been answered.
+
+        Args:
+            method: The method (case-insensitive).
+            count: How many matching calls are needed.
+            predicate: A test on the :class:`Call`; None accepts any. A predicate raising
+                KeyError, IndexError, TypeError or AttributeError counts as not matching.
+            timeout: Seconds to wait.
+
+        Returns:
+            The first ``count`` matching calls.
+
+        Raises:
+            AssertionError: On timeout, listing the calls recorded so far.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                found = self._matching_calls(method, predicate)
+                if len(found) >= count:
+                    return found[:count]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(self._describe_wait_failure(method, count, found, timeout))
+                self._cond.wait(remaining)
+
+    def messages(self, chat_id: int) -> list[dict[str, Any]]:
+        """The bot's messages currently in a chat (after edits and deletions), oldest first.
+
+        Args:
+            chat_id: The chat.
+
+        Returns:
+            Copies of the Message objects (``text`` is the parsed plain text).
+        """
+        with self._cond:
+            return copy.deepcopy(self._bot_messages(chat_id))
+
+    def history(self, chat_id: int) -> list[dict[str, Any]]:
+        """Every message currently in a chat, the user's and the bot's, oldest first.
+
+        Args:
+            chat_id: The chat.
+
+        Returns:
+            Copies of the Message objects.
+        """
+        with self._cond:
+            return copy.deepcopy(list(self._chats.get(chat_id, {}).values()))
+
+    def drafts(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """The message drafts the bot streamed with ``sendMessageDraft``, oldest first.
+
+        Args:
+            chat_id: Only the drafts of this chat.
+
+        Returns:
+            Dicts with ``chat_id``, ``draft_id``, ``text`` (parsed), ``entities``, ``raw_text``
+            and ``at``.
+        """
+        with self._cond:
+            return copy.deepcopy(
+                [d for d in self._drafts if chat_id is None or d["chat_id"] == chat_id]
+            )
+
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """The updates not yet acknowledged by getUpdates or delivered to the webhook.
+
+        Returns:
+            Copies of the updates, oldest first.
+        """
+        with self._cond:
+            return copy.deepcopy(self._updates)
+
+    def commands(
+        self, scope: dict[str, Any] | None = None, language_code: str = ""
+    ) -> list[dict[str, Any]]:
+        """The command list stored by ``setMyCommands`` for a scope and language.
+
+        Args:
+            scope: A ``BotCommandScope`` object; None is the default scope.
+            language_code: The language ("" for all languages).
+
+        Returns:
+            Copies of the ``BotCommand`` objects.
+        """
+        with self._cond:
+            return copy.deepcopy(self._commands.get(_commands_key(scope, language_code), []))
+
+    @property
+    def webhook(self) -> dict[str, Any] | None:
+        """The webhook settings (url, secret_token, max_connections, allowed_updates), or None."""
+        with self._cond:
+            return copy.deepcopy(self._webhook)
+
+    def webhook_info(self) -> dict[str, Any]:
+        """What ``getWebhookInfo`` would answer now.
+
+        Returns:
+            A ``WebhookInfo`` object.
+        """
+        with self._cond:
+            return self._webhook_info()
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every webhook delivery attempt, oldest first."""
+        with self._cond:
+            return list(self._deliveries)
+
+    def wait_for_delivery(
+        self,
+        predicate: Callable[[Delivery], bool] | None = None,
+        timeout: float = 10.0,
+    ) -> Delivery:
+        """Block until a webhook delivery attempt matching ``predicate`` has finished.
+
+        Args:
+            predicate: A test on the :class:`Delivery`; None accepts any.
+            timeout: Seconds to wait.
+
+        Returns:
+            The first matching attempt.
+
+        Raises:
+            AssertionError: On timeout, listing the attempts so far.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for delivery in self._deliveries:
+                    if _matches(predicate, delivery):
+                        return delivery
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"no matching webhook delivery within {timeout} s; attempts so far: "
+                        f"{self._deliveries}; webhook: {self._webhook}; pending updates: "
+                        f"{[u['update_id'] for u in self._updates]}"
+                    )
+                self._cond.wait(remaining)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -1,0 +1,1 @@
+"""Tests of the fake Telegram Bot API, driven through pyTelegramBotAPI and requests."""
