@@ -227,13 +227,17 @@ class LLMClients:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                import httpx
                 import openai
+
+                from shared.llm_transport import Urllib3Transport
 
                 client = openai.OpenAI(
                     base_url=base_url,
                     api_key=api_key or "not-needed",
                     timeout=self._timeout,
                     max_retries=0,
+                    http_client=httpx.Client(transport=Urllib3Transport(), timeout=self._timeout),
                 )
                 self._clients[key] = client
             return client
