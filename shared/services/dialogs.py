@@ -9,9 +9,11 @@ Invariants kept here (and nowhere else):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from shared.db import db
 from shared.llm import ChatResult, ModelSpec, Turn
@@ -65,9 +67,52 @@ def end_dialog(user: User) -> int | None:
     return ended[0] if ended else None
 
 
-def find_by_update(update_id: int) -> Request | None:
-    """The log row made for a Telegram update, if any."""
-    return db.session.scalar(select(Request).where(Request.update_id == update_id))
+@dataclass(frozen=True)
+class LoggedRequest:
+    """The values of a row :func:`log_request` wrote (a detached, read-only view)."""
+
+    id: int
+    dialog_id: int
+    number: int
+    user_id: int
+    update_id: int | None
+    chat_id: int | None
+    telegram_message_id: int | None
+    request_text: str
+    request_at: datetime
+    mode_name: str | None
+    model_id: int | None
+    model_name: str | None
+    status: RequestStatus
+    error_kind: ErrorKind | None
+    error: str | None
+    response_at: datetime | None
+    delivered_parts: int
+
+
+@dataclass(frozen=True)
+class Logged:
+    """Where the row of an update stands (what a redelivery needs to know).
+
+    Attributes:
+        id: The row.
+        status: Its status.
+        delivered: Whether its reply is settled.
+    """
+
+    id: int
+    status: RequestStatus
+    delivered: bool
+
+
+def find_by_update(update_id: int) -> Logged | None:
+    """The log row made for a Telegram update, if any (three columns, no entity loaded)."""
+    row = db.session.execute(
+        select(Request.id, Request.status, Request.delivered_at).where(
+            Request.update_id == update_id
+        )
+    ).first()
+    return Logged(row.id, RequestStatus(row.status), row.delivered_at is not None) if row else None
 
 
 def log_request(
@@ -83,7 +128,7 @@ def log_request(
     status: RequestStatus = RequestStatus.PENDING,
     error_kind: ErrorKind | None = None,
     error: str | None = None,
-) -> Request:
+) -> LoggedRequest:
     """Write the log row of one user request in the user's open dialog (flushed, not committed).
 
     The dialog's counter is incremented atomically, so numbers run 1, 2, 3 … without gaps. A
@@ -105,7 +150,7 @@ def log_request(
         error: The rule or the failure, for the admin.
 
     Returns:
-        The new row (flushed: it has its id).
+        The new row's values (written with one INSERT; no entity is kept in the session).
 
     Raises:
         IntegrityError: When this update was logged before.
@@ -118,25 +163,25 @@ def log_request(
         .returning(Dialog.last_message_number)
     )
     now = utcnow()
-    row = Request(
-        dialog_id=dialog_id,
-        number=number,
-        user_id=user.id,
-        update_id=update_id,
-        chat_id=chat_id,
-        telegram_message_id=telegram_message_id,
-        request_text=text,
-        request_at=now,
-        mode_name=mode_name,
-        model_id=model_id,
-        model_name=model_name,
-        status=status,
-        error_kind=error_kind,
-        error=error,
-        response_at=now if status == RequestStatus.ERROR else None,
-    )
-    db.session.add(row)
-    db.session.flush()
+    values = {
+        "dialog_id": dialog_id,
+        "number": number,
+        "user_id": user.id,
+        "update_id": update_id,
+        "chat_id": chat_id,
+        "telegram_message_id": telegram_message_id,
+        "request_text": text,
+        "request_at": now,
+        "mode_name": mode_name,
+        "model_id": model_id,
+        "model_name": model_name,
+        "status": status,
+        "error_kind": error_kind,
+        "error": error,
+        "response_at": now if status == RequestStatus.ERROR else None,
+        "delivered_parts": 0,
+    }
+    request_id = db.session.scalar(insert(Request).values(**values).returning(Request.id))
     logger.info(
         "logged request dialog_id=%s number=%s update_id=%s status=%s",
         dialog_id,
@@ -144,7 +189,7 @@ def log_request(
         update_id,
         status,
     )
-    return row
+    return LoggedRequest(id=request_id, **values)
 
 
 def history(dialog_id: int, number: int) -> list[Turn]:

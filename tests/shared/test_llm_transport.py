@@ -12,7 +12,7 @@ from tests.support import free_port
 
 @pytest.fixture()
 def llm(llm_server: str) -> LLMock:
-    """llmock with nothing scripted."""
+    """Llmock with nothing scripted."""
     mock = LLMock(llm_server)
     mock.reset()
     return mock

@@ -17,9 +17,13 @@ from shared.extensions import llm, runtime, telegram
 from shared.llm import ChatResult, LLMError, ModelSpec, build_messages
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.runtime import Snapshot
-from shared.services.dialogs import history, record_answer, record_failure
+from shared.services.dialogs import LoggedRequest, history, record_answer, record_failure
+from shared.timers import later
 
 logger = logging.getLogger(__name__)
+
+#: Seconds an answer may take before the chat shows "typing…".
+TYPING_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,9 @@ class Prompt:
     messages: list[dict[str, str]]
 
 
-def build_prompt(row: Request, user: User, snapshot: Snapshot) -> Prompt | tuple[ErrorKind, str]:
+def build_prompt(
+    row: Request | LoggedRequest, user: User, snapshot: Snapshot
+) -> Prompt | tuple[ErrorKind, str]:
     """The prompt for a pending row, or why it cannot be answered at all.
 
     Runs inside the caller's unit of work (one query: the dialog's earlier turns).
@@ -89,21 +95,23 @@ def prepare(request_id: int) -> Prompt | None:
 def ask(prompt: Prompt) -> ChatResult | LLMError:
     """Call the model (retries, fallback) with no database session held.
 
+    A slow answer shows "typing…" after :data:`TYPING_AFTER` seconds; a quick one costs no
+    extra Bot API call.
+
     Args:
         prompt: The prompt.
 
     Returns:
         The answer, or the error when every model gave up.
     """
-    try:
-        telegram.send_chat_action(prompt.chat_id, "typing")
-    except Exception:  # a typing indicator is cosmetic; never fail the answer for it
-        logger.warning("sendChatAction failed chat_id=%s", prompt.chat_id)
+    typing = later(TYPING_AFTER, telegram.send_chat_action, prompt.chat_id, "typing")
     try:
         result = llm.chat(prompt.spec, prompt.messages)
     except LLMError as exc:
         logger.error("LLM gave up request_id=%s: %s", prompt.request_id, exc)
         return exc
+    finally:
+        typing.cancel()
     logger.info(
         "answered request_id=%s model=%s tokens=%s/%s",
         prompt.request_id,

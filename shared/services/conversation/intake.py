@@ -17,6 +17,7 @@ A redelivered update finds its row by ``update_id`` and gets the decision of the
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from shared.models import Request, RequestStatus
 from shared.models.types import utcnow
 from shared.services.conversation.answering import Prompt, build_prompt
 from shared.services.conversation.delivery import ReplyView
-from shared.services.dialogs import find_by_update, log_request
+from shared.services.dialogs import Logged, find_by_update, log_request, record_failure
 from shared.services.users import access_refusal, touch_user
 from shared.telegram.texts import lang_of
 
@@ -131,9 +132,9 @@ class Intake:
     older_open: bool = True
 
 
-def _decision_for(row: Request) -> Decision:
+def _decision_for(row: Logged) -> Decision:
     """The decision for a row that exists (a redelivered update)."""
-    if row.delivered_at is not None:
+    if row.delivered:
         return Decision.IGNORE
     return Decision.REFUSE if row.status == RequestStatus.DENIED else Decision.ANSWER
 
@@ -219,9 +220,9 @@ def _log_new(incoming: Incoming) -> Intake:
         if isinstance(built, Prompt):
             prompt = built
         else:
-            row.status, row.error_kind, row.error = RequestStatus.ERROR, built[0], built[1]
-            row.response_at = row.request_at
-            db.session.flush()
+            kind, error = built
+            record_failure(row.id, error, kind=kind)
+            row = dataclasses.replace(row, status=RequestStatus.ERROR, error_kind=kind)
     reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id)
     ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
     decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
