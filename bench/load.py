@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, nargs="+", default=[100, 300, 1000])
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--warmup", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=60.0)
     parser.add_argument("--llm-latency", type=float, default=1.0)
     parser.add_argument("--redis-url", default=None)

@@ -91,12 +91,12 @@ class Urllib3Transport(httpx.BaseTransport):
                 preload_content=False,
                 timeout=_timeout(request),
             )
+        except NewConnectionError as exc:  # first: urllib3 derives it from ConnectTimeoutError
+            raise httpx.ConnectError(str(exc), request=request) from exc
         except ConnectTimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc), request=request) from exc
         except ReadTimeoutError as exc:
             raise httpx.ReadTimeout(str(exc), request=request) from exc
-        except NewConnectionError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
         except (ProtocolError, HTTPError) as exc:
             raise httpx.RemoteProtocolError(str(exc), request=request) from exc
         return httpx.Response(

@@ -139,9 +139,25 @@ def upgrade():
 
     op.drop_table("messages")
 
+    # One open dialog per user: close all but the newest where older code left several open.
+    op.execute(
+        "UPDATE dialogs SET ended_at = started_at WHERE ended_at IS NULL AND id NOT IN "
+        "(SELECT MAX(id) FROM dialogs WHERE ended_at IS NULL GROUP BY user_id)"
+    )
+    with op.batch_alter_table("dialogs", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_dialogs_user_id_open",
+            ["user_id"],
+            unique=True,
+            sqlite_where=sa.text("ended_at IS NULL"),
+            postgresql_where=sa.text("ended_at IS NULL"),
+        )
+
 
 def downgrade():
     """Recreate ``messages`` and copy the log back."""
+    with op.batch_alter_table("dialogs", schema=None) as batch_op:
+        batch_op.drop_index("uq_dialogs_user_id_open")
     op.create_table(
         "messages",
         sa.Column("id", sa.INTEGER(), nullable=False),

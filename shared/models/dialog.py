@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -45,7 +46,18 @@ class Dialog(db.Model):
 
     user: Mapped[User] = relationship()
 
-    __table_args__ = (Index("ix_dialogs_user_id_ended_at", "user_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_dialogs_user_id_ended_at", "user_id", "ended_at"),
+        # At most one open dialog per user, enforced by the database (concurrent first
+        # messages of a new user cannot open two).
+        Index(
+            "uq_dialogs_user_id_open",
+            "user_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
 
     def __repr__(self) -> str:
         """Short form for logs and the shell."""

@@ -13,14 +13,57 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from shared.db import db
 from shared.llm import ChatResult, ModelSpec, Turn
 from shared.models import Dialog, ErrorKind, LLMModel, Request, RequestStatus, User
 from shared.models.types import utcnow
+from shared.services.users import Sender
 
 logger = logging.getLogger(__name__)
+
+
+_DIALOGS = Dialog.__table__
+_REQUESTS = Request.__table__
+#: Number the next request of the user's open dialog: one statement, the dialog id with it.
+_NEXT_NUMBER = (
+    update(_DIALOGS)
+    .where(_DIALOGS.c.user_id == bindparam("uid"), _DIALOGS.c.ended_at.is_(None))
+    .values(last_message_number=_DIALOGS.c.last_message_number + 1)
+    .returning(_DIALOGS.c.id, _DIALOGS.c.last_message_number)
+)
+_OPEN_DIALOG = insert(_DIALOGS).returning(_DIALOGS.c.id)
+_INSERT_REQUEST = insert(_REQUESTS).returning(_REQUESTS.c.id)
+
+
+def next_number(user_id: int, mode_id: int | None) -> tuple[int, int]:
+    """Number a new request in the user's open dialog, opening a dialog if there is none.
+
+    The counter is incremented atomically on the dialog row, so numbers run 1, 2, 3 … without
+    gaps; the partial unique index on open dialogs makes two concurrent first messages of a
+    user fail one of them (``IntegrityError``, the caller retries) instead of opening two.
+
+    Args:
+        user_id: The user's row id.
+        mode_id: Their chosen mode (recorded on a newly opened dialog).
+
+    Returns:
+        ``(dialog_id, number)``.
+
+    Raises:
+        IntegrityError: When a concurrent request opened the dialog first.
+    """
+    conn = db.session.connection()
+    row = conn.execute(_NEXT_NUMBER, {"uid": user_id}).first()
+    if row is not None:
+        return row.id, row.last_message_number
+    dialog_id = conn.execute(
+        _OPEN_DIALOG,
+        {"user_id": user_id, "mode_id": mode_id, "started_at": utcnow(), "last_message_number": 1},
+    ).scalar_one()
+    logger.info("opened dialog_id=%s user_id=%s", dialog_id, user_id)
+    return dialog_id, 1
 
 
 def current_dialog_id(user: User) -> int:
@@ -107,16 +150,20 @@ class Logged:
 
 def find_by_update(update_id: int) -> Logged | None:
     """The log row made for a Telegram update, if any (three columns, no entity loaded)."""
-    row = db.session.execute(
-        select(Request.id, Request.status, Request.delivered_at).where(
-            Request.update_id == update_id
+    row = (
+        db.session.connection()
+        .execute(
+            select(_REQUESTS.c.id, _REQUESTS.c.status, _REQUESTS.c.delivered_at).where(
+                _REQUESTS.c.update_id == update_id
+            )
         )
-    ).first()
+        .first()
+    )
     return Logged(row.id, RequestStatus(row.status), row.delivered_at is not None) if row else None
 
 
 def log_request(
-    user: User,
+    user: User | Sender,
     text: str,
     *,
     update_id: int | None,
@@ -155,13 +202,7 @@ def log_request(
     Raises:
         IntegrityError: When this update was logged before.
     """
-    dialog_id = current_dialog_id(user)
-    number = db.session.scalar(
-        update(Dialog)
-        .where(Dialog.id == dialog_id)
-        .values(last_message_number=Dialog.last_message_number + 1)
-        .returning(Dialog.last_message_number)
-    )
+    dialog_id, number = next_number(user.id, user.mode_id)
     now = utcnow()
     values = {
         "dialog_id": dialog_id,
@@ -181,7 +222,7 @@ def log_request(
         "response_at": now if status == RequestStatus.ERROR else None,
         "delivered_parts": 0,
     }
-    request_id = db.session.scalar(insert(Request).values(**values).returning(Request.id))
+    request_id = db.session.connection().execute(_INSERT_REQUEST, values).scalar_one()
     logger.info(
         "logged request dialog_id=%s number=%s update_id=%s status=%s",
         dialog_id,
@@ -204,15 +245,19 @@ def history(dialog_id: int, number: int) -> list[Turn]:
     Returns:
         Earlier turns in order.
     """
-    rows = db.session.execute(
-        select(Request.request_text, Request.response_text)
-        .where(
-            Request.dialog_id == dialog_id,
-            Request.number < number,
-            Request.status == RequestStatus.OK,
+    rows = (
+        db.session.connection()
+        .execute(
+            select(_REQUESTS.c.request_text, _REQUESTS.c.response_text)
+            .where(
+                _REQUESTS.c.dialog_id == dialog_id,
+                _REQUESTS.c.number < number,
+                _REQUESTS.c.status == RequestStatus.OK,
+            )
+            .order_by(_REQUESTS.c.number)
         )
-        .order_by(Request.number)
-    ).all()
+        .all()
+    )
     return [Turn(request, response or "") for request, response in rows]
 
 
@@ -229,9 +274,9 @@ def record_answer(request_id: int, result: ChatResult) -> bool:
         Whether the row was pending (False: someone else recorded it, or it was deleted).
     """
     model = result.model
-    done = db.session.execute(
-        update(Request)
-        .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
+    done = db.session.connection().execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == RequestStatus.PENDING)
         .values(
             response_text=result.text,
             response_at=utcnow(),
@@ -245,7 +290,6 @@ def record_answer(request_id: int, result: ChatResult) -> bool:
             cost_usd=cost_usd(model, result.prompt_tokens, result.completion_tokens),
             latency_ms=result.latency_ms,
         )
-        .execution_options(synchronize_session=False)
     )
     return bool(done.rowcount)
 
@@ -264,9 +308,9 @@ def record_failure(
     Returns:
         Whether the row was pending.
     """
-    done = db.session.execute(
-        update(Request)
-        .where(Request.id == request_id, Request.status == RequestStatus.PENDING)
+    done = db.session.connection().execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == RequestStatus.PENDING)
         .values(
             status=RequestStatus.ERROR,
             error_kind=kind,
@@ -274,7 +318,6 @@ def record_failure(
             response_at=utcnow(),
             latency_ms=latency_ms,
         )
-        .execution_options(synchronize_session=False)
     )
     return bool(done.rowcount)
 
@@ -292,12 +335,9 @@ def record_delivery(request_id: int, parts: int, *, settled: bool, note: str | N
     if settled:
         values["delivered_at"] = utcnow()
     if note:
-        values["error"] = func.coalesce(Request.error + "; ", "") + note
-    db.session.execute(
-        update(Request)
-        .where(Request.id == request_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        values["error"] = func.coalesce(_REQUESTS.c.error + "; ", "") + note
+    db.session.connection().execute(
+        update(_REQUESTS).where(_REQUESTS.c.id == request_id).values(**values)
     )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
@@ -42,50 +42,121 @@ class Refusal:
     detail: str
 
 
-def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> User:
+@dataclass(frozen=True)
+class Sender:
+    """What the answering pipeline needs of a user, read without loading an entity.
+
+    Attributes:
+        id: The user's row id.
+        telegram_id: Their Telegram id.
+        status: ``active``, ``pending`` or ``blocked``.
+        mode_id: Their chosen mode, or None.
+        model_id: Their chosen model, or None.
+        daily_request_limit: Their own limit, or None.
+    """
+
+    id: int
+    telegram_id: int
+    status: UserStatus
+    mode_id: int | None
+    model_id: int | None
+    daily_request_limit: int | None
+
+
+_USERS = User.__table__
+_FIND_USER = select(
+    _USERS.c.id,
+    _USERS.c.status,
+    _USERS.c.mode_id,
+    _USERS.c.model_id,
+    _USERS.c.daily_request_limit,
+    _USERS.c.username,
+    _USERS.c.first_name,
+    _USERS.c.last_name,
+    _USERS.c.language_code,
+    _USERS.c.last_seen_at,
+).where(_USERS.c.telegram_id == bindparam("tid"))
+#: Profile fields refreshed from Telegram's ``User`` object (kept when Telegram omits them).
+PROFILE_FIELDS = ("username", "first_name", "last_name", "language_code")
+
+
+def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> Sender:
     """Register a Telegram user on first contact, or refresh their profile and activity.
 
     A new user's status follows the ``registration`` setting: ``open`` → active,
     ``approval`` → pending. Safe under concurrency: when two updates of a new user race, the
-    loser of the insert reads the winner's row.
+    loser of the insert reads the winner's row. Writes only what changed: the profile when
+    Telegram reports something new, ``last_seen_at`` at most once per
+    :data:`LAST_SEEN_RESOLUTION`.
 
     Args:
         tg_user: Telegram's ``User`` object as a dict (``id``, ``username``, ``first_name``, …).
         snapshot: The runtime settings (read from the process's cache when None).
 
     Returns:
-        The user, flushed, with ``last_seen_at`` at most :data:`LAST_SEEN_RESOLUTION` old.
+        The user's row as the pipeline needs it.
     """
     telegram_id = int(tg_user["id"])
-    user = get_user(telegram_id)
-    if user is None:
-        snapshot = snapshot or runtime.get()
-        status = (
-            UserStatus.PENDING
-            if snapshot.setting("registration") == REGISTRATION_APPROVAL
-            else UserStatus.ACTIVE
-        )
-        try:
-            with db.session.begin_nested():
-                user = User(telegram_id=telegram_id, status=status)
-                db.session.add(user)
-            logger.info("registered user telegram_id=%s status=%s", telegram_id, status)
-        except IntegrityError:
-            user = get_user(telegram_id)
-            if user is None:
-                raise
-    user.username = tg_user.get("username") or user.username
-    user.first_name = tg_user.get("first_name") or user.first_name
-    user.last_name = tg_user.get("last_name") or user.last_name
-    user.language_code = tg_user.get("language_code") or user.language_code
+    conn = db.session.connection()
     now = utcnow()
-    if user.last_seen_at is None or now - user.last_seen_at >= LAST_SEEN_RESOLUTION:
-        user.last_seen_at = now  # activity to the minute: no UPDATE for every message
-    db.session.flush()
-    return user
+    row = conn.execute(_FIND_USER, {"tid": telegram_id}).first()
+    if row is None:
+        row = _insert_user(tg_user, snapshot or runtime.get(), now)
+    changes = {
+        name: tg_user[name]
+        for name in PROFILE_FIELDS
+        if tg_user.get(name) and tg_user[name] != getattr(row, name)
+    }
+    if row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+        changes["last_seen_at"] = now  # activity to the minute: no UPDATE for every message
+    if changes:
+        conn.execute(update(_USERS).where(_USERS.c.id == row.id).values(**changes))
+    return Sender(
+        id=row.id,
+        telegram_id=telegram_id,
+        status=UserStatus(row.status),
+        mode_id=row.mode_id,
+        model_id=row.model_id,
+        daily_request_limit=row.daily_request_limit,
+    )
 
 
-def access_refusal(user: User, snapshot: Snapshot, tz_name: str) -> Refusal | None:
+def _insert_user(tg_user: dict[str, Any], snapshot: Snapshot, now: datetime) -> Any:
+    """Insert a new user (a savepoint guards the race with a concurrent first message)."""
+    telegram_id = int(tg_user["id"])
+    status = (
+        UserStatus.PENDING
+        if snapshot.setting("registration") == REGISTRATION_APPROVAL
+        else UserStatus.ACTIVE
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.connection().execute(
+                insert(_USERS).values(
+                    telegram_id=telegram_id, status=status, created_at=now, last_seen_at=None
+                )
+            )
+        logger.info("registered user telegram_id=%s status=%s", telegram_id, status)
+    except IntegrityError:
+        logger.info("user registered concurrently telegram_id=%s", telegram_id)
+    return db.session.connection().execute(_FIND_USER, {"tid": telegram_id}).one()
+
+
+def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> User:
+    """:func:`register_sender`, then the user's entity (for handlers that change the user).
+
+    Args:
+        tg_user: Telegram's ``User`` object as a dict.
+        snapshot: The runtime settings (read from the process's cache when None).
+
+    Returns:
+        The user entity, current with what :func:`register_sender` wrote.
+    """
+    sender = register_sender(tg_user, snapshot=snapshot)
+    return db.session.get(User, sender.id, populate_existing=True)
+
+
+def access_refusal(user: User | Sender, snapshot: Snapshot, tz_name: str) -> Refusal | None:
     """Whether a user may get an answer now, and if not, why.
 
     Only ``active`` users may ask, and only while under their daily request limit.
@@ -272,7 +343,7 @@ def find_users(
     return list(users), int(total or 0)
 
 
-def daily_limit(user: User, snapshot: Snapshot | None = None) -> int | None:
+def daily_limit(user: User | Sender, snapshot: Snapshot | None = None) -> int | None:
     """The user's requests-per-day limit: their own, else the default setting; None = no limit.
 
     Args:
@@ -288,7 +359,7 @@ def daily_limit(user: User, snapshot: Snapshot | None = None) -> int | None:
     return int(raw) if raw and raw.strip().isdigit() else None
 
 
-def requests_today(user: User, tz_name: str) -> int:
+def requests_today(user: User | Sender, tz_name: str) -> int:
     """Requests the user made today that count against the daily limit (not denied).
 
     The count is :func:`shared.services.usage.requests_today` for one user.

@@ -30,8 +30,8 @@ def add_request(
     cost: str = "0.001",
     model: str = "GPT",
 ) -> Request:
-    """Store one log row of ``user`` at ``at`` (in a dialog of its own; flushed)."""
-    dialog = Dialog(user_id=user.id)
+    """Store one log row of ``user`` at ``at`` (in an ended dialog of its own; flushed)."""
+    dialog = Dialog(user_id=user.id, ended_at=at)
     db.session.add(dialog)
     db.session.flush()
     row = Request(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from shared.db import db
 from shared.models import Dialog, LLMModel, Mode, Request, User, UserStatus
+from shared.models.types import utcnow
 
 
 @pytest.fixture()
@@ -67,13 +68,23 @@ def test_update_id_is_unique(ctx) -> None:
 def test_message_number_is_unique_within_a_dialog(ctx) -> None:
     """Request numbers never repeat within a dialog, but restart in another one."""
     user = _user()
-    first, second = Dialog(user=user), Dialog(user=user)
+    first, second = Dialog(user=user, ended_at=utcnow()), Dialog(user=user)
     ctx.add_all([user, first, second])
     ctx.flush()
     ctx.add(Request(dialog=first, number=1, user=user, request_text="a"))
     ctx.add(Request(dialog=second, number=1, user=user, request_text="b"))
     ctx.flush()
     ctx.add(Request(dialog=first, number=1, user=user, request_text="c"))
+    with pytest.raises(IntegrityError):
+        ctx.flush()
+
+
+def test_a_user_has_one_open_dialog(ctx) -> None:
+    """A second open dialog of the same user is refused by the database; ended ones are not."""
+    user = _user()
+    ctx.add_all([user, Dialog(user=user, ended_at=utcnow()), Dialog(user=user)])
+    ctx.flush()
+    ctx.add(Dialog(user=user))
     with pytest.raises(IntegrityError):
         ctx.flush()
 

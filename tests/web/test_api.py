@@ -271,7 +271,7 @@ def _log(app: Flask, rows: list[tuple[int, str, RequestStatus, int]]) -> None:
                 user = users[telegram_id] = User(telegram_id=telegram_id)
                 db.session.add(user)
                 db.session.flush()
-            dialog = Dialog(user_id=user.id)
+            dialog = Dialog(user_id=user.id, ended_at=now)  # one dialog per row
             db.session.add(dialog)
             db.session.flush()
             db.session.add(

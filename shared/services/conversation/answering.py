@@ -18,6 +18,7 @@ from shared.llm import ChatResult, LLMError, ModelSpec, build_messages
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.runtime import Snapshot
 from shared.services.dialogs import LoggedRequest, history, record_answer, record_failure
+from shared.services.users import Sender
 from shared.timers import later
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Prompt:
 
 
 def build_prompt(
-    row: Request | LoggedRequest, user: User, snapshot: Snapshot
+    row: Request | LoggedRequest, user: User | Sender, snapshot: Snapshot
 ) -> Prompt | tuple[ErrorKind, str]:
     """The prompt for a pending row, or why it cannot be answered at all.
 

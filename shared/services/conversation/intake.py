@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
@@ -35,7 +35,7 @@ from shared.models.types import utcnow
 from shared.services.conversation.answering import Prompt, build_prompt
 from shared.services.conversation.delivery import ReplyView
 from shared.services.dialogs import Logged, find_by_update, log_request, record_failure
-from shared.services.users import access_refusal, touch_user
+from shared.services.users import access_refusal, register_sender
 from shared.telegram.texts import lang_of
 
 logger = logging.getLogger(__name__)
@@ -150,21 +150,23 @@ def _seen_before(incoming: Incoming) -> Intake | None:
     return Intake(_decision_for(existing), existing.id, incoming.chat_id)
 
 
+_REQUESTS = Request.__table__
+_OLDER_OPEN = (
+    select(_REQUESTS.c.id)
+    .where(
+        _REQUESTS.c.chat_id == bindparam("chat"),
+        _REQUESTS.c.delivered_at.is_(None),
+        _REQUESTS.c.id < bindparam("rid"),
+        _REQUESTS.c.request_at >= bindparam("since"),
+    )
+    .limit(1)
+)
+
+
 def older_open(chat_id: int, request_id: int) -> bool:
     """Whether the chat has replies older than ``request_id`` that are not settled yet."""
-    return (
-        db.session.scalar(
-            select(Request.id)
-            .where(
-                Request.chat_id == chat_id,
-                Request.delivered_at.is_(None),
-                Request.id < request_id,
-                Request.request_at >= utcnow() - QUEUE_WINDOW,
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    params = {"chat": chat_id, "rid": request_id, "since": utcnow() - QUEUE_WINDOW}
+    return db.session.connection().execute(_OLDER_OPEN, params).first() is not None
 
 
 def intake(incoming: Incoming) -> Intake:
@@ -177,19 +179,21 @@ def intake(incoming: Incoming) -> Intake:
         The decision with the row's id (and, for a new row, its ticket).
     """
     try:
-        seen = _seen_before(incoming)
-        if seen is not None:
-            return seen
-        try:
-            outcome = _log_new(incoming)
-            db.session.commit()
-        except IntegrityError:  # a concurrent copy of this update logged it first
-            db.session.rollback()
-            seen = _seen_before(incoming)
-            if seen is None:
-                raise
-            return seen
-        return outcome
+        for attempt in range(2):
+            try:
+                outcome = _log_new(incoming)
+                db.session.commit()
+                return outcome
+            except IntegrityError:
+                # The update was logged before (a redelivery, or a concurrent copy), or a
+                # concurrent first message of the user opened the dialog: look, then retry.
+                db.session.rollback()
+                seen = _seen_before(incoming)
+                if seen is not None:
+                    return seen
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
     finally:
         db.session.close()
 
@@ -197,7 +201,7 @@ def intake(incoming: Incoming) -> Intake:
 def _log_new(incoming: Incoming) -> Intake:
     """Write the row of a new request and prepare its ticket (inside the unit of work)."""
     snapshot = runtime.get()
-    user = touch_user(incoming.sender, snapshot=snapshot)
+    user = register_sender(incoming.sender, snapshot=snapshot)
     refusal = access_refusal(user, snapshot, current_app.config["AI_ROUTER"].timezone)
     mode, model = snapshot.mode(user.mode_id), snapshot.model(user.model_id)
     row = log_request(

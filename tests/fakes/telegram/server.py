@@ -23,7 +23,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Hands every request to the :class:`FakeTelegram` owning the server."""
 
     server_version = "FakeTelegram/1.0"
-    protocol_version = "HTTP/1.0"
+    protocol_version = "HTTP/1.1"  # keep-alive, like api.telegram.org
 
     def do_GET(self) -> None:
         self._serve("GET")
