@@ -5,9 +5,6 @@ clients, Celery) — never the admin or the API — so tasks run in a Flask app 
 same configuration as every other process, and the worker stays small.
 """
 
-import openai  # noqa: F401  (the worker calls LLMs: load the SDK now, not under the first load)
-
-import shared.llm_transport  # noqa: F401
 from shared.app import create_core_app
 from shared.config import Config
 from shared.logging import configure_logging

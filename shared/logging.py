@@ -66,5 +66,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter that would drown our own lines at INFO.
-    for noisy in ("urllib3", "httpx", "httpcore", "openai._base_client"):
+    for noisy in ("urllib3",):
         logging.getLogger(noisy).setLevel(logging.WARNING)

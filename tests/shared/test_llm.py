@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import httpx2
-import openai
 import pytest
 
-from shared.llm import ModelSpec, build_messages, is_retryable, retry_after_seconds
-from shared.services.dialogs import Turn
+from shared.llm import (
+    LLMConnectionError,
+    LLMHTTPError,
+    LLMTimeout,
+    ModelSpec,
+    Turn,
+    build_messages,
+    is_retryable,
+    retry_after_seconds,
+)
 
 
 def _spec(context_window: int | None = None, max_tokens: int | None = None) -> ModelSpec:
@@ -50,10 +56,8 @@ def test_history_is_trimmed_from_the_oldest_whole_turns() -> None:
     assert body[-1]["content"].startswith("answer 19"), "the newest turns are kept"
 
 
-def _status_error(status: int, headers: dict[str, str] | None = None) -> openai.APIStatusError:
-    request = httpx2.Request("POST", "http://x/v1/chat/completions")
-    response = httpx2.Response(status, headers=headers or {}, request=request)
-    return openai.APIStatusError("boom", response=response, body=None)
+def _status_error(status: int, headers: dict[str, str] | None = None) -> LLMHTTPError:
+    return LLMHTTPError(status, "boom", headers or {})
 
 
 @pytest.mark.parametrize(
@@ -67,15 +71,14 @@ def test_which_status_codes_are_retried(status: int, retryable: bool) -> None:
 
 def test_connection_and_timeout_errors_are_retried() -> None:
     """Network trouble is worth another attempt."""
-    request = httpx2.Request("POST", "http://x/v1/chat/completions")
-    assert is_retryable(openai.APIConnectionError(request=request))
-    assert is_retryable(openai.APITimeoutError(request=request))
+    assert is_retryable(LLMConnectionError("refused"))
+    assert is_retryable(LLMTimeout("slow"))
     assert not is_retryable(ValueError("bug"))
 
 
 def test_retry_after_is_read_from_headers() -> None:
-    """Retry-After (seconds) and retry-after-ms are both understood."""
-    assert retry_after_seconds(_status_error(429, {"retry-after": "2"})) == 2.0
+    """Retry-After (seconds) and retry-after-ms are both understood, in any case."""
+    assert retry_after_seconds(_status_error(429, {"Retry-After": "2"})) == 2.0
     assert retry_after_seconds(_status_error(429, {"retry-after-ms": "1500"})) == 1.5
     assert retry_after_seconds(_status_error(429)) is None
     assert retry_after_seconds(ValueError()) is None

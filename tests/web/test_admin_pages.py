@@ -238,7 +238,7 @@ def test_model_test_button_reports_answer_or_error(admin, app: Flask, llm_server
     page = admin.post(
         f"/admin/llm_model/test/{bad_id}", data={"csrf_token": token}, follow_redirects=True
     ).text
-    assert "Test failed" in page and "APIConnectionError" in page
+    assert "Test failed" in page and "LLMConnectionError" in page
 
 
 @pytest.mark.parametrize("endpoint", ["llm_model", "mode"])

@@ -24,7 +24,7 @@ from shared.timers import later
 logger = logging.getLogger(__name__)
 
 #: Seconds an answer may take before the chat shows "typing…".
-TYPING_AFTER = 1.0
+TYPING_AFTER = 1.5
 
 
 @dataclass(frozen=True)
