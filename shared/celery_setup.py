@@ -52,8 +52,16 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "broker_url": url,
         "result_backend": url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": HARD_TIME_LIMIT * 4},
+        # Celery's Redis channels allow 10 connections by default and redis-py 8 raises when
+        # a pool is full: a gevent worker with hundreds of tasks then fails to ack (and runs
+        # tasks twice). Allow one per concurrent task, plus room for the consumer and events.
+        "broker_transport_options": {
+            "visibility_timeout": HARD_TIME_LIMIT * 4,
+            "max_connections": config.worker_concurrency + 100,
+        },
         "result_backend_transport_options": {"visibility_timeout": HARD_TIME_LIMIT * 4},
+        "redis_max_connections": config.worker_concurrency + 100,
+        "broker_pool_limit": 100,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

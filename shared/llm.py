@@ -303,11 +303,13 @@ class LLMClients:
 
     Args:
         timeout: Seconds per HTTP request.
+        pool_size: Keep-alive connections per host (calls beyond it open extra connections:
+            an LLM call is long, it never waits for a free one).
     """
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, pool_size: int = POOL_MAXSIZE) -> None:
         self._timeout = timeout
-        self._pool = urllib3.PoolManager(maxsize=POOL_MAXSIZE, retries=False)
+        self._pool = urllib3.PoolManager(maxsize=pool_size, retries=False)
         self._clients: dict[tuple[str, str], ChatEndpoint] = {}
         self._lock = threading.Lock()
 
@@ -345,7 +347,10 @@ class LLMGateway:
         Args:
             app: The Flask app.
         """
-        app.extensions["llm_clients"] = LLMClients(app.config["AI_ROUTER"].llm_timeout)
+        config = app.config["AI_ROUTER"]
+        app.extensions["llm_clients"] = LLMClients(
+            config.llm_timeout, max(POOL_MAXSIZE, config.worker_concurrency)
+        )
 
     def chat(self, spec: ModelSpec, messages: list[dict[str, str]]) -> ChatResult:
         """Ask a model (retries, then its fallback) with the current app's settings.

@@ -15,6 +15,10 @@ KEY_PREFIX = "ai_router:"
 
 #: Seconds before a plain command gives up; blocking commands pass their own timeout.
 DEFAULT_SOCKET_TIMEOUT = 5.0
+#: Connections one client keeps at most; more callers wait for a free one.
+MAX_CONNECTIONS = 200
+#: Seconds a caller waits for a free connection before failing.
+POOL_WAIT = 20.0
 
 
 def redis_client(url: str, *, socket_timeout: float | None = DEFAULT_SOCKET_TIMEOUT) -> redis.Redis:
@@ -26,15 +30,21 @@ def redis_client(url: str, *, socket_timeout: float | None = DEFAULT_SOCKET_TIME
             that bound themselves).
 
     Returns:
-        A client that decodes responses to ``str``.
+        A client that decodes responses to ``str``. Its pool *waits* (up to
+        :data:`POOL_WAIT` seconds) for a free connection once :data:`MAX_CONNECTIONS` are in
+        use: redis-py's default pool raises instead, which hundreds of concurrent tasks of one
+        gevent worker would hit.
     """
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT,
         decode_responses=True,
         socket_timeout=socket_timeout,
         socket_connect_timeout=DEFAULT_SOCKET_TIMEOUT,
         health_check_interval=30,
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def celery_url(url: str) -> str:

@@ -39,8 +39,9 @@ logger = logging.getLogger(__name__)
 MAX_RETRY_AFTER = 30.0
 #: Attempts per call (the first one included).
 ATTEMPTS = 4
-#: Keep-alive connections kept to the Bot API (sends from many concurrent tasks share them).
-POOL_SIZE = 64
+#: Keep-alive connections to the Bot API; more concurrent calls wait for a free one (a few
+#: milliseconds) rather than open connections that are thrown away after one call.
+POOL_SIZE = 100
 JSON_HEADERS = {"Content-Type": "application/json"}
 #: Seconds to connect, and to wait for an answer of an ordinary call.
 CONNECT_TIMEOUT = 5.0
@@ -122,9 +123,10 @@ def _pool(base_url: str) -> urllib3.PoolManager:
         The pool.
     """
     proxy = urllib.request.getproxies().get(urllib.parse.urlsplit(base_url).scheme)
+    options = {"maxsize": POOL_SIZE, "block": True, "retries": False}
     if proxy and not urllib.request.proxy_bypass(urllib.parse.urlsplit(base_url).hostname or ""):
-        return urllib3.ProxyManager(proxy, maxsize=POOL_SIZE, retries=False)
-    return urllib3.PoolManager(maxsize=POOL_SIZE, retries=False)
+        return urllib3.ProxyManager(proxy, **options)
+    return urllib3.PoolManager(**options)
 
 
 def _markup(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
