@@ -91,22 +91,28 @@ def child_commands(config: Config) -> list[Child]:
         config: The configuration (port, host, worker concurrency).
 
     Returns:
-        Web, worker and listener, in start order.
+        Web, worker and listener, in start order. The web is one gunicorn process with 8
+        threads (the admin and the webhook are light; each more process costs ~100 MiB); the
+        worker is one gevent process (``WORKER_POOL``) running up to ``WORKER_CONCURRENCY``
+        tasks at once.
     """
     python = sys.executable
     return [
         Child(
             "web",
             [python, "-m", "gunicorn", "--bind", f"{config.host}:{config.port}",
-             "--workers", "2", "--threads", "4", "--graceful-timeout", "10",
+             "--workers", "1", "--threads", "8", "--graceful-timeout", "10",
              "--no-control-socket", "--access-logfile", "-", "wsgi:app"],
         ),
-        Child(
-            "worker",
-            [python, "-m", "celery", "-A", "celery_app", "worker",
-             "-Q", "updates,llm", "--pool", config.worker_pool,
-             "--concurrency", str(config.worker_concurrency),
-             "--hostname", "worker1@%h", "--loglevel", config.log_level],
+        *(
+            Child(
+                f"worker{index}",
+                [python, "-m", "celery", "-A", "celery_app", "worker",
+                 "-Q", "updates,llm", "--pool", config.worker_pool,
+                 "--concurrency", str(config.worker_concurrency),
+                 "--hostname", f"worker{index}@%h", "--loglevel", config.log_level],
+            )
+            for index in range(1, config.worker_processes + 1)
         ),
         Child("bot", [python, "-m", "bot"]),
     ]  # fmt: skip

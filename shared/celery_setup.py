@@ -8,14 +8,20 @@ worker (``celery -A celery_app worker``) share one configuration. Task modules l
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_ready
 from flask import Flask
 from kombu import Exchange, Queue
 
 from shared.config import Config
 from shared.redis import celery_url
+
+logger = logging.getLogger(__name__)
 
 #: Fast work: Telegram updates, commands, button presses.
 UPDATES_QUEUE = "updates"
@@ -25,12 +31,13 @@ LLM_QUEUE = "llm"
 #: The bot's commands (``/start`` …): handled on the fast queue, listed in Telegram's menu.
 BOT_COMMANDS = ("start", "help", "settings", "new")
 
+#: Seconds between two sweeps for tasks of dead workers (at most a quarter of the visibility
+#: timeout), and how many tasks one sweep restores at most.
+SWEEP_INTERVAL = 60.0
+SWEEP_BATCH = 100
+
 #: Modules the worker imports to register tasks (explicit, no autodiscovery).
 TASK_MODULES = ("tasks.health", "tasks.updates", "tasks.replies")
-
-#: Seconds after which a running task is asked to stop, then killed.
-SOFT_TIME_LIMIT = 240
-HARD_TIME_LIMIT = 300
 
 
 def celery_settings(config: Config) -> dict[str, Any]:
@@ -48,6 +55,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
         A mapping for ``Celery.conf.update``.
     """
     url = celery_url(config.redis_url)
+    hard = config.task_time_limit
     return {
         "broker_url": url,
         "result_backend": url,
@@ -56,10 +64,10 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # a pool is full: a gevent worker with hundreds of tasks then fails to ack (and runs
         # tasks twice). Allow one per concurrent task, plus room for the consumer and events.
         "broker_transport_options": {
-            "visibility_timeout": HARD_TIME_LIMIT * 4,
+            "visibility_timeout": hard * 4,
             "max_connections": config.worker_concurrency + 100,
         },
-        "result_backend_transport_options": {"visibility_timeout": HARD_TIME_LIMIT * 4},
+        "result_backend_transport_options": {"visibility_timeout": hard * 4},
         "redis_max_connections": config.worker_concurrency + 100,
         "broker_pool_limit": 100,
         "task_serializer": "json",
@@ -70,8 +78,8 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": SOFT_TIME_LIMIT,
-        "task_time_limit": HARD_TIME_LIMIT,
+        "task_soft_time_limit": int(hard * 0.8),
+        "task_time_limit": hard,
         "task_default_queue": UPDATES_QUEUE,
         "task_default_exchange": UPDATES_QUEUE,
         "task_default_routing_key": UPDATES_QUEUE,
@@ -136,8 +144,40 @@ def celery_init_app(app: Flask) -> Celery:
     celery = Celery("ai_router", task_cls=FlaskTask, include=list(TASK_MODULES))
     celery.conf.update(celery_settings(config))
     celery.set_default()
+    worker_ready.connect(_start_sweeper, weak=False, dispatch_uid=f"sweeper-{id(celery)}")
     app.extensions["celery"] = celery
     return celery
+
+
+def restore_abandoned(celery: Celery) -> None:
+    """Put tasks a dead worker had taken (unacknowledged past the visibility timeout) back.
+
+    kombu's Redis transport restores them only when a poll comes back empty, which never
+    happens to a consumer waiting in BRPOP (every poll ends with BRPOP's own reply): without
+    this sweep, a task of a killed worker would wait for a worker restart.
+
+    Args:
+        celery: The Celery app.
+    """
+    with celery.connection_for_read() as connection:
+        qos = connection.default_channel.qos
+        qos.restore_visible(num=SWEEP_BATCH, interval=1)
+
+
+def _start_sweeper(sender: Any = None, **_kwargs: Any) -> None:
+    """``worker_ready``: sweep for abandoned tasks every :data:`SWEEP_INTERVAL` in the worker."""
+    celery = sender.app
+    interval = min(SWEEP_INTERVAL, celery.conf.broker_transport_options["visibility_timeout"] / 4)
+
+    def sweep() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                restore_abandoned(celery)
+            except Exception:  # the broker may be down for a moment; the next sweep retries
+                logger.warning("could not sweep for abandoned tasks", exc_info=True)
+
+    threading.Thread(target=sweep, name="abandoned-task-sweeper", daemon=True).start()
 
 
 class CeleryExt:

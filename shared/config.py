@@ -145,6 +145,11 @@ class Config:
         worker_pool: The Celery worker's pool: ``gevent`` (default: one process runs many
             tasks while they wait on the network) or ``threads``.
         worker_concurrency: Tasks the worker runs at once (greenlets or threads).
+        worker_processes: Worker processes ``make run`` starts (one per core scales a CPU-bound
+            worker; on several hosts, start ``celery -A celery_app worker`` on each).
+        task_time_limit: Seconds a task may run before it is killed; it also sets how long a
+            crashed worker's task stays invisible before another worker gets it (4x) and how
+            long a chat lock or a row's LLM claim outlives its holder (+10 s).
         db_pool_size: Database connections kept per process (PostgreSQL and others; SQLite
             under gevent uses one, see ``shared.db.engine_options``).
         log_level: Root log level name.
@@ -175,7 +180,9 @@ class Config:
     host: str = "127.0.0.1"
     worker_pool: str = "gevent"
     worker_concurrency: int = 1000
+    worker_processes: int = 1
     db_pool_size: int = 10
+    task_time_limit: int = 300
     log_level: str = "INFO"
     llm_timeout: float = 60.0
     llm_max_attempts: int = 4
@@ -259,7 +266,9 @@ class Config:
                 "WORKER_CONCURRENCY",
                 defaults.worker_concurrency if worker_pool == "gevent" else 16,
             ),
+            worker_processes=max(1, _env_int(env, "WORKER_PROCESSES", defaults.worker_processes)),
             db_pool_size=max(1, _env_int(env, "DB_POOL_SIZE", defaults.db_pool_size)),
+            task_time_limit=max(5, _env_int(env, "TASK_TIME_LIMIT", defaults.task_time_limit)),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             llm_timeout=_env_float(env, "LLM_TIMEOUT", defaults.llm_timeout),
             llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),

@@ -81,6 +81,7 @@ def test_hundreds_of_llm_calls_in_flight_in_one_process(
     )  # fmt: skip
     try:
         producer = create_core_app(Config.from_env(env))
+        _restore_default_celery(app)  # the producer made its own Celery app the default
         for user in range(700_000, 700_000 + USERS):
             enqueue_update(producer, telegram.inject_message(user, f"question of {user}"))
         answers = wait_until(
@@ -99,3 +100,10 @@ def test_hundreds_of_llm_calls_in_flight_in_one_process(
     with app.app_context():
         statuses = db.session.scalars(select(Request.status)).all()
     assert sorted(set(statuses)) == ["ok"] and len(statuses) == USERS
+
+
+def _restore_default_celery(app: Flask) -> None:
+    """Make the suite's Celery app the process default again (other tests rely on it)."""
+    celery = app.extensions["celery"]
+    celery.set_default()
+    celery.set_current()

@@ -61,6 +61,12 @@ class SlowLLM:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def in_flight(self) -> int:
+        """Calls being served right now."""
+        with self._lock:
+            return self._in_flight
+
+    @property
     def base_url(self) -> str:
         """The OpenAI base URL (``…/v1``)."""
         return f"http://127.0.0.1:{self.port}/v1"

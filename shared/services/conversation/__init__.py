@@ -25,6 +25,7 @@ import secrets
 from typing import Any
 
 import redis
+from flask import current_app
 from sqlalchemy import select
 
 from shared.db import db
@@ -52,9 +53,16 @@ from shared.services.conversation.intake import (
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a chat lock (and a row's claim) lives without renewal: longer than one LLM answer
-#: with retries and fallback can take. A crashed holder's chat resumes after this.
-CHAT_LOCK_TIMEOUT = 360
+#: Seconds a chat lock (and a row's claim) outlives the task time limit: a crashed holder's
+#: chat resumes after ``TASK_TIME_LIMIT`` plus this, before the broker hands its task to another
+#: worker (after 4x the limit).
+LEASE_MARGIN = 10
+
+
+def lease_seconds() -> int:
+    """How long a chat lock or a row's claim lives without renewal."""
+    return int(current_app.config["AI_ROUTER"].task_time_limit) + LEASE_MARGIN
+
 
 __all__ = [
     "ChatLock",
@@ -126,7 +134,7 @@ class ChatLock:
         self._client = client
         self._keys = [f"{KEY_PREFIX}chat:{chat_id}:lock", f"{KEY_PREFIX}chat:{chat_id}:dirty"]
         self._token = secrets.token_hex(8)
-        self._ttl = str(CHAT_LOCK_TIMEOUT * 1000)
+        self._ttl = str(lease_seconds() * 1000)
 
     def acquire(self) -> bool:
         """Take the lock, or mark the chat dirty for its holder (atomically)."""
@@ -162,7 +170,7 @@ class ChatLock:
 def claim(request_id: int) -> bool:
     """Claim a row for its LLM call (once: a second claim within the lock's lifetime fails)."""
     key = f"{KEY_PREFIX}answering:{request_id}"
-    return bool(redis_store.client.set(key, "1", nx=True, ex=CHAT_LOCK_TIMEOUT))
+    return bool(redis_store.client.set(key, "1", nx=True, ex=lease_seconds()))
 
 
 def handle_text(update: dict[str, Any]) -> Intake | None:
@@ -272,8 +280,7 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
     try:
         scan = True
         if outcome is not None and outcome.ticket is not None and not outcome.older_open:
-            settle_ticket(outcome.ticket)
-            lock.extend()
+            settle_ticket(outcome.ticket)  # one row: the lock's lease outlives the task anyway
             scan = False
         while True:
             if scan:
