@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from shared.app import create_core_app
 from shared.celery_setup import enqueue_update
+from shared.config import PROJECT_ROOT, Config
 from shared.db import db
+from shared.embedded_redis import EmbeddedRedis
 from shared.models import Dialog, LLMModel, Request, User
 from shared.services.catalog import make_default, seed_catalog, set_api_key
 from shared.services.settings import set_setting
 from tests.fakes.llm import LLMock
+from tests.fakes.slow_llm import SlowLLM
 from tests.fakes.telegram import Call, FakeTelegram
 
 
@@ -110,3 +118,53 @@ def conversation(app: Flask, celery_worker, telegram: FakeTelegram, llm: LLMock)
         db.session.commit()
         model_id = model.id
     return Conversation(app=app, telegram=telegram, llm=llm, model_id=model_id)
+
+
+@pytest.fixture()
+def slow_llm() -> Iterator[SlowLLM]:
+    """An OpenAI-compatible server taking 4 s per answer, counting calls in flight."""
+    with SlowLLM(delay=4.0) as server:
+        yield server
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis of the test's own, so no other worker of the suite takes its tasks."""
+    server = EmbeddedRedis(tmp_path / "r.sock", tmp_path, persist=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def use_slow_model(app: Flask, telegram: FakeTelegram, slow_llm: SlowLLM) -> None:
+    """Seed the modes, set the fake's bot token and make the slow LLM the active model."""
+    with app.app_context():
+        seed_catalog(app.config["AI_ROUTER"])
+        set_setting("telegram_bot_token", telegram.token)
+        model = LLMModel(name="Slow", model="slow", base_url=slow_llm.base_url, enabled=True)
+        set_api_key(model, "sk-slow")
+        db.session.add(model)
+        make_default(model)
+        db.session.commit()
+
+
+def worker_process(env: dict[str, str], name: str, concurrency: int) -> subprocess.Popen[bytes]:
+    """A gevent worker exactly as ``make run`` starts it, in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "gevent",
+         "--concurrency", str(concurrency), "-Q", "updates,llm", "--loglevel", "WARNING",
+         "--hostname", f"{name}@%h"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def producer_for(app: Flask, env: dict[str, str]) -> Flask:
+    """A core app that enqueues on another broker; the suite's Celery app stays the default."""
+    producer = create_core_app(Config.from_env(env))
+    celery = app.extensions["celery"]
+    celery.set_default()
+    celery.set_current()
+    return producer

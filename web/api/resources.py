@@ -9,9 +9,10 @@ answers 201 with the object; ``PATCH`` 200 with the updated object; ``DELETE`` 2
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import current_app
 from flask.views import MethodView
@@ -57,6 +58,9 @@ def _get(kind: type, object_id: int, what: str) -> Any:
     return obj
 
 
+T = TypeVar("T")
+
+
 def _catalog_errors(exc: catalog.CatalogError) -> Exception:
     """The API error for a broken catalog rule."""
     if isinstance(exc, catalog.NameTaken):
@@ -64,6 +68,28 @@ def _catalog_errors(exc: catalog.CatalogError) -> Exception:
     if isinstance(exc, catalog.UnknownFallback):
         return not_found("fallback model")
     return invalid(str(exc))
+
+
+def _saved(save: Callable[[Any, dict[str, Any]], None], obj: T, values: dict[str, Any]) -> T:
+    """Apply validated values through a catalog service and commit; map its errors to 4xx.
+
+    Args:
+        save: ``catalog.save_model`` or ``catalog.save_mode``.
+        obj: The model or mode (new or stored).
+        values: The validated body.
+
+    Returns:
+        The saved object.
+
+    Raises:
+        ApiError: 404 or 409 for the service's refusals.
+    """
+    try:
+        save(obj, values)
+    except catalog.CatalogError as exc:
+        raise _catalog_errors(exc) from exc
+    db.session.commit()
+    return obj
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -114,12 +140,7 @@ class Models(MethodView):
     def post(self, values: dict[str, Any]) -> LLMModel:
         """Add a model; is_default: true makes it the active one."""
         model = LLMModel(enabled=True, is_default=False)
-        try:
-            catalog.save_model(model, values)
-        except catalog.CatalogError as exc:
-            raise _catalog_errors(exc) from exc
-        db.session.commit()
-        return model
+        return _saved(catalog.save_model, model, values)
 
 
 @models.route("/models/<int:model_id>")
@@ -139,12 +160,7 @@ class ModelItem(MethodView):
     def patch(self, values: dict[str, Any], model_id: int) -> LLMModel:
         """Change a model; is_default: true makes it active and clears the flag on the others."""
         model = _get(LLMModel, model_id, "model")
-        try:
-            catalog.save_model(model, values)
-        except catalog.CatalogError as exc:
-            raise _catalog_errors(exc) from exc
-        db.session.commit()
-        return model
+        return _saved(catalog.save_model, model, values)
 
     @models.response(204)
     @models.alt_response(404, **NOT_FOUND)
@@ -175,12 +191,7 @@ class Modes(MethodView):
     def post(self, values: dict[str, Any]) -> Mode:
         """Add a mode; is_default: true makes it the default."""
         mode = Mode(system_prompt="", is_default=False, position=0)
-        try:
-            catalog.save_mode(mode, values)
-        except catalog.CatalogError as exc:
-            raise _catalog_errors(exc) from exc
-        db.session.commit()
-        return mode
+        return _saved(catalog.save_mode, mode, values)
 
 
 @modes.route("/modes/<int:mode_id>")
@@ -200,12 +211,7 @@ class ModeItem(MethodView):
     def patch(self, values: dict[str, Any], mode_id: int) -> Mode:
         """Change a mode."""
         mode = _get(Mode, mode_id, "mode")
-        try:
-            catalog.save_mode(mode, values)
-        except catalog.CatalogError as exc:
-            raise _catalog_errors(exc) from exc
-        db.session.commit()
-        return mode
+        return _saved(catalog.save_mode, mode, values)
 
     @modes.response(204)
     @modes.alt_response(404, **NOT_FOUND)
