@@ -35,6 +35,28 @@ _NEXT_NUMBER = (
 )
 _OPEN_DIALOG = insert(_DIALOGS).returning(_DIALOGS.c.id)
 _INSERT_REQUEST = insert(_REQUESTS).returning(_REQUESTS.c.id)
+_RECORD_ANSWER = (
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("rid"), _REQUESTS.c.status == bindparam("pending"))
+    .values(
+        response_text=bindparam("response_text"),
+        response_at=bindparam("response_at"),
+        status=bindparam("status"),
+        error=None,
+        error_kind=None,
+        model_id=bindparam("model_id"),
+        model_name=bindparam("model_name"),
+        prompt_tokens=bindparam("prompt_tokens"),
+        completion_tokens=bindparam("completion_tokens"),
+        cost_usd=bindparam("cost_usd"),
+        latency_ms=bindparam("latency_ms"),
+    )
+)
+_RECORD_SETTLED = (
+    update(_REQUESTS)
+    .where(_REQUESTS.c.id == bindparam("rid"))
+    .values(delivered_parts=bindparam("parts"), delivered_at=bindparam("at"))
+)
 
 
 def next_number(user_id: int, mode_id: int | None) -> tuple[int, int]:
@@ -223,7 +245,7 @@ def log_request(
         "delivered_parts": 0,
     }
     request_id = db.session.connection().execute(_INSERT_REQUEST, values).scalar_one()
-    logger.info(
+    logger.debug(  # the row itself is the record; INFO has one line per answer
         "logged request dialog_id=%s number=%s update_id=%s status=%s",
         dialog_id,
         number,
@@ -275,21 +297,20 @@ def record_answer(request_id: int, result: ChatResult) -> bool:
     """
     model = result.model
     done = db.session.connection().execute(
-        update(_REQUESTS)
-        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == RequestStatus.PENDING)
-        .values(
-            response_text=result.text,
-            response_at=utcnow(),
-            status=RequestStatus.OK,
-            error=None,
-            error_kind=None,
-            model_id=model.id,
-            model_name=model.name,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            cost_usd=cost_usd(model, result.prompt_tokens, result.completion_tokens),
-            latency_ms=result.latency_ms,
-        )
+        _RECORD_ANSWER,
+        {
+            "rid": request_id,
+            "pending": RequestStatus.PENDING,
+            "response_text": result.text,
+            "response_at": utcnow(),
+            "status": RequestStatus.OK,
+            "model_id": model.id,
+            "model_name": model.name,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "cost_usd": cost_usd(model, result.prompt_tokens, result.completion_tokens),
+            "latency_ms": result.latency_ms,
+        },
     )
     return bool(done.rowcount)
 
@@ -331,6 +352,11 @@ def record_delivery(request_id: int, parts: int, *, settled: bool, note: str | N
         settled: The reply is complete (or can never be delivered).
         note: Appended to the row's error for the admin (e.g. "undeliverable: 403 …").
     """
+    if settled and not note:  # the hot path: one prebuilt statement
+        db.session.connection().execute(
+            _RECORD_SETTLED, {"rid": request_id, "parts": parts, "at": utcnow()}
+        )
+        return
     values: dict[str, object] = {"delivered_parts": parts}
     if settled:
         values["delivered_at"] = utcnow()
