@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from shared.config import PROJECT_ROOT, Config
 from shared.embedded_redis import EmbeddedRedis
-from shared.logging import configure_logging
+from shared.logging import configure_logging, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -181,14 +181,7 @@ def main() -> None:
     """Entry point of ``make run`` / ``python run.py``: exits with :func:`supervise`'s code."""
     config = Config.from_env()
     configure_logging("run", config.log_level)
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        logger.info("received %s; stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = stop_on_signals(logger)
     started = time.monotonic()
     code = supervise(config, stop)
     logger.info("ai_router stopped after %.0f s", time.monotonic() - started)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import signal
 import threading
 import time
 from typing import Any
@@ -33,7 +32,7 @@ from shared.celery_setup import BOT_COMMANDS, enqueue_update
 from shared.config import Config
 from shared.db import db
 from shared.extensions import runtime, telegram
-from shared.logging import configure_logging, redact
+from shared.logging import configure_logging, redact, stop_on_signals
 from shared.models.types import utcnow
 from shared.redis import current_redis
 from shared.services import bot_control
@@ -223,12 +222,4 @@ def main() -> None:
     config = Config.from_env()
     configure_logging("bot", config.log_level)
     app = create_core_app(config)
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        logger.info("received %s; stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    Listener(app, stop).run()
+    Listener(app, stop_on_signals(logger)).run()

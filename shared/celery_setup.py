@@ -18,7 +18,8 @@ from celery.signals import worker_ready
 from flask import Flask
 from kombu import Exchange, Queue
 
-from shared.config import Config
+from shared.config import POOL_CONCURRENCY, Config
+from shared.db import cooperative
 from shared.redis import celery_url
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
     """
     url = celery_url(config.redis_url)
     hard = config.task_time_limit
+    pool, concurrency = worker_pool(config)
     return {
         "broker_url": url,
         "result_backend": url,
@@ -92,8 +94,8 @@ def celery_settings(config: Config) -> dict[str, Any]:
             "tasks.health.*": {"queue": UPDATES_QUEUE},
             "tasks.replies.*": {"queue": LLM_QUEUE},
         },
-        "worker_pool": config.worker_pool,
-        "worker_concurrency": config.worker_concurrency,
+        "worker_pool": pool,
+        "worker_concurrency": concurrency,
         # Task events cost CPU and Redis traffic on every task; Flower switches them on by
         # itself while it runs (its enable_events option), so only a watched worker pays.
         "worker_send_task_events": False,
@@ -102,6 +104,29 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
     }
+
+
+def worker_pool(config: Config) -> tuple[str, int]:
+    """The pool and concurrency a worker of this process really runs.
+
+    Celery patches the standard library for gevent only when the pool is named on the command
+    line (``celery -A celery_app worker --pool gevent``, as ``make run`` and the compose file
+    start it). A plain ``celery -A celery_app worker`` is not patched, and a gevent pool there
+    would run nothing; it gets the thread pool instead (and the thread default concurrency
+    unless ``WORKER_CONCURRENCY`` says otherwise).
+
+    Args:
+        config: The configuration (``WORKER_POOL``, ``WORKER_CONCURRENCY``).
+
+    Returns:
+        ``(pool, concurrency)``.
+    """
+    if config.worker_pool == "gevent" and not cooperative():
+        concurrency = config.worker_concurrency
+        if concurrency == POOL_CONCURRENCY["gevent"]:
+            concurrency = POOL_CONCURRENCY["threads"]
+        return "threads", concurrency
+    return config.worker_pool, config.worker_concurrency
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -167,6 +192,12 @@ def restore_abandoned(celery: Celery) -> None:
 def _start_sweeper(sender: Any = None, **_kwargs: Any) -> None:
     """``worker_ready``: sweep for abandoned tasks every :data:`SWEEP_INTERVAL` in the worker."""
     celery = sender.app
+    if celery.conf.worker_pool == "threads" and not cooperative():
+        logger.warning(
+            "worker runs the thread pool (%s threads): pass --pool gevent on the command line "
+            "for the gevent pool",
+            celery.conf.worker_concurrency,
+        )
     interval = min(SWEEP_INTERVAL, celery.conf.broker_transport_options["visibility_timeout"] / 4)
 
     def sweep() -> None:

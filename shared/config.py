@@ -27,6 +27,8 @@ _EMBEDDED_REDIS_SOCKET = "redis.sock"
 
 #: Celery pools ai_router supports.
 WORKER_POOLS = ("gevent", "threads")
+#: The concurrency each pool gets when ``WORKER_CONCURRENCY`` is not set.
+POOL_CONCURRENCY = {"gevent": 1000, "threads": 16}
 
 
 class ConfigError(RuntimeError):
@@ -264,7 +266,7 @@ class Config:
             worker_concurrency=_env_int(
                 env,
                 "WORKER_CONCURRENCY",
-                defaults.worker_concurrency if worker_pool == "gevent" else 16,
+                POOL_CONCURRENCY[worker_pool],
             ),
             worker_processes=max(1, _env_int(env, "WORKER_PROCESSES", defaults.worker_processes)),
             db_pool_size=max(1, _env_int(env, "DB_POOL_SIZE", defaults.db_pool_size)),

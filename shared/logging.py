@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
+import threading
 
 #: A Telegram bot token as it appears in Bot API URLs and errors: ``<digits>:<secret>``.
 _BOT_TOKEN = re.compile(r"(?<!\d)(\d{3,}):[A-Za-z0-9_-]{20,}")
@@ -71,3 +73,23 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     quiet = logging.WARNING if logging.getLevelName(level) != logging.DEBUG else logging.DEBUG
     for noisy in ("urllib3", "celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(noisy).setLevel(quiet)
+
+
+def stop_on_signals(logger: logging.Logger) -> threading.Event:
+    """An event set by SIGINT or SIGTERM (the way every long-running process here stops).
+
+    Args:
+        logger: Where the received signal is logged.
+
+    Returns:
+        The event; the caller's main loop waits on it.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logger.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stop

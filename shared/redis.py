@@ -7,6 +7,8 @@ that block longer (long ``BLPOP``, lock waits) must pass a larger ``socket_timeo
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from flask import Flask, current_app
 
@@ -77,6 +79,21 @@ class RedisStore:
             app: The Flask app.
         """
         app.extensions["redis"] = redis_client(app.config["AI_ROUTER"].redis_url)
+
+    def script(self, source: str) -> Any:
+        """The app's runner of a Lua script (registered once per app, run with EVALSHA).
+
+        Args:
+            source: The script.
+
+        Returns:
+            A callable ``runner(keys=[...], args=[...])``.
+        """
+        scripts: dict[str, Any] = current_app.extensions.setdefault("redis_scripts", {})
+        runner = scripts.get(source)
+        if runner is None:
+            runner = scripts[source] = self.client.register_script(source)
+        return runner
 
     @property
     def client(self) -> redis.Redis:

@@ -88,30 +88,6 @@ def next_number(user_id: int, mode_id: int | None) -> tuple[int, int]:
     return dialog_id, 1
 
 
-def current_dialog_id(user: User) -> int:
-    """Return the id of the user's open dialog, opening a new one if there is none.
-
-    Args:
-        user: The user (their chosen mode is recorded on a newly opened dialog).
-
-    Returns:
-        The open dialog's id.
-    """
-    dialog_id = db.session.scalar(
-        select(Dialog.id)
-        .where(Dialog.user_id == user.id, Dialog.ended_at.is_(None))
-        .order_by(Dialog.id.desc())
-        .limit(1)
-    )
-    if dialog_id is None:
-        dialog = Dialog(user_id=user.id, mode_id=user.mode_id)
-        db.session.add(dialog)
-        db.session.flush()
-        dialog_id = dialog.id
-        logger.info("opened dialog_id=%s user_id=%s", dialog_id, user.id)
-    return dialog_id
-
-
 def end_dialog(user: User) -> int | None:
     """End the user's open dialog, if any: the next request starts a new, empty one.
 

@@ -172,8 +172,8 @@ def access_refusal(user: User | Sender, snapshot: Snapshot, tz_name: str) -> Ref
     if user.status != UserStatus.ACTIVE:
         kind = ErrorKind.BLOCKED if user.status == UserStatus.BLOCKED else ErrorKind.PENDING
         return Refusal(kind, f"user is {user.status}")
-    limit = daily_limit(user, snapshot)
-    if limit is not None and requests_today(user, tz_name) >= limit:
+    limit = reached_daily_limit(user, tz_name, snapshot)
+    if limit is not None:
         return Refusal(ErrorKind.LIMIT, f"daily request limit of {limit} reached")
     return None
 
@@ -374,15 +374,23 @@ def requests_today(user: User | Sender, tz_name: str) -> int:
     return usage.requests_today([user.id], tz_name)[user.id]
 
 
-def over_daily_limit(user: User, tz_name: str) -> bool:
-    """Whether the user has used up today's requests (their limit, else the default).
+def reached_daily_limit(
+    user: User | Sender, tz_name: str, snapshot: Snapshot | None = None
+) -> int | None:
+    """The user's daily limit if today's requests have reached it (their own, else the default).
 
     Args:
         user: The user.
         tz_name: IANA timezone of "today".
+        snapshot: The runtime settings (read from the process's cache when None).
 
     Returns:
-        True when a limit is set and reached.
+        The limit when it is set and reached, else None.
     """
-    limit = daily_limit(user)
-    return limit is not None and requests_today(user, tz_name) >= limit
+    limit = daily_limit(user, snapshot)
+    return limit if limit is not None and requests_today(user, tz_name) >= limit else None
+
+
+def over_daily_limit(user: User, tz_name: str) -> bool:
+    """Whether the user has used up today's requests (see :func:`reached_daily_limit`)."""
+    return reached_daily_limit(user, tz_name) is not None

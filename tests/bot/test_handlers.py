@@ -13,7 +13,7 @@ from bot.middleware import Outbox
 from shared.db import db
 from shared.models import Dialog, Mode, User, UserStatus
 from shared.services.catalog import seed_catalog
-from shared.services.dialogs import current_dialog_id
+from shared.services.dialogs import next_number
 from shared.services.users import touch_user
 from shared.telegram.keyboards import MODE
 
@@ -57,7 +57,7 @@ def test_start_greets_by_status(user: User) -> None:
 
 def test_new_command_ends_the_dialog(user: User) -> None:
     """``/new`` closes the open dialog and says so."""
-    opened = current_dialog_id(user)
+    opened, _ = next_number(user.id, user.mode_id)
     out = Outbox()
     dialog.new_command(_message("/new"), user, "en", out)
     db.session.expire_all()

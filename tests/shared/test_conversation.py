@@ -76,8 +76,7 @@ def test_a_retry_sends_only_the_missing_parts(ctx: FakeTelegram) -> None:
 def test_chat_lock_is_released_only_when_clean(app: Flask) -> None:
     """A task that finds the chat taken marks it dirty; the holder must look again first."""
     with app.app_context():
-        client = app.extensions["redis"]
-        holder, latecomer = ChatLock(client, CHAT), ChatLock(client, CHAT)
+        holder, latecomer = ChatLock(CHAT), ChatLock(CHAT)
         assert holder.acquire()
         assert not latecomer.acquire()  # marks the chat dirty
         assert not holder.release_if_clean()  # kept: someone queued meanwhile
@@ -86,6 +85,6 @@ def test_chat_lock_is_released_only_when_clean(app: Flask) -> None:
         assert holder.release_if_clean()  # clean now: released
         assert latecomer.acquire()
         holder.release()  # not the holder any more: nothing happens
-        assert not ChatLock(client, CHAT).acquire()
+        assert not ChatLock(CHAT).acquire()
         latecomer.release()
-        assert ChatLock(client, CHAT).acquire()
+        assert ChatLock(CHAT).acquire()

@@ -24,7 +24,6 @@ import logging
 import secrets
 from typing import Any
 
-import redis
 from flask import current_app
 from sqlalchemy import select
 
@@ -125,13 +124,13 @@ class ClaimHeld(RuntimeError):
 class ChatLock:
     """One settler per chat: a Redis lock with a *dirty* flag set by those who found it taken.
 
+    Uses the current app's Redis (scripts run with EVALSHA).
+
     Args:
-        client: The Redis client.
         chat_id: The chat.
     """
 
-    def __init__(self, client: redis.Redis, chat_id: int) -> None:
-        self._client = client
+    def __init__(self, chat_id: int) -> None:
         self._keys = [f"{KEY_PREFIX}chat:{chat_id}:lock", f"{KEY_PREFIX}chat:{chat_id}:dirty"]
         self._token = secrets.token_hex(8)
         self._ttl = str(lease_seconds() * 1000)
@@ -160,11 +159,7 @@ class ChatLock:
         self._call(_EXTEND)
 
     def _call(self, script: str) -> Any:
-        scripts: dict[str, Any] = self._client.__dict__.setdefault("_ai_router_scripts", {})
-        runner = scripts.get(script)
-        if runner is None:
-            runner = scripts[script] = self._client.register_script(script)
-        return runner(keys=self._keys, args=[self._token, self._ttl])
+        return redis_store.script(script)(keys=self._keys, args=[self._token, self._ttl])
 
 
 def claim(request_id: int) -> bool:
@@ -274,7 +269,7 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
     Raises:
         RowFailed: When a row could not be settled (the lock is released first).
     """
-    lock = ChatLock(redis_store.client, chat_id)
+    lock = ChatLock(chat_id)
     if not lock.acquire():
         return  # the holder settles our row: it cannot release while the chat is dirty
     try:
