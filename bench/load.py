@@ -67,6 +67,7 @@ class Result:
     rss_mib_idle: float = 0.0
     rss_mib_load: float = 0.0
     rss_mib_by_process: dict[str, float] = field(default_factory=dict)
+    fakes_cpu_ms_per_reply: dict[str, float] = field(default_factory=dict)
     sent: int = 0
     unanswered: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
@@ -227,7 +228,8 @@ class Stack:
             name, _, value = item.partition("=")
             env[name] = value
         self.app = subprocess.Popen(
-            [sys.executable, "run.py"], cwd=self.args.root, env=env, start_new_session=True,
+            [str(self.args.python or sys.executable), "run.py"],
+            cwd=self.args.root, env=env, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=open(self.root / "run.log", "wb"),  # noqa: SIM115
         )  # fmt: skip
         base = f"http://127.0.0.1:{self.port}"
@@ -253,6 +255,14 @@ class Stack:
         engine.dispose()
         url = make_url(base).update_query_dict({"options": f"-csearch_path={self.schema}"})
         return url.render_as_string(hide_password=False)
+
+    def fakes_cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by the load side: this process (fake Bot API, users), llmock."""
+        result = {}
+        for name, pid in (("bench+bot_api", os.getpid()), ("llmock", self.llm and self.llm.pid)):
+            times = psutil.Process(pid).cpu_times()
+            result[name] = times.user + times.system
+        return result
 
     def statuses(self) -> dict[str, int]:
         """Log rows by status."""
@@ -307,10 +317,12 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         time.sleep(args.warmup)
         calls_before = len(stack.fake._calls)  # noqa: SLF001
         cpu_before = _cpu(stack.app.pid)
+        fakes_before = stack.fakes_cpu()
         started = time.time()
         time.sleep(args.duration)
         ended = time.time()
         cpu_after = _cpu(stack.app.pid)
+        fakes_after = stack.fakes_cpu()
         calls_in_window = len(stack.fake._calls) - calls_before  # noqa: SLF001
         rss_load = _rss(stack.app.pid)
         users.running = False
@@ -341,6 +353,10 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
             rss_mib_idle=round(rss_idle),
             rss_mib_load=round(sum(rss_load.values())),
             rss_mib_by_process={k: round(v) for k, v in sorted(rss_load.items())},
+            fakes_cpu_ms_per_reply={
+                k: round((fakes_after[k] - fakes_before[k]) * 1000 / max(replies, 1), 2)
+                for k in fakes_after
+            },
             sent=users.sent,
             unanswered=users.outstanding(),
             statuses=stack.statuses(),
@@ -368,6 +384,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--root", type=Path, default=PROJECT_ROOT, help="the checkout to run (default: this one)"
     )
+    parser.add_argument(
+        "--python", type=Path, default=None,
+        help="the interpreter that runs --root's run.py (default: this one)",
+    )  # fmt: skip
     parser.add_argument("--env", action="append", help="NAME=VALUE for ai_router's processes")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)

@@ -32,8 +32,10 @@ numeric reference is rejected (Telegram keeps it literally; pass ``strict_html_e
 to get that), webhooks may use plain ``http://`` URLs on any port, ``Markdown``/``MarkdownV2``
 text is stored unparsed, and only the methods listed in :data:`SUPPORTED_METHODS` exist (any
 other answers 404 ``Not Found``, so an unexpected call is loud). Errors Telegram would give on
-its own (429 flood control, 403 blocked by the user...) only happen when a test asks for them
-with :meth:`FakeTelegram.fail_next`.
+its own (403 blocked by the user...) only happen when a test asks for them with
+:meth:`FakeTelegram.fail_next`; flood control (429 with ``retry_after``) is enforced when the fake
+is given :class:`FloodLimits` (``flood.py``: a bot-wide and a per-chat token bucket, 20 per minute
+per group, growing penalties for calls sent into a 429).
 
 Layout (the names exported here are the API; ``_``-prefixed names in the modules are internal
 to the package):
@@ -42,6 +44,7 @@ to the package):
 * ``api.py`` -- request dispatch and the Bot API methods (:data:`SUPPORTED_METHODS`);
 * ``state.py`` -- the bookkeeping shared by the parts: calls, chats and messages, users, pending
   updates, webhook settings;
+* ``flood.py`` -- :class:`FloodLimits`, the flood control;
 * ``webhook.py`` -- the webhook delivery thread;
 * ``server.py`` -- the HTTP server and request handler;
 * ``html.py`` -- the port of Telegram's HTML parser (:func:`parse_html`);
@@ -60,11 +63,13 @@ from tests.fakes.telegram.answers import (
 )
 from tests.fakes.telegram.api import MAX_MESSAGE_LENGTH, SUPPORTED_METHODS
 from tests.fakes.telegram.fake import FakeTelegram
+from tests.fakes.telegram.flood import COUNTED_METHODS, FloodLimits
 from tests.fakes.telegram.html import HtmlParseError, parse_html, utf16_length
 from tests.fakes.telegram.markup import MAX_CALLBACK_DATA_BYTES
 from tests.fakes.telegram.records import Call, Delivery, UploadedFile
 
 __all__ = [
+    "COUNTED_METHODS",
     "MAX_CALLBACK_DATA_BYTES",
     "MAX_MESSAGE_LENGTH",
     "NOT_MODIFIED",
@@ -75,6 +80,7 @@ __all__ = [
     "Call",
     "Delivery",
     "FakeTelegram",
+    "FloodLimits",
     "HtmlParseError",
     "UploadedFile",
     "parse_html",

@@ -111,6 +111,8 @@ class _BotApi(_FakeState):
                     if failure.remaining <= 0:
                         del self._failures[method.lower()]
                     raise _ApiError(failure.error_code, failure.description, failure.parameters)
+                if self._flood is not None:
+                    self._check_flood(method, params)
                 result = handler(params)
             if isinstance(result, _Described):
                 status, payload = (
@@ -140,6 +142,19 @@ class _BotApi(_FakeState):
             )
             self._cond.notify_all()
         return status, payload
+
+    def _check_flood(self, method: str, params: dict[str, Any]) -> None:
+        """Refuse a call over the flood limits with Telegram's 429 (lock held)."""
+        chat_id = params.get("chat_id")
+        retry_after = self._flood.check(
+            method,
+            chat_id if isinstance(chat_id, int) and not isinstance(chat_id, bool) else None,
+            time.monotonic(),
+        )
+        if retry_after is not None:
+            raise _ApiError(
+                429, f"Too Many Requests: retry after {retry_after}", {"retry_after": retry_after}
+            )
 
     # ---------------------------------------------------------------- internals: API methods
     # Each runs with the lock held and returns the result or raises _ApiError.

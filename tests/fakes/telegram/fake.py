@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.fakes.telegram.answers import _DEFAULT_DESCRIPTIONS
 from tests.fakes.telegram.api import SUPPORTED_METHODS, _BotApi
+from tests.fakes.telegram.flood import FloodLimits, FloodState
 from tests.fakes.telegram.html import utf16_length
 from tests.fakes.telegram.markup import _callback_data_of
 from tests.fakes.telegram.records import Call, Delivery
@@ -49,6 +50,7 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         webhook_timeout: float = 10.0,
         strict_html_entities: bool = True,
         first_update_id: int = 1000,
+        flood_limits: FloodLimits | None = None,
     ) -> None:
         """Create the fake (not yet listening; see :meth:`start`).
 
@@ -60,6 +62,8 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
             webhook_timeout: Seconds to wait for the webhook receiver to answer.
             strict_html_entities: Reject an unescaped ``&`` in HTML text (see :func:`parse_html`).
             first_update_id: The ``update_id`` of the first injected update.
+            flood_limits: Enforce Telegram's flood control (429 with ``retry_after``); None (the
+                default) lets every call through. See :meth:`set_flood_limits`.
 
         Raises:
             ValueError: If the token has no numeric bot id.
@@ -78,6 +82,7 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         self._webhook_retry_delay = webhook_retry_delay
         self._webhook_timeout = webhook_timeout
         self._strict_html_entities = strict_html_entities
+        self._flood_limits = flood_limits
 
         self._cond = threading.Condition()
         self._server: _Server | None = None
@@ -372,6 +377,21 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         parameters = {"retry_after": retry_after} if retry_after is not None else None
         with self._cond:
             self._failures[canonical.lower()] = _Failure(error_code, description, parameters, times)
+
+    def set_flood_limits(self, limits: FloodLimits | None) -> None:
+        """Start (or, with None, stop) enforcing flood limits; counting starts afresh.
+
+        Args:
+            limits: The limits, e.g. ``FloodLimits()`` for Telegram's figures.
+        """
+        with self._cond:
+            self._flood_limits = limits
+            self._flood = FloodState(limits) if limits else None
+
+    def flood_refusals(self) -> int:
+        """How many calls flood control refused with 429 since it was set (or the last reset)."""
+        with self._cond:
+            return self._flood.refused if self._flood else 0
 
     # ---------------------------------------------------------------- test-side: inspection
 

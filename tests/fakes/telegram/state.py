@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.fakes.telegram.flood import FloodLimits, FloodState
 from tests.fakes.telegram.records import Call, Delivery
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class _FakeState:
     _waiting_polls: int
     _methods: dict[str, Callable[[dict[str, Any]], Any]]
     _canonical: dict[str, str]
+    _flood_limits: FloodLimits | None
 
     def _clear_state(self) -> None:
         """Forget everything except the update_id counter (callers hold the lock or own self)."""
@@ -68,6 +70,7 @@ class _FakeState:
         self._last_error: tuple[int, str] | None = None
         self._next_delivery_at = 0.0
         self._deliveries: list[Delivery] = []
+        self._flood = FloodState(self._flood_limits) if self._flood_limits else None
 
     # ---------------------------------------------------------------- internals: state helpers
 
