@@ -1,7 +1,8 @@
-"""``make bench`` / ``python -m bench [ingress|load] [options]``: the benchmarks.
+"""``make bench`` / ``python -m bench [ingress|load|burst] [options]``: the benchmarks.
 
 - ``ingress``: latency of ``POST /telegram/webhook`` (verify the secret, enqueue), no worker;
-- ``load``: the whole product under N closed-loop users (``bench/load.py``; ``--help``).
+- ``load``: the whole product under N closed-loop users (``bench/load.py``; ``--help``);
+- ``burst``: N users writing at the same moment with Telegram's flood limits on.
 
 With no argument both run with their defaults. Nothing here is part of ``make test``.
 """
@@ -24,6 +25,8 @@ def main() -> None:
         ingress.main()
     if not args or args[0] == "load":
         load.main(args[1:])
+    if not args or args[0] == "burst":
+        load.burst_main(args[1:])
 
 
 if __name__ == "__main__":

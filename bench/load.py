@@ -39,7 +39,7 @@ import requests
 from sqlalchemy import create_engine, make_url, text
 
 from shared.config import PROJECT_ROOT
-from tests.fakes.telegram import FakeTelegram
+from tests.fakes.telegram import FakeTelegram, FloodLimits
 from tests.support import free_port, stop_process, wait_until
 
 logger = logging.getLogger("bench.load")
@@ -61,6 +61,7 @@ class Result:
     p95_ms: float
     p99_ms: float
     overhead_p50_ms: float
+    first_text_p50_ms: float | None
     bot_api_calls_per_reply: float
     cpu_ms_per_reply: float
     cpu_ms_per_reply_by_process: dict[str, float] = field(default_factory=dict)
@@ -86,6 +87,8 @@ class Users:
         self.ids = range(FIRST_USER, FIRST_USER + count)
         self.sent_at: dict[int, float] = {}
         self.done: list[tuple[float, float]] = []  # (answered at, latency s)
+        self.first_text: list[tuple[float, float]] = []  # (first draft at, delay s)
+        self._drafted: set[int] = set()
         self.sent = 0
         self.running = True
         self._seen = 0
@@ -99,6 +102,7 @@ class Users:
         self._thread.start()
 
     def _send(self, user: int) -> None:
+        self._drafted.discard(user)
         self.sent_at[user] = time.time()
         self.sent += 1
         self.fake.inject_message(user, f"question {self.sent} from {user}", language_code="en")
@@ -109,6 +113,12 @@ class Users:
                 new = self.fake._calls[self._seen :]  # noqa: SLF001
                 self._seen += len(new)
             for call in new:
+                if call.method == "sendMessageDraft" and call.status == 200:
+                    chat = int(call.params.get("chat_id", 0))
+                    if chat in self.sent_at and chat not in self._drafted:
+                        self._drafted.add(chat)
+                        self.first_text.append((call.at, call.at - self.sent_at[chat]))
+                    continue
                 if call.method != "sendMessage" or call.status != 200:
                     continue
                 chat = int(call.params.get("chat_id", 0))
@@ -197,11 +207,15 @@ class Stack:
     def __enter__(self) -> Stack:
         """Start the fakes and ``make run``'s processes; put the bot in polling mode."""
         self.fake.start()
+        flood = getattr(self.args, "flood", False)
+        if flood:
+            self.fake.set_flood_limits(FloodLimits())
         llm_port = free_port()
         self.llm = subprocess.Popen(
             [str(Path(sys.executable).with_name("llmock")), "serve", "--host", "127.0.0.1",
              "--port", str(llm_port), "--tool-mode", "off", "--log-level", "warning",
-             "--latency-ms", str(int(self.args.llm_latency * 1000))],
+             "--latency-ms", str(int(self.args.llm_latency * 1000)),
+             "--stream-chunk-delay-ms", str(getattr(self.args, "llm_chunk_ms", 0))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         llm_url = f"http://127.0.0.1:{llm_port}"
@@ -222,6 +236,8 @@ class Stack:
             DATABASE_URL=self.database_url,
             LOG_LEVEL="WARNING",
         )
+        if not flood:  # Telegram's limits off at both ends: the bot paces chats, not the bot
+            env["TELEGRAM_GLOBAL_RATE"] = "0"
         if self.args.redis_url:
             env["REDIS_URL"] = self.args.redis_url
         for item in self.args.env or []:
@@ -241,6 +257,13 @@ class Stack:
             timeout=10,
         )
         response.raise_for_status()
+        streaming = getattr(self.args, "streaming", "on") == "on"
+        requests.patch(
+            f"{base}/admin/api/settings",
+            json={"streaming": streaming},
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+            timeout=10,
+        ).raise_for_status()
         self.fake.wait_for_polling(timeout=60)
         return self
 
@@ -327,6 +350,7 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         rss_load = _rss(stack.app.pid)
         users.running = False
         window = [lat for at, lat in list(users.done) if started <= at < ended]
+        first_text = [lat * 1000 for at, lat in list(users.first_text) if started <= at < ended]
         deadline = time.time() + args.drain
         while users.outstanding() and time.time() < deadline:
             time.sleep(0.2)
@@ -347,6 +371,7 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
             p95_ms=round(_percentile(latencies_ms, 0.95)),
             p99_ms=round(_percentile(latencies_ms, 0.99)),
             overhead_p50_ms=round(_percentile(latencies_ms, 0.5) - args.llm_latency * 1000),
+            first_text_p50_ms=round(_percentile(first_text, 0.5)) if first_text else None,
             bot_api_calls_per_reply=round(calls_in_window / max(replies, 1), 2),
             cpu_ms_per_reply=round(sum(cpu.values()), 2),
             cpu_ms_per_reply_by_process={k: round(v, 2) for k, v in sorted(cpu.items())},
@@ -363,6 +388,98 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         )
 
 
+@dataclass
+class BurstResult:
+    """The figures of one burst run."""
+
+    users: int
+    answered: int
+    answered_within_120_s: int
+    error_rows: int
+    first_answer_s: float
+    last_answer_s: float
+    sustained_replies_per_s: float
+    bot_api_calls: int
+    refused_429: int
+    refused_share: float
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+def run_burst(args: argparse.Namespace) -> BurstResult:
+    """N users write at the same moment with Telegram's flood limits on; count what arrives.
+
+    Args:
+        args: The command line (``--users`` is a single count here).
+
+    Returns:
+        The figures.
+    """
+    users_count = args.users[0]
+    args.flood = True
+    with Stack(args, args.databases[0]) as stack:
+        fake = stack.fake
+        started = time.time()
+        for user in range(FIRST_USER, FIRST_USER + users_count):
+            fake.inject_message(user, f"burst question from {user}", language_code="en")
+        deadline = started + args.window
+
+        def answers() -> dict[int, float]:
+            done: dict[int, float] = {}
+            for call in fake.calls("sendMessage"):
+                if call.ok and call.params.get("reply_markup"):
+                    done.setdefault(int(call.params["chat_id"]), call.at)
+            return done
+
+        while time.time() < deadline and len(answers()) < users_count:
+            time.sleep(0.5)
+        done = answers()
+        times = sorted(at - started for at in done.values())
+        calls = len(fake.calls())
+        refused = fake.flood_refusals()
+        statuses = stack.statuses()
+        span = (times[-1] - times[0]) if len(times) > 1 else 0.0
+        return BurstResult(
+            users=users_count,
+            answered=len(done),
+            answered_within_120_s=sum(1 for t in times if t <= 120),
+            error_rows=sum(n for status, n in statuses.items() if status != "ok"),
+            first_answer_s=round(times[0], 2) if times else 0.0,
+            last_answer_s=round(times[-1], 2) if times else 0.0,
+            sustained_replies_per_s=round((len(times) - 1) / span, 1) if span else 0.0,
+            bot_api_calls=calls,
+            refused_429=refused,
+            refused_share=round(refused / max(calls, 1), 4),
+            statuses=statuses,
+        )
+
+
+def burst_main(argv: list[str] | None = None) -> None:
+    """``python -m bench burst``: one burst of users with the flood limits on.
+
+    Args:
+        argv: The command line (``sys.argv[2:]`` when None).
+    """
+    parser = argparse.ArgumentParser(prog="python -m bench burst", description=run_burst.__doc__)
+    parser.add_argument("--users", type=int, nargs=1, default=[1000])
+    parser.add_argument("--databases", nargs=1, default=["sqlite"])
+    parser.add_argument("--window", type=float, default=180.0, help="seconds to wait for answers")
+    parser.add_argument("--llm-latency", type=float, default=1.0)
+    parser.add_argument("--redis-url", default=None)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    parser.add_argument("--root", type=Path, default=PROJECT_ROOT)
+    parser.add_argument("--python", type=Path, default=None)
+    parser.add_argument("--env", action="append")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    result = run_burst(args)
+    logger.info("burst: %s", json.dumps(asdict(result)))
+    if args.json:
+        args.json.write_text(json.dumps(asdict(result), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the load benchmark for each user count and database; log a table, write JSON.
 
@@ -375,7 +492,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=60.0)
-    parser.add_argument("--llm-latency", type=float, default=1.0)
+    parser.add_argument("--llm-latency", type=float, default=1.0, help="seconds to first token")
+    parser.add_argument(
+        "--llm-chunk-ms", type=int, default=0, help="ms between streamed chunks (llmock)"
+    )
+    parser.add_argument(
+        "--streaming", choices=("on", "off"), default="on", help="the streaming setting"
+    )
     parser.add_argument("--redis-url", default=None)
     parser.add_argument(
         "--postgres-url",
@@ -400,15 +523,16 @@ def main(argv: list[str] | None = None) -> None:
             results.append(result)
     header = (
         "| users | db | replies/s | p50 ms | p95 ms | p99 ms | overhead p50 ms | "
-        "Bot API calls/reply | CPU ms/reply (total; by process) | RSS MiB idle / load | "
-        "unanswered |"
+        "first text p50 ms | Bot API calls/reply | CPU ms/reply (total; by process) | "
+        "RSS MiB idle / load | unanswered |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * 12]
     for r in results:
         by_process = ", ".join(f"{k} {v}" for k, v in r.cpu_ms_per_reply_by_process.items())
         lines.append(
             f"| {r.users} | {r.database} | {r.replies_per_s} | {r.p50_ms} | {r.p95_ms} | "
-            f"{r.p99_ms} | {r.overhead_p50_ms} | {r.bot_api_calls_per_reply} | "
+            f"{r.p99_ms} | {r.overhead_p50_ms} | {r.first_text_p50_ms} | "
+            f"{r.bot_api_calls_per_reply} | "
             f"{r.cpu_ms_per_reply} ({by_process}) | {r.rss_mib_idle} / {r.rss_mib_load} | "
             f"{r.unanswered} of {r.sent} |"
         )

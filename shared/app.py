@@ -14,7 +14,16 @@ from flask import Flask
 
 from shared.config import Config
 from shared.db import configure_engine, engine_options
-from shared.extensions import celery_ext, cipher, db, llm, redis_store, runtime, telegram
+from shared.extensions import (
+    celery_ext,
+    cipher,
+    db,
+    generations,
+    llm,
+    redis_store,
+    runtime,
+    telegram,
+)
 
 
 def create_core_app(
@@ -65,4 +74,5 @@ def bind_extensions(app: Flask) -> None:
     runtime.init_app(app)
     telegram.init_app(app)
     llm.init_app(app)
+    generations.init_app(app)
     celery_ext.init_app(app)

@@ -30,7 +30,7 @@ UPDATES_QUEUE = "updates"
 LLM_QUEUE = "llm"
 
 #: The bot's commands (``/start`` …): handled on the fast queue, listed in Telegram's menu.
-BOT_COMMANDS = ("start", "help", "settings", "new")
+BOT_COMMANDS = ("start", "help", "settings", "new", "stop")
 
 #: Seconds between two sweeps for tasks of dead workers (at most a quarter of the visibility
 #: timeout), and how many tasks one sweep restores at most.

@@ -160,6 +160,10 @@ class Config:
             errors; the SDK's own retries are off, so this is the only retry loop.
         llm_retry_max_wait: Upper bound in seconds of one backoff wait (Retry-After included).
         llm_retry_deadline: Seconds after which a model's retries stop, whatever is left.
+        telegram_global_rate: Messages per second the bot sends in all (Telegram: about 30;
+            0 turns the global lane off, e.g. for a bot allowed paid broadcasts).
+        telegram_chat_rate: Messages per second into one private chat (Telegram: about 1).
+        telegram_group_rate: Messages per minute into one group (Telegram: 20).
     """
 
     env: str = "development"
@@ -190,6 +194,9 @@ class Config:
     llm_max_attempts: int = 4
     llm_retry_max_wait: float = 20.0
     llm_retry_deadline: float = 90.0
+    telegram_global_rate: float = 30.0
+    telegram_chat_rate: float = 1.0
+    telegram_group_rate: int = 20
 
     @property
     def is_production(self) -> bool:
@@ -276,4 +283,13 @@ class Config:
             llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),
             llm_retry_max_wait=_env_float(env, "LLM_RETRY_MAX_WAIT", defaults.llm_retry_max_wait),
             llm_retry_deadline=_env_float(env, "LLM_RETRY_DEADLINE", defaults.llm_retry_deadline),
+            telegram_global_rate=max(
+                0.0, _env_float(env, "TELEGRAM_GLOBAL_RATE", defaults.telegram_global_rate)
+            ),
+            telegram_chat_rate=max(
+                0.01, _env_float(env, "TELEGRAM_CHAT_RATE", defaults.telegram_chat_rate)
+            ),
+            telegram_group_rate=max(
+                1, _env_int(env, "TELEGRAM_GROUP_RATE", defaults.telegram_group_rate)
+            ),
         )

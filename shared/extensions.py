@@ -2,7 +2,8 @@
 
 These are the only module-level objects with state; each keeps its per-app state in
 ``app.extensions``. ``shared.app.create_core_app`` binds them all, eagerly, in dependency order
-(database → Redis → cipher → runtime settings → Telegram → LLM → Celery). Import them from here.
+(database → Redis → cipher → runtime settings → Telegram → LLM → generations → Celery).
+Import them from here.
 """
 
 from __future__ import annotations
@@ -13,13 +14,24 @@ from shared.llm import LLMGateway
 from shared.redis import RedisStore
 from shared.runtime import RuntimeSettings
 from shared.services.crypto import Cipher
+from shared.services.generations import Generations
 from shared.telegram.client import TelegramClient
 
 redis_store = RedisStore()
 cipher = Cipher()
 runtime = RuntimeSettings()
-telegram = TelegramClient(runtime)
+telegram = TelegramClient(runtime, redis_store)
 llm = LLMGateway()
+generations = Generations(redis_store)
 celery_ext = CeleryExt()
 
-__all__ = ["celery_ext", "cipher", "db", "llm", "redis_store", "runtime", "telegram"]
+__all__ = [
+    "celery_ext",
+    "cipher",
+    "db",
+    "generations",
+    "llm",
+    "redis_store",
+    "runtime",
+    "telegram",
+]

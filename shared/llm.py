@@ -6,6 +6,13 @@ see its docstring). Retries live here only: a call is retried on 429, 408/409, 5
 and connection errors, with exponential backoff and jitter that honours ``Retry-After``, bounded
 by attempts and by a deadline; then the model's fallback (if any) gets the same treatment.
 
+Every call streams (``stream: true`` with ``stream_options.include_usage``): the caller may watch
+the answer grow (:data:`OnText`, for live drafts) and may stop it (:class:`Cancel`, for /stop),
+which closes the connection so the provider stops generating. A stream that breaks, carries a
+corrupt chunk or ends without ``finish_reason`` is an error, retried or handed to the fallback
+like any other; a retried stream starts the text afresh (watchers get the new attempt's text,
+never the two glued together).
+
 Nothing here touches the database: callers pass :class:`ModelSpec` snapshots and release their
 DB session before calling, because an LLM call can take a minute.
 """
@@ -17,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -60,6 +68,49 @@ class Turn:
 
 class LLMError(RuntimeError):
     """The model(s) could not produce an answer. The message is for logs and admins only."""
+
+
+#: Called with the whole text of the current attempt each time it grows.
+OnText = Callable[[str], None]
+
+
+class Cancel:
+    """Stops a streaming call from another greenlet or thread (/stop).
+
+    :meth:`cancel` sets the flag and shuts the attached response's socket down, so a read
+    blocked on the provider returns at once and the connection is dropped (the provider stops
+    generating, and billing). The streaming loop checks the flag between chunks.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._response: urllib3.BaseHTTPResponse | None = None
+
+    def attach(self, response: urllib3.BaseHTTPResponse | None) -> None:
+        """The response being read now (None when the attempt is over)."""
+        self._response = response
+
+    def cancel(self) -> None:
+        """Stop the call: the flag, then the socket."""
+        self.cancelled = True
+        response = self._response
+        if response is not None:
+            try:
+                response.shutdown()
+            except Exception:  # noqa: BLE001 - already closed: nothing left to stop
+                logger.debug("stream already closed", exc_info=True)
+
+
+class GenerationStopped(Exception):
+    """The call was cancelled (:class:`Cancel`); ``text`` is what the model had written.
+
+    Args:
+        text: The text received before the stop.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__("generation stopped")
+        self.text = text
 
 
 @dataclass(frozen=True)
@@ -146,7 +197,7 @@ class ChatResult:
         model: The model that answered (the fallback, if the primary gave up).
         prompt_tokens: From the API's ``usage``.
         completion_tokens: From the API's ``usage``.
-        finish_reason: ``stop``, ``length``, …
+        finish_reason: ``stop``, ``length``, … (``stopped``: cancelled, ``text`` is partial)
         latency_ms: Time spent, retries and fallback included.
     """
 
@@ -222,6 +273,10 @@ class LLMTimeout(LLMConnectionError):
     """The endpoint did not answer in time (``LLM_TIMEOUT``)."""
 
 
+class LLMStreamError(LLMConnectionError):
+    """The stream broke: a corrupt chunk, or its end without ``finish_reason`` (retryable)."""
+
+
 class ChatEndpoint:
     """One OpenAI-compatible endpoint and key: ``POST {base_url}/chat/completions``.
 
@@ -247,28 +302,38 @@ class ChatEndpoint:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
 
-    def complete(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Ask for one completion.
+    def stream(
+        self,
+        params: dict[str, Any],
+        on_text: OnText | None = None,
+        cancel: Cancel | None = None,
+    ) -> dict[str, Any]:
+        """Ask for one completion, streamed; return it assembled.
 
         Args:
-            params: The request body (``model``, ``messages`` …).
+            params: The request body (``model``, ``messages`` …; ``stream`` is added).
+            on_text: Called with the text so far each time a chunk adds to it.
+            cancel: Set to stop the call (raises :class:`GenerationStopped`).
 
         Returns:
-            The completion object.
+            ``{"text", "finish_reason", "usage"}`` (``usage`` from the final chunk, or {}).
 
         Raises:
+            GenerationStopped: When cancelled; carries the text received so far.
             LLMHTTPError: On an HTTP error status.
-            LLMTimeout: When the answer takes longer than the timeout.
+            LLMTimeout: When a chunk takes longer than the timeout.
             LLMConnectionError: When the endpoint cannot be reached or the connection breaks.
-            LLMError: When the answer is not a completion with a choice.
+            LLMStreamError: On a corrupt chunk, or a stream ending without ``finish_reason``.
         """
+        body = {**params, "stream": True, "stream_options": {"include_usage": True}}
         try:
             response = self._pool.request(
                 "POST",
                 self._url,
-                body=json.dumps(params).encode(),
+                body=json.dumps(body).encode(),
                 headers=self._headers,
                 timeout=self._timeout,
+                preload_content=False,
             )
         except urllib3.exceptions.NewConnectionError as exc:  # before: it is a ConnectTimeout
             raise LLMConnectionError(f"cannot connect: {type(exc).__name__}") from exc
@@ -277,13 +342,76 @@ class ChatEndpoint:
         except urllib3.exceptions.HTTPError as exc:
             raise LLMConnectionError(f"connection failed: {type(exc).__name__}") from exc
         if response.status >= 400:
-            raise LLMHTTPError(response.status, _error_message(response), dict(response.headers))
+            error = LLMHTTPError(response.status, _error_message(response), dict(response.headers))
+            response.release_conn()
+            raise error
+        if cancel is not None:
+            cancel.attach(response)
         try:
-            completion = json.loads(response.data)
-            completion["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise LLMError("the API returned no usable choice") from exc
-        return completion
+            return _read_stream(response, on_text, cancel)
+        finally:
+            if cancel is not None:
+                cancel.attach(None)
+            response.release_conn()
+
+
+def _read_stream(
+    response: urllib3.BaseHTTPResponse, on_text: OnText | None, cancel: Cancel | None
+) -> dict[str, Any]:
+    """Assemble a Chat Completions event stream (``data: {...}`` lines, ``data: [DONE]``)."""
+    text = ""
+    finish_reason: str | None = None
+    usage: dict[str, Any] = {}
+    done = False
+    try:
+        for raw in _lines(response):
+            if cancel is not None and cancel.cancelled:
+                break
+            if not raw.startswith(b"data:"):
+                continue  # comments, event names, keep-alives
+            data = raw[5:].strip()
+            if data == b"[DONE]":
+                done = True
+                break
+            try:
+                chunk = json.loads(data)
+                choices = chunk.get("choices") or []
+                usage = chunk.get("usage") or usage
+                choice = choices[0] if choices else {}
+                delta = (choice.get("delta") or {}).get("content") or ""
+                finish_reason = choice.get("finish_reason") or finish_reason
+            except (ValueError, AttributeError, TypeError, IndexError) as exc:
+                raise LLMStreamError(f"corrupt stream chunk: {type(exc).__name__}") from exc
+            if delta:
+                text += delta
+                if on_text is not None:
+                    on_text(text)
+    except urllib3.exceptions.TimeoutError as exc:
+        if cancel is not None and cancel.cancelled:
+            raise GenerationStopped(text) from exc
+        raise LLMTimeout(f"stream stalled: {type(exc).__name__}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        if cancel is not None and cancel.cancelled:
+            raise GenerationStopped(text) from exc
+        raise LLMConnectionError(f"stream broke: {type(exc).__name__}") from exc
+    if cancel is not None and cancel.cancelled:
+        raise GenerationStopped(text)
+    if finish_reason is None:
+        ending = "" if done else " or [DONE]"
+        raise LLMStreamError(f"the stream ended without finish_reason{ending}")
+    return {"text": text, "finish_reason": finish_reason, "usage": usage}
+
+
+def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    """The response body's lines as they arrive (bytes, without line ends)."""
+    pending = b""
+    for block in response.stream(8192, decode_content=True):
+        pending += block
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
 
 
 def _error_message(response: urllib3.BaseHTTPResponse) -> str:
@@ -352,21 +480,35 @@ class LLMGateway:
             config.llm_timeout, max(POOL_MAXSIZE, config.worker_concurrency)
         )
 
-    def chat(self, spec: ModelSpec, messages: list[dict[str, str]]) -> ChatResult:
+    def chat(
+        self,
+        spec: ModelSpec,
+        messages: list[dict[str, str]],
+        *,
+        on_text: OnText | None = None,
+        cancel: Cancel | None = None,
+    ) -> ChatResult:
         """Ask a model (retries, then its fallback) with the current app's settings.
 
         Args:
             spec: The model to ask first.
             messages: The Chat Completions messages.
+            on_text: Watches the answer grow (see :func:`chat`).
+            cancel: Stops the call (see :func:`chat`).
 
         Returns:
-            The answer with usage.
+            The answer with usage (``finish_reason == "stopped"`` when cancelled).
 
         Raises:
             LLMError: When every model gave up.
         """
         return chat(
-            current_app.config["AI_ROUTER"], current_app.extensions["llm_clients"], spec, messages
+            current_app.config["AI_ROUTER"],
+            current_app.extensions["llm_clients"],
+            spec,
+            messages,
+            on_text=on_text,
+            cancel=cancel,
         )
 
 
@@ -428,26 +570,37 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def _call_once(
-    clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
+    clients: LLMClients,
+    spec: ModelSpec,
+    messages: list[dict[str, str]],
+    on_text: OnText | None,
+    cancel: Cancel | None,
 ) -> dict[str, Any]:
-    """One Chat Completions request to a model's endpoint.
+    """One streamed Chat Completions request to a model's endpoint.
 
     Returns:
-        The completion object.
+        ``{"text", "finish_reason", "usage"}``.
 
     Raises:
-        LLMHTTPError, LLMConnectionError, LLMError: See :meth:`ChatEndpoint.complete`.
+        GenerationStopped, LLMHTTPError, LLMConnectionError: See :meth:`ChatEndpoint.stream`.
     """
     params: dict[str, Any] = {"model": spec.model, "messages": messages}
     if spec.temperature is not None:
         params["temperature"] = spec.temperature
     if spec.max_tokens:
         params["max_tokens"] = spec.max_tokens
-    return clients.get(spec.base_url, spec.api_key).complete(params)
+    if cancel is not None and cancel.cancelled:
+        raise GenerationStopped("")
+    return clients.get(spec.base_url, spec.api_key).stream(params, on_text, cancel)
 
 
 def _call_with_retries(
-    config: Config, clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
+    config: Config,
+    clients: LLMClients,
+    spec: ModelSpec,
+    messages: list[dict[str, str]],
+    on_text: OnText | None,
+    cancel: Cancel | None,
 ) -> dict[str, Any]:
     retrying = Retrying(
         stop=stop_after_attempt(config.llm_max_attempts)
@@ -457,11 +610,17 @@ def _call_with_retries(
         before_sleep=_log_retry,
         reraise=True,
     )
-    return retrying(_call_once, clients, spec, messages)
+    return retrying(_call_once, clients, spec, messages, on_text, cancel)
 
 
 def chat(
-    config: Config, clients: LLMClients, spec: ModelSpec, messages: list[dict[str, str]]
+    config: Config,
+    clients: LLMClients,
+    spec: ModelSpec,
+    messages: list[dict[str, str]],
+    *,
+    on_text: OnText | None = None,
+    cancel: Cancel | None = None,
 ) -> ChatResult:
     """Get one answer: the model with retries, then its fallback with retries.
 
@@ -470,6 +629,10 @@ def chat(
         clients: The process's client cache.
         spec: The model to ask first.
         messages: The Chat Completions messages.
+        on_text: Called with the text of the current attempt as it grows (a retry or the
+            fallback starts from an empty text again).
+        cancel: When cancelled, the call stops at once (the connection is closed) and the
+            answer is what was written so far, with ``finish_reason == "stopped"``.
 
     Returns:
         The answer with usage.
@@ -482,20 +645,31 @@ def chat(
     candidate: ModelSpec | None = spec
     while candidate is not None:
         try:
-            completion = _call_with_retries(config, clients, candidate, messages)
+            completion = _call_with_retries(config, clients, candidate, messages, on_text, cancel)
+        except GenerationStopped as stopped:
+            logger.info(
+                "LLM generation stopped model=%s chars=%s", candidate.name, len(stopped.text)
+            )
+            return ChatResult(
+                text=stopped.text,
+                model=candidate,
+                prompt_tokens=None,
+                completion_tokens=None,
+                finish_reason="stopped",
+                latency_ms=int((time.monotonic() - started) * 1000),
+            )
         except (LLMHTTPError, LLMConnectionError, LLMError) as exc:
             errors.append(f"{candidate.name}: {describe_error(exc)}")
             logger.warning("LLM model gave up model=%s error=%s", candidate.name, errors[-1])
             candidate = candidate.fallback
             continue
-        usage = completion.get("usage") or {}
-        choice = completion["choices"][0]
+        usage = completion["usage"]
         return ChatResult(
-            text=choice["message"].get("content") or "",
+            text=completion["text"],
             model=candidate,
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=completion["finish_reason"],
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     raise LLMError("; ".join(errors))

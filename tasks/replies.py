@@ -2,7 +2,8 @@
 
 The task logs the request, and settles its chat's queue unless another task already does
 (``shared.services.conversation``). ``tasks.replies.generate_reply`` settles the chat of a
-logged row; it remains for rows queued by earlier versions.
+logged row: a reply held back by Telegram's flood limits is sent by it later (a countdown
+task, so no worker slot waits), and rows queued by earlier versions come through it too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from celery import shared_task
 
 from shared.db import db
 from shared.models import Request
-from shared.services.conversation import RowFailed, give_up, handle_text, work_chat
+from shared.services.conversation import (
+    ReplyDeferred,
+    RowFailed,
+    give_up,
+    handle_text,
+    work_chat,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ def answer_text(self, update: dict) -> None:
     """
     try:
         handle_text(update)
+    except ReplyDeferred as exc:
+        _defer(exc)
     except RowFailed as exc:
         _retry_or_give_up(self, exc.request_id, exc.cause)
     except Exception as exc:  # intake itself failed (database busy…): nothing was logged
@@ -44,7 +53,7 @@ def answer_text(self, update: dict) -> None:
 
 @shared_task(name="tasks.replies.generate_reply", bind=True, max_retries=MAX_FAILURES)
 def generate_reply(self, message_id: int) -> None:
-    """Settle the chat of a logged row (rows queued by earlier versions).
+    """Settle the chat of a logged row (a deferred reply, or a row queued by an earlier version).
 
     Args:
         self: The bound task.
@@ -57,8 +66,16 @@ def generate_reply(self, message_id: int) -> None:
         return
     try:
         work_chat(chat_id)
+    except ReplyDeferred as exc:
+        _defer(exc)
     except RowFailed as exc:
         _retry_or_give_up(self, exc.request_id, exc.cause)
+
+
+def _defer(deferred: ReplyDeferred) -> None:
+    """Settle the row's chat again once the pacer has room (a new task, not a retry)."""
+    logger.info("reply deferred request_id=%s by %.1f s", deferred.request_id, deferred.wait)
+    generate_reply.apply_async((deferred.request_id,), countdown=deferred.wait)
 
 
 def _retry_or_give_up(task, request_id: int, cause: BaseException) -> None:

@@ -12,7 +12,7 @@ from celery import shared_task
 
 from bot.dispatcher import dispatch
 from shared.services.updates import claim_update, finish_update, release_update
-from shared.telegram.client import BotNotConfigured
+from shared.telegram.client import BotNotConfigured, SendDeferred
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def process_update(self, update: dict) -> None:
     """Dispatch an update to its handler, once per ``update_id``.
 
     A failure releases the claim and retries with backoff, so a transient Telegram or database
-    error does not lose the update; a redelivered update that was fully handled is skipped.
+    error does not lose the update; a redelivered update that was fully handled is skipped. A
+    reply held back by the flood limits runs the update again when the pacer has room.
 
     Args:
         self: The bound task.
@@ -38,6 +39,10 @@ def process_update(self, update: dict) -> None:
             finish_update(update_id)
     except BotNotConfigured:
         logger.error("update dropped: no bot token is configured update_id=%s", update_id)
+    except SendDeferred as exc:  # flood limits: not a failure, try again when there is room
+        if update_id is not None:
+            release_update(update_id)
+        raise self.retry(exc=exc, countdown=exc.wait, max_retries=None) from exc
     except Exception as exc:
         if update_id is not None:
             release_update(update_id)

@@ -36,6 +36,7 @@ def register_handlers(bot: TeleBot) -> None:
     bot.register_message_handler(commands.help_, commands=["help"])
     bot.register_message_handler(settings.show, commands=["settings"])
     bot.register_message_handler(dialog.new_command, commands=["new"])
+    bot.register_message_handler(dialog.stop_command, commands=["stop"])
     bot.register_message_handler(dialog.text, content_types=["text"])
     bot.register_message_handler(dialog.non_text, content_types=dialog.NON_TEXT)
     bot.register_callback_query_handler(dialog.new_button, func=lambda q: q.data == NEW_DIALOG)

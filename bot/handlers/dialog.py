@@ -1,4 +1,4 @@
-"""``/new`` and the «Начать новый диалог» button, text that reached the fast queue, non-text."""
+"""``/new`` and «Начать новый диалог», ``/stop``, text that reached the fast queue, non-text."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from telebot.types import CallbackQuery, Message
 from bot.middleware import Outbox
 from shared.celery_setup import TEXT_TASK, enqueue
 from shared.models import User
+from shared.services.conversation import stop_chat
 from shared.services.dialogs import end_dialog
 from shared.telegram.texts import t
 
@@ -34,6 +35,12 @@ def new_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None
     out.toast(query.id, t("new_dialog_toast", lang))
     if query.message is not None:
         out.send(query.message.chat.id, t("new_dialog", lang))
+
+
+def stop_command(message: Message, lang: str, out: Outbox) -> None:
+    """End the answer being written; what was written arrives as the answer (``stopped``)."""
+    if not stop_chat(message.chat.id):
+        out.send(message.chat.id, t("nothing_to_stop", lang))
 
 
 def text(message: Message) -> None:

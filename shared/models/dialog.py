@@ -65,12 +65,16 @@ class Dialog(db.Model):
 
 
 class RequestStatus(enum.StrEnum):
-    """Where a request stands: ``pending`` until answered, then ``ok``, ``error`` or ``denied``."""
+    """Where a request stands: ``pending`` until answered, then ``ok``, ``error``, ``denied``.
+
+    ``stopped``: the user stopped the generation (/stop); what was written so far is the answer.
+    """
 
     PENDING = "pending"
     OK = "ok"
     ERROR = "error"
     DENIED = "denied"
+    STOPPED = "stopped"
 
 
 class ErrorKind(enum.StrEnum):

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import db
@@ -29,7 +29,9 @@ class User(db.Model):
     """A person known by their Telegram id.
 
     Invariants: ``telegram_id`` is unique; ``daily_request_limit`` None means the default limit;
-    ``mode``/``model`` None mean the defaults chosen in the settings.
+    ``mode``/``model`` None mean the defaults chosen in the settings; ``reachable`` is False
+    from Telegram's 403 ("bot was blocked by the user", "user is deactivated") until the user
+    writes again — nothing is sent to them meanwhile.
     """
 
     __tablename__ = "users"
@@ -49,6 +51,9 @@ class User(db.Model):
     note: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reachable: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=true()
+    )
 
     mode: Mapped[Mode | None] = relationship(lazy="joined")
     model: Mapped[LLMModel | None] = relationship(lazy="joined")

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from shared.db import db
 from shared.models import LLMModel, Mode
 from shared.services.catalog import make_default
-from shared.services.settings import get_int_setting, get_setting, is_set, set_setting
+from shared.services.settings import OFF, ON, get_int_setting, get_setting, is_set, set_setting
 
 
 class UnknownObject(ValueError):
@@ -21,7 +21,7 @@ def current_settings() -> dict[str, Any]:
 
     Returns:
         ``telegram_bot_token_set``, ``webhook_url``, ``registration``, ``default_model_id``,
-        ``default_mode_id``, ``default_daily_limit``.
+        ``default_mode_id``, ``default_daily_limit``, ``streaming``.
     """
     model = db.session.scalar(select(LLMModel).where(LLMModel.is_default))
     mode = db.session.scalar(select(Mode).where(Mode.is_default))
@@ -32,6 +32,7 @@ def current_settings() -> dict[str, Any]:
         "default_model_id": model.id if model else None,
         "default_mode_id": mode.id if mode else None,
         "default_daily_limit": get_int_setting("default_daily_limit"),
+        "streaming": get_setting("streaming") == ON,
     }
 
 
@@ -59,5 +60,7 @@ def update_settings(values: dict[str, Any]) -> None:
             raise UnknownObject(f"{key}: no such object")
         make_default(obj)
     for key, value in values.items():
+        if isinstance(value, bool):
+            value = ON if value else OFF
         set_setting(key, None if value is None else str(value))
     db.session.flush()

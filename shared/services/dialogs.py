@@ -234,7 +234,8 @@ def log_request(
 def history(dialog_id: int, number: int) -> list[Turn]:
     """The answered turns of a dialog before request ``number``, oldest first.
 
-    Only ``ok`` rows count: refused or failed requests are not part of the conversation.
+    Only ``ok`` and ``stopped`` rows count (a stopped answer is what the user saw): refused or
+    failed requests are not part of the conversation.
 
     Args:
         dialog_id: The dialog.
@@ -250,7 +251,7 @@ def history(dialog_id: int, number: int) -> list[Turn]:
             .where(
                 _REQUESTS.c.dialog_id == dialog_id,
                 _REQUESTS.c.number < number,
-                _REQUESTS.c.status == RequestStatus.OK,
+                _REQUESTS.c.status.in_((RequestStatus.OK, RequestStatus.STOPPED)),
             )
             .order_by(_REQUESTS.c.number)
         )
@@ -261,6 +262,9 @@ def history(dialog_id: int, number: int) -> list[Turn]:
 
 def record_answer(request_id: int, result: ChatResult) -> bool:
     """Record the LLM's answer with usage and cost, if the row is still pending.
+
+    An answer stopped by the user (``finish_reason == "stopped"``) is recorded as ``stopped``
+    with what was written.
 
     One UPDATE, no read: the hot path of every answer.
 
@@ -279,7 +283,9 @@ def record_answer(request_id: int, result: ChatResult) -> bool:
             "pending": RequestStatus.PENDING,
             "response_text": result.text,
             "response_at": utcnow(),
-            "status": RequestStatus.OK,
+            "status": (
+                RequestStatus.STOPPED if result.finish_reason == "stopped" else RequestStatus.OK
+            ),
             "model_id": model.id,
             "model_name": model.name,
             "prompt_tokens": result.prompt_tokens,

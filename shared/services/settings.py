@@ -35,6 +35,9 @@ class SettingSpec:
     default: str | None = None
 
 
+#: Values of the boolean settings (stored as text).
+ON, OFF = "true", "false"
+
 REGISTRATION_OPEN = "open"
 REGISTRATION_APPROVAL = "approval"
 
@@ -46,6 +49,8 @@ SETTINGS: dict[str, SettingSpec] = {
         choices=(REGISTRATION_OPEN, REGISTRATION_APPROVAL), default=REGISTRATION_OPEN
     ),
     "default_daily_limit": SettingSpec(),
+    # private-chat users see the answer grow (sendMessageDraft) while the LLM writes
+    "streaming": SettingSpec(choices=(ON, OFF), default=ON),
 }
 
 

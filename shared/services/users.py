@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
-from shared.extensions import runtime
+from shared.extensions import runtime, telegram
 from shared.models import ErrorKind, LLMModel, Mode, User, UserStatus
 from shared.models.types import utcnow
 from shared.runtime import Snapshot
@@ -75,6 +75,7 @@ _FIND_USER = select(
     _USERS.c.last_name,
     _USERS.c.language_code,
     _USERS.c.last_seen_at,
+    _USERS.c.reachable,
 ).where(_USERS.c.telegram_id == bindparam("tid"))
 #: Profile fields refreshed from Telegram's ``User`` object (kept when Telegram omits them).
 PROFILE_FIELDS = ("username", "first_name", "last_name", "language_code")
@@ -87,7 +88,8 @@ def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None
     ``approval`` → pending. Safe under concurrency: when two updates of a new user race, the
     loser of the insert reads the winner's row. Writes only what changed: the profile when
     Telegram reports something new, ``last_seen_at`` at most once per
-    :data:`LAST_SEEN_RESOLUTION`.
+    :data:`LAST_SEEN_RESOLUTION`. A user marked unreachable (they had blocked the bot) is
+    reachable again: writing to the bot is the proof.
 
     Args:
         tg_user: Telegram's ``User`` object as a dict (``id``, ``username``, ``first_name``, …).
@@ -109,6 +111,10 @@ def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None
     }
     if row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
         changes["last_seen_at"] = now  # activity to the minute: no UPDATE for every message
+    if not row.reachable:
+        changes["reachable"] = True
+        telegram.pacer.set_reachable(telegram_id, True)
+        logger.info("user reachable again telegram_id=%s", telegram_id)
     if changes:
         conn.execute(update(_USERS).where(_USERS.c.id == row.id).values(**changes))
     return Sender(
@@ -140,6 +146,24 @@ def _insert_user(tg_user: dict[str, Any], snapshot: Snapshot, now: datetime) -> 
     except IntegrityError:
         logger.info("user registered concurrently telegram_id=%s", telegram_id)
     return db.session.connection().execute(_FIND_USER, {"tid": telegram_id}).one()
+
+
+def mark_unreachable(chat_id: int, reason: str) -> None:
+    """Telegram refused a private chat for good (403): send nothing more until the user writes.
+
+    Marks the user ``reachable: false`` (the caller commits) and closes the chat in the pacer
+    for every worker at once.
+
+    Args:
+        chat_id: The private chat (= the user's Telegram id); groups are left alone.
+        reason: Telegram's description, for the log.
+    """
+    telegram.pacer.set_reachable(chat_id, False)
+    if chat_id > 0:
+        db.session.execute(
+            update(_USERS).where(_USERS.c.telegram_id == chat_id).values(reachable=False)
+        )
+    logger.warning("chat unreachable chat_id=%s: %s", chat_id, reason)
 
 
 def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> User:

@@ -10,14 +10,20 @@ provides the types (keyboards, ``CallbackData``, parsing updates in the worker's
 its ``ApiTelegramException``, which every failed call raises.
 
 The token comes from the in-memory runtime snapshot (decrypted once per change, see
-``shared.runtime``). Every call goes through :meth:`TelegramClient.call`, which waits out 429
-(``retry_after``), 5xx and network errors a few times.
+``shared.runtime``). Every call goes through :meth:`TelegramClient.call`, which retries 5xx and
+network errors a few times. A call that sends or changes a message in a chat (:data:`PACED`)
+first books its slot with the Redis-backed pacer shared by every process
+(``shared.telegram.pacer``); its 429 closes the chat's lane for every worker and the call books
+again, so ``retry_after`` is honoured everywhere at once. An answer whose slot is far away raises
+:class:`SendDeferred` instead of holding its worker slot; drafts and "typing…" are skipped when
+there is no spare room.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -30,8 +36,10 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import InlineKeyboardMarkup
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from shared.redis import RedisStore
 from shared.runtime import RuntimeSettings
 from shared.telegram.formatting import split_markdown, to_telegram_html
+from shared.telegram.pacer import PaceLimits, Pacer, Priority, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,47 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 #: Seconds to connect, and to wait for an answer of an ordinary call.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
+#: Methods that send or change a message in a chat: they go through the pacer.
+PACED = frozenset(
+    {
+        "sendMessage",
+        "editMessageText",
+        "editMessageReplyMarkup",
+        "sendMessageDraft",
+        "sendChatAction",
+        "sendPhoto",
+        "sendDocument",
+        "sendInvoice",
+    }
+)
+#: The longest wait for a lane an answer spends inside its task; a later slot defers the send.
+HORIZON = 10.0
+#: 429s one paced call accepts (each closes the lane and books again) before it is deferred.
+MAX_REFUSALS = 5
+
+
+class SendDeferred(RuntimeError):
+    """An answer's slot is further away than :data:`HORIZON`: send it later, from a new task.
+
+    Args:
+        wait: Seconds until the lanes have room.
+    """
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"send deferred by {wait:.1f} s (flood limits)")
+        self.wait = wait
+
+
+class ChatUnreachable(RuntimeError):
+    """The chat does not take messages (the user blocked the bot): nothing is sent to it.
+
+    Args:
+        chat_id: The chat.
+    """
+
+    def __init__(self, chat_id: int) -> None:
+        super().__init__(f"chat {chat_id} is unreachable (the bot was blocked)")
+        self.chat_id = chat_id
 
 
 class BotNotConfigured(RuntimeError):
@@ -63,12 +112,16 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, BotApiUnavailable)
 
 
+def retry_after(exc: ApiTelegramException) -> float:
+    """Telegram's ``parameters.retry_after`` of a 429 (1 s when missing)."""
+    return float((exc.result_json or {}).get("parameters", {}).get("retry_after", 1))
+
+
 def _wait(state: RetryCallState) -> float:
     """Seconds before the next attempt: Telegram's ``retry_after``, else a short backoff."""
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, ApiTelegramException) and exc.error_code == 429:
-        retry_after = (exc.result_json or {}).get("parameters", {}).get("retry_after", 1)
-        return min(float(retry_after), MAX_RETRY_AFTER)
+        return min(retry_after(exc), MAX_RETRY_AFTER)
     return min(0.5 * 2 ** (state.attempt_number - 1), 5.0)
 
 
@@ -136,10 +189,12 @@ def _markup(markup: InlineKeyboardMarkup | None) -> dict[str, Any] | None:
 
 @dataclass
 class _State:
-    """Per-app state: where the Bot API is and the session to reach it."""
+    """Per-app state: where the Bot API is, the session to reach it, and the pacer."""
 
     base_url: str
     pool: urllib3.PoolManager
+    pacer: Pacer
+    drafts_supported: bool = True
 
 
 class TelegramClient:
@@ -147,10 +202,12 @@ class TelegramClient:
 
     Args:
         runtime: The runtime settings extension the token is read from.
+        redis: The Redis extension the pacer keeps its lanes in.
     """
 
-    def __init__(self, runtime: RuntimeSettings) -> None:
+    def __init__(self, runtime: RuntimeSettings, redis: RedisStore) -> None:
         self._runtime = runtime
+        self._redis = redis
 
     def init_app(self, app: Flask) -> None:
         """Keep the app's Bot API base URL and open no connection yet.
@@ -158,8 +215,22 @@ class TelegramClient:
         Args:
             app: The Flask app (its runtime settings must be bound too).
         """
-        base_url = app.config["AI_ROUTER"].telegram_api_url
-        app.extensions["telegram"] = _State(base_url=base_url, pool=_pool(base_url))
+        config = app.config["AI_ROUTER"]
+        limits = PaceLimits(
+            global_per_second=config.telegram_global_rate,
+            chat_per_second=config.telegram_chat_rate,
+            group_per_minute=config.telegram_group_rate,
+        )
+        app.extensions["telegram"] = _State(
+            base_url=config.telegram_api_url,
+            pool=_pool(config.telegram_api_url),
+            pacer=Pacer(self._redis, limits),
+        )
+
+    @property
+    def pacer(self) -> Pacer:
+        """The current app's pacer."""
+        return current_app.extensions["telegram"].pacer
 
     def token(self) -> str:
         """The bot token from the runtime settings.
@@ -216,21 +287,74 @@ class TelegramClient:
             raise ApiTelegramException(method, response, answer)
         return answer.get("result")
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Make a Bot API call with the retries of :func:`call_with_retries`.
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        priority: Priority = Priority.ANSWER,
+    ) -> Any:
+        """Make a Bot API call: paced when it sends into a chat, retried on 5xx and network errors.
 
         Args:
             method: The Bot API method.
             params: Its parameters.
+            priority: For a paced call: an answer waits for its slot, a draft or "typing…" is
+                skipped when there is no spare room.
 
         Returns:
-            The call's ``result``.
+            The call's ``result``; None for a draft or "typing…" that was skipped or failed
+            (they are never retried).
 
         Raises:
             BotNotConfigured: When no token is set.
+            SendDeferred: When an answer's slot is further away than :data:`HORIZON`.
+            ChatUnreachable: When the chat is marked unreachable (nothing was sent).
             ApiTelegramException: On a non-retryable error, or when attempts run out.
         """
-        return call_with_retries(self.request, method, params)
+        chat_id = (params or {}).get("chat_id")
+        if method not in PACED or not isinstance(chat_id, int):
+            return call_with_retries(self.request, method, params)
+        if priority == Priority.ANSWER:
+            return call_with_retries(self._paced, method, params, chat_id, priority)
+        try:  # a draft or "typing…": one attempt, a failure is only a missed preview
+            return self._paced(method, params or {}, chat_id, priority)
+        except BotApiUnavailable:
+            return None
+        except ApiTelegramException as exc:
+            if exc.error_code >= 500:
+                return None
+            raise
+
+    def _paced(self, method: str, params: dict[str, Any], chat_id: int, priority: Priority) -> Any:
+        """One paced call: book a slot, wait for it, send; a 429 closes the lane and books again."""
+        pacer = self.pacer
+        for _ in range(MAX_REFUSALS):
+            slot = pacer.acquire(chat_id, priority, HORIZON)
+            if slot.verdict is Verdict.UNREACHABLE:
+                raise ChatUnreachable(chat_id)
+            if slot.verdict is Verdict.SKIP:
+                return None
+            if slot.verdict is Verdict.BEYOND:
+                raise SendDeferred(slot.wait)
+            if slot.wait > 0:
+                time.sleep(slot.wait)
+                if pacer.closed_for(chat_id) > 0:
+                    continue  # a 429 closed the lane while this call waited: book again
+            try:
+                return self.request(method, params)
+            except ApiTelegramException as exc:
+                if exc.error_code != 429:
+                    raise
+                wait = retry_after(exc)
+                storm = pacer.close(chat_id, wait)
+                logger.warning(
+                    "telegram 429 method=%s chat_id=%s retry_after=%s global=%s",
+                    method, chat_id, wait, storm,
+                )  # fmt: skip
+                if priority != Priority.ANSWER:
+                    return None
+        raise SendDeferred(pacer.closed_for(chat_id) or 1.0)
 
     # -- the calls the product makes -------------------------------------------------------------
     def send_message(
@@ -263,6 +387,42 @@ class TelegramClient:
             },
         )
 
+    def send_message_draft(self, chat_id: int, draft_id: int, text: str) -> bool:
+        """Show a growing answer in a private chat (Bot API 9.5 ``sendMessageDraft``).
+
+        Drafts are previews: never waited for (skipped when the chat's or the bot's lane has
+        no spare room), and turned off for the process when the Bot API does not know the
+        method (an older self-hosted server), so the caller falls back to "typing…".
+
+        Args:
+            chat_id: The private chat.
+            draft_id: Non-zero; the same id for every update of one answer (animated).
+            text: The text so far (plain; at most 4096 characters).
+
+        Returns:
+            Whether the draft was shown (False: skipped, or drafts are unsupported).
+
+        Raises:
+            ChatUnreachable: When the chat is marked unreachable.
+        """
+        state: _State = current_app.extensions["telegram"]
+        if not state.drafts_supported:
+            return False
+        try:
+            shown = self.call(
+                "sendMessageDraft",
+                {"chat_id": chat_id, "draft_id": draft_id, "text": text},
+                priority=Priority.DRAFT,
+            )
+        except ApiTelegramException as exc:
+            description = (exc.description or "").lower()
+            if exc.error_code == 404 or "method not found" in description:
+                state.drafts_supported = False
+                logger.warning("the Bot API has no sendMessageDraft; answers show typing only")
+                return False
+            raise
+        return shown is not None
+
     def answer_callback_query(self, query_id: str, text: str | None = None) -> Any:
         """Answer a button press (the toast)."""
         return self.call("answerCallbackQuery", {"callback_query_id": query_id, "text": text})
@@ -286,8 +446,14 @@ class TelegramClient:
         )
 
     def send_chat_action(self, chat_id: int, action: str = "typing") -> Any:
-        """Show "typing…" (or another action) in a chat for a few seconds."""
-        return self.call("sendChatAction", {"chat_id": chat_id, "action": action})
+        """Show "typing…" (or another action) for a few seconds, when the lanes have room.
+
+        Skipped (None) when the chat's or the bot's lane is busy, or when the chat was shown an
+        action less than 5 s ago.
+        """
+        return self.call(
+            "sendChatAction", {"chat_id": chat_id, "action": action}, priority=Priority.TYPING
+        )
 
     def get_webhook_info(self) -> dict[str, Any]:
         """Telegram's view of the webhook (``url``, ``pending_update_count``, last error)."""

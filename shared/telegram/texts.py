@@ -27,13 +27,15 @@ TEXTS: dict[str, dict[str, str]] = {
         "/start — начало работы\n"
         "/help — эта справка\n"
         "/settings — режим ответа и модель\n"
-        "/new — начать новый диалог\n\n"
+        "/new — начать новый диалог\n"
+        "/stop — остановить ответ, который я пишу\n\n"
         "Пишите вопросы обычным текстом: в рамках диалога я помню предыдущие сообщения.",
         EN: "Commands:\n"
         "/start — get started\n"
         "/help — this help\n"
         "/settings — answer mode and model\n"
-        "/new — start a new dialog\n\n"
+        "/new — start a new dialog\n"
+        "/stop — stop the answer I am writing\n\n"
         "Write your questions as plain text: within a dialog I remember earlier messages.",
     },
     "settings": {
@@ -74,6 +76,12 @@ TEXTS: dict[str, dict[str, str]] = {
         RU: "Пока я понимаю только текстовые сообщения.",
         EN: "For now I understand text messages only.",
     },
+    "stopped": {RU: "⏹ Остановлено", EN: "⏹ Stopped"},
+    "nothing_to_stop": {
+        RU: "Сейчас нечего останавливать: я ничего не пишу.",
+        EN: "There is nothing to stop: I am not writing anything right now.",
+    },
+    "command_stop": {RU: "Остановить ответ", EN: "Stop the answer"},
     "command_start": {RU: "Начало работы", EN: "Get started"},
     "command_help": {RU: "Справка", EN: "Help"},
     "command_settings": {RU: "Режим и модель", EN: "Mode and model"},

@@ -42,10 +42,10 @@ def test_start_registers_and_greets_in_russian(conversation: Conversation) -> No
 
 
 def test_help_lists_commands_in_english(conversation: Conversation) -> None:
-    """/help lists /start, /help, /settings, /new in the user's language."""
+    """/help lists /start, /help, /settings, /new, /stop in the user's language."""
     conversation.say(ALICE, "/help", language_code="en")
     (reply,) = conversation.sent(ALICE)
-    for command in ("/start", "/help", "/settings", "/new"):
+    for command in ("/start", "/help", "/settings", "/new", "/stop"):
         assert command in _text(reply)
     assert "Commands" in _text(reply)
 

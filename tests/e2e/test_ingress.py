@@ -127,6 +127,7 @@ def test_polling_listener_brings_messages_to_the_bot(
         "help",
         "settings",
         "new",
+        "stop",
     ]
 
     def running() -> dict | None:

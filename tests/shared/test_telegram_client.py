@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +14,7 @@ from shared.app import create_core_app
 from shared.db import db
 from shared.extensions import telegram
 from shared.services.settings import set_setting
-from shared.telegram.client import BotNotConfigured, answer_parts
+from shared.telegram.client import BotNotConfigured, SendDeferred, answer_parts
 from tests.fakes.telegram import FakeTelegram
 
 CHAT = 777
@@ -94,3 +95,39 @@ def test_each_app_keeps_its_own_bot_api_url(app: Flask, ctx: FakeTelegram) -> No
     create_core_app(other_config)
     telegram.send_message(CHAT, "still here")
     assert ctx.messages(CHAT)[-1]["text"] == "still here"
+
+
+def test_a_429_closes_the_chat_lane_for_every_worker(ctx: FakeTelegram) -> None:
+    """The 429's retry_after is written to the shared pacer; the message still arrives once."""
+    ctx.fail_next("sendMessage", error_code=429, retry_after=2)
+    telegram.send_message(CHAT, "after the pause")
+    calls = ctx.calls("sendMessage")
+    assert [c.status for c in calls] == [429, 200]
+    assert calls[1].at - calls[0].at >= 1.9, "the retry waited for the lane to open"
+
+
+def test_an_answer_far_from_its_slot_is_deferred_not_sent(ctx: FakeTelegram) -> None:
+    """A lane closed beyond the horizon: SendDeferred, and nothing reached Telegram."""
+    telegram.pacer.close(CHAT, 60)
+    with pytest.raises(SendDeferred) as caught:
+        telegram.send_message(CHAT, "later")
+    assert caught.value.wait > 50
+    assert ctx.calls("sendMessage") == []
+
+
+def test_drafts_are_skipped_not_queued_and_turn_off_without_the_method(
+    app: Flask, ctx: FakeTelegram
+) -> None:
+    """A draft goes when there is room, is skipped when there is none, and a 404 stops them."""
+    assert telegram.send_message_draft(CHAT, 5, "first") is True
+    assert telegram.send_message_draft(CHAT, 5, "second") is False  # the last token is the final's
+    assert telegram.send_message(CHAT, "final") and len(ctx.drafts(CHAT)) == 1
+    ctx.fail_next("sendMessageDraft", error_code=404, description="Not Found")
+    ctx.inject_message(CHAT + 1, "hi")
+    time.sleep(0.2)  # the bot-wide bucket of the first draft and the final is over
+    try:
+        assert telegram.send_message_draft(CHAT + 1, 6, "x") is False
+        assert telegram.send_message_draft(CHAT + 2, 7, "y") is False
+        assert len(ctx.calls("sendMessageDraft")) == 2, "no call once drafts are known missing"
+    finally:
+        app.extensions["telegram"].drafts_supported = True

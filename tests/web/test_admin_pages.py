@@ -132,6 +132,7 @@ def test_settings_form_and_bot_buttons(admin, app: Flask) -> None:
     with app.app_context():
         assert get_setting("telegram_bot_token") == "42:SECRET"
         assert get_setting("registration") == "approval"
+        assert get_setting("streaming") == "false", "the unticked box turns streaming off"
 
     token = _csrf(admin, "/admin/bot/")
     page = admin.post("/admin/bot/webhook", data={"csrf_token": token}, follow_redirects=True).text

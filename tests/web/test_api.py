@@ -13,6 +13,7 @@ from shared.db import db
 from shared.models import Dialog, Request, RequestStatus, Setting, User
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import seed_catalog
+from shared.services.settings import get_setting
 from tests.support import ADMIN_API_TOKEN
 
 AUTH = {"Authorization": f"Bearer {ADMIN_API_TOKEN}"}
@@ -172,6 +173,16 @@ def test_settings_token_is_write_only(api, app: Flask) -> None:
         assert "123:ABC" not in db.session.get(Setting, "telegram_bot_token").value
     _error(api.patch("/settings", json={"registration": "everyone"}), 400, "validation_error")
     _error(api.patch("/settings", json={"bogus": 1}), 400)
+
+
+def test_streaming_setting_is_on_by_default_and_switchable(api, app: Flask) -> None:
+    """``streaming``: true by default; PATCH false turns drafts off for every process."""
+    assert api.get("/settings").get_json()["streaming"] is True
+    assert api.patch("/settings", json={"streaming": False}).get_json()["streaming"] is False
+    with app.app_context():
+        assert get_setting("streaming") == "false"
+    assert api.get("/settings").get_json()["streaming"] is False
+    _error(api.patch("/settings", json={"streaming": "sometimes"}), 400, "validation_error")
     _error(api.patch("/settings", data="[]", content_type="application/json"), 400)
 
 
@@ -247,6 +258,8 @@ def test_users_create_block_and_list(api) -> None:
     created = api.post("/users", json={"telegram_id": 111, "username": "ann", "status": "active"})
     assert created.status_code == 201
     assert created.get_json()["telegram_id"] == 111
+    assert created.get_json()["reachable"] is True
+    _error(api.patch("/users/111", json={"reachable": False}), 400)  # Telegram's to say
     _error(api.post("/users", json={"telegram_id": 111}), 409)
     api.post("/users", json={"telegram_id": 222, "status": "pending"})
     blocked = api.patch("/users/111", json={"status": "blocked", "daily_request_limit": 5})

@@ -11,7 +11,7 @@ from flask import current_app, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import IntegerField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField
 from wtforms.validators import URL, NumberRange, Optional
 
 from shared.db import db
@@ -50,6 +50,10 @@ class SettingsForm(FlaskForm):
         validators=[Optional(), NumberRange(min=0)],
         description="Empty: unlimited.",
     )
+    streaming = BooleanField(
+        "Stream answers",
+        description="Private-chat users see the answer grow while the model writes.",
+    )
 
 
 class SettingsView(SecureBaseView):
@@ -69,6 +73,7 @@ class SettingsView(SecureBaseView):
                 "default_model_id": form.default_model_id.data or None,
                 "default_mode_id": form.default_mode_id.data or None,
                 "default_daily_limit": form.default_daily_limit.data,
+                "streaming": bool(form.streaming.data),
             }
             if form.telegram_bot_token.data:
                 values["telegram_bot_token"] = form.telegram_bot_token.data.strip()

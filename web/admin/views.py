@@ -65,7 +65,7 @@ class UserView(SecureModelView):
     """Telegram users: search, filters, pre-authorization, block/unblock/approve (also in bulk)."""
 
     column_list = (
-        "telegram_id", "username", "first_name", "status", "daily_request_limit",
+        "telegram_id", "username", "first_name", "status", "reachable", "daily_request_limit",
         "last_seen_at", "requests", "today", "tokens", "created_at",
     )  # fmt: skip
     column_labels = {
@@ -74,7 +74,9 @@ class UserView(SecureModelView):
         "tokens": "Tokens",
     }
     column_searchable_list = ("username", "first_name", "note")
-    column_filters = ("status", "telegram_id", "last_seen_at", "created_at", "language_code")
+    column_filters = (
+        "status", "reachable", "telegram_id", "last_seen_at", "created_at", "language_code",
+    )  # fmt: skip
     column_default_sort = ("last_seen_at", True)
     column_formatters = {
         "telegram_id": lambda v, c, m, n: Markup(
@@ -102,7 +104,7 @@ class UserView(SecureModelView):
     }
     column_details_list = (
         "telegram_id", "username", "first_name", "last_name", "language_code", "status",
-        "daily_request_limit", "note", "created_at", "last_seen_at", "mode", "model",
+        "daily_request_limit", "note", "created_at", "last_seen_at", "reachable", "mode", "model",
     )  # fmt: skip
 
     def get_list(

@@ -164,6 +164,12 @@ class SettingsSchema(ma.Schema):
         validate=validate.Range(min=0),
         metadata=_doc("Requests per user per day; null: unlimited"),
     )
+    streaming = ma.fields.Boolean(
+        metadata=_doc(
+            "true (default): private-chat users see the answer grow while the LLM writes "
+            "(sendMessageDraft)"
+        ),
+    )
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -248,6 +254,13 @@ class UserSchema(ma.Schema):
     note = Text(allow_none=True, validate=validate.Length(max=500))
     created_at = ma.fields.DateTime(dump_only=True)
     last_seen_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    reachable = ma.fields.Boolean(
+        dump_only=True,
+        metadata=_doc(
+            "false once Telegram said the user blocked the bot (nothing is sent to them); "
+            "true again when they write"
+        ),
+    )
     requests_total = ma.fields.Integer(
         dump_only=True, metadata=_doc("Every logged request, denied and failed included")
     )

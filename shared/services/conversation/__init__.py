@@ -15,7 +15,9 @@ One task per text message (``tasks.replies.answer_text``) calls :func:`handle_te
    once even when a ticket in memory and a queue scan race for it.
 
 A failure while settling a row raises :class:`RowFailed` naming the row; the task retries, and
-after its last attempt :func:`give_up` settles that row with an apology.
+after its last attempt :func:`give_up` settles that row with an apology. A reply held back by
+Telegram's flood limits raises :class:`ReplyDeferred` (not a failure): the chat is released and
+a task settles it again when the pacer has room.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from shared.db import db
-from shared.extensions import redis_store
+from shared.extensions import generations, redis_store
 from shared.logging import redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
@@ -49,6 +51,7 @@ from shared.services.conversation.intake import (
     Ticket,
     intake,
 )
+from shared.telegram.client import SendDeferred
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +71,14 @@ __all__ = [
     "Decision",
     "Incoming",
     "Intake",
+    "ReplyDeferred",
     "RowFailed",
     "Ticket",
     "deliver",
     "give_up",
     "handle_text",
     "intake",
+    "stop_chat",
     "work_chat",
 ]
 
@@ -115,6 +120,20 @@ class RowFailed(RuntimeError):
         super().__init__(f"request {request_id}: {type(cause).__name__}: {cause}")
         self.request_id = request_id
         self.cause = cause
+
+
+class ReplyDeferred(RuntimeError):
+    """A row's reply waits for the flood limits: settle its chat again after ``wait`` seconds.
+
+    Args:
+        request_id: The row whose reply is (partly) unsent; its answer is recorded.
+        wait: Seconds until the pacer expects room.
+    """
+
+    def __init__(self, request_id: int, wait: float) -> None:
+        super().__init__(f"request {request_id}: reply deferred by {wait:.1f} s")
+        self.request_id = request_id
+        self.wait = wait
 
 
 class ClaimHeld(RuntimeError):
@@ -179,6 +198,7 @@ def handle_text(update: dict[str, Any]) -> Intake | None:
 
     Raises:
         RowFailed: When a row of the chat could not be settled (retry later).
+        ReplyDeferred: When a reply waits for the flood limits (settle the chat later).
     """
     incoming = Incoming.from_update(update)
     if incoming is None:
@@ -214,7 +234,8 @@ def _answer_and_send(prompt: Prompt, view: ReplyView) -> None:
     if isinstance(outcome, Exception):
         answered = ReplyView(RequestStatus.ERROR, None, ErrorKind.LLM, view.lang, view.reply_to)
     else:
-        answered = ReplyView(RequestStatus.OK, outcome.text, None, view.lang, view.reply_to)
+        status = RequestStatus.STOPPED if outcome.finish_reason == "stopped" else RequestStatus.OK
+        answered = ReplyView(status, outcome.text, None, view.lang, view.reply_to)
     send(Outbox(prompt.request_id, prompt.chat_id, reply_parts(answered)))
 
 
@@ -226,12 +247,16 @@ def settle_ticket(ticket: Ticket) -> None:
 
     Raises:
         RowFailed: When answering or sending failed.
+        ReplyDeferred: When the reply waits for the flood limits.
     """
     try:
         if ticket.prompt is None:
             send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(ticket.reply)))
         elif claim(ticket.request_id):
             _answer_and_send(ticket.prompt, ticket.reply)
+    except SendDeferred as exc:
+        db.session.rollback()
+        raise ReplyDeferred(ticket.request_id, exc.wait) from exc
     except Exception as exc:
         db.session.rollback()
         raise RowFailed(ticket.request_id, exc) from exc
@@ -245,6 +270,7 @@ def settle(request_id: int) -> None:
 
     Raises:
         RowFailed: When answering or delivering failed.
+        ReplyDeferred: When the reply waits for the flood limits.
     """
     try:
         prompt = prepare(request_id)
@@ -253,6 +279,9 @@ def settle(request_id: int) -> None:
                 raise ClaimHeld(f"request {request_id} is being answered elsewhere")
             record(prompt.request_id, ask(prompt))
         deliver(request_id)
+    except SendDeferred as exc:
+        db.session.rollback()
+        raise ReplyDeferred(request_id, exc.wait) from exc
     except Exception as exc:
         db.session.rollback()
         raise RowFailed(request_id, exc) from exc
@@ -268,6 +297,7 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
 
     Raises:
         RowFailed: When a row could not be settled (the lock is released first).
+        ReplyDeferred: When a reply waits for the flood limits (the lock is released first).
     """
     lock = ChatLock(chat_id)
     if not lock.acquire():
@@ -288,6 +318,37 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
     except BaseException:
         lock.release()  # the task retries; its scan then settles whatever queued meanwhile
         raise
+
+
+def stop_chat(chat_id: int) -> bool:
+    """/stop: end the answer being written in a chat, whichever process writes it.
+
+    The chat's oldest pending row is the one being answered (a chat's rows are answered in
+    order); its generation stops within a second, or at its start if it has not started yet,
+    and what was written is delivered as the answer (``stopped``).
+
+    Args:
+        chat_id: The chat.
+
+    Returns:
+        Whether there was an answer to stop.
+    """
+    request_id = db.session.scalar(
+        select(Request.id)
+        .where(
+            Request.chat_id == chat_id,
+            Request.status == RequestStatus.PENDING,
+            Request.delivered_at.is_(None),
+            Request.request_at >= utcnow() - QUEUE_WINDOW,
+        )
+        .order_by(Request.id)
+        .limit(1)
+    )
+    if request_id is None:
+        return False
+    generations.stop(request_id)
+    logger.info("stop requested chat_id=%s request_id=%s", chat_id, request_id)
+    return True
 
 
 def give_up(request_id: int, error: BaseException) -> None:

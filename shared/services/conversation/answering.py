@@ -3,8 +3,10 @@
 No database connection, pool slot or transaction is held while the model answers. The prompt
 (:class:`Prompt`) is built inside intake's unit of work on the fast path, or by :func:`prepare`
 from the row when a queued row is settled later; the model, the mode and the key come from the
-in-memory runtime snapshot. :func:`ask` calls the model; :func:`record` writes the outcome in one
-UPDATE and commits.
+in-memory runtime snapshot. :func:`ask` calls the model — streamed: a private chat with the
+``streaming`` setting on watches the answer grow (:class:`~.delivery.DraftPreview`), and /stop
+ends the call from any process (``shared.services.generations``) — and :func:`record` writes
+the outcome in one UPDATE and commits.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import logging
 from dataclasses import dataclass
 
 from shared.db import db
-from shared.extensions import llm, runtime, telegram
+from shared.extensions import generations, llm, runtime, telegram
 from shared.llm import ChatResult, LLMError, ModelSpec, build_messages
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.runtime import Snapshot
+from shared.services.conversation.delivery import DraftPreview
 from shared.services.dialogs import LoggedRequest, history, record_answer, record_failure
+from shared.services.settings import ON
 from shared.services.users import Sender
 from shared.timers import later
 
@@ -36,12 +40,14 @@ class Prompt:
         chat_id: Where the answer goes.
         spec: The model to ask first.
         messages: The Chat Completions messages.
+        drafts: Show the answer growing (a private chat, the ``streaming`` setting on).
     """
 
     request_id: int
     chat_id: int
     spec: ModelSpec
     messages: list[dict[str, str]]
+    drafts: bool = False
 
 
 def build_prompt(
@@ -66,7 +72,8 @@ def build_prompt(
         return ErrorKind.MODEL_KEY, spec.key_error
     turns = history(row.dialog_id, row.number)
     messages = build_messages(mode.system_prompt if mode else None, turns, row.request_text, spec)
-    return Prompt(row.id, row.chat_id, spec, messages)
+    drafts = row.chat_id > 0 and snapshot.setting("streaming", ON) == ON
+    return Prompt(row.id, row.chat_id, spec, messages, drafts)
 
 
 def prepare(request_id: int) -> Prompt | None:
@@ -94,10 +101,11 @@ def prepare(request_id: int) -> Prompt | None:
 
 
 def ask(prompt: Prompt) -> ChatResult | LLMError:
-    """Call the model (retries, fallback) with no database session held.
+    """Call the model (streamed, retries, fallback) with no database session held.
 
-    A slow answer shows "typing…" after :data:`TYPING_AFTER` seconds; a quick one costs no
-    extra Bot API call.
+    A slow first token shows "typing…" after :data:`TYPING_AFTER` seconds; with drafts on,
+    the growing answer replaces it. /stop ends the call: the answer is what was written
+    (``finish_reason == "stopped"``).
 
     Args:
         prompt: The prompt.
@@ -106,19 +114,22 @@ def ask(prompt: Prompt) -> ChatResult | LLMError:
         The answer, or the error when every model gave up.
     """
     typing = later(TYPING_AFTER, telegram.send_chat_action, prompt.chat_id, "typing")
+    preview = DraftPreview(prompt.chat_id, prompt.request_id, typing) if prompt.drafts else None
     try:
-        result = llm.chat(prompt.spec, prompt.messages)
+        with generations.running(prompt.request_id) as cancel:
+            result = llm.chat(prompt.spec, prompt.messages, on_text=preview, cancel=cancel)
     except LLMError as exc:
         logger.error("LLM gave up request_id=%s: %s", prompt.request_id, exc)
         return exc
     finally:
         typing.cancel()
     logger.info(
-        "answered request_id=%s model=%s tokens=%s/%s",
+        "answered request_id=%s model=%s tokens=%s/%s finish=%s",
         prompt.request_id,
         result.model.name,
         result.prompt_tokens,
         result.completion_tokens,
+        result.finish_reason,
     )
     return result
 

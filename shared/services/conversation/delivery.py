@@ -9,13 +9,21 @@ settled, so a retry sends exactly what is missing and never repeats what was sen
 The fast path builds the view in memory (nothing is read back); a retry builds it from the row
 (:func:`outbox_for`). Both send through :func:`send`.
 
-A chat that can never be reached (the user blocked the bot, the chat is gone) settles the reply
-as undeliverable instead of retrying forever.
+A chat that can never be reached (Telegram's 403: the user blocked the bot, the account is
+gone) marks the user unreachable (nothing more is sent until they write again) and settles the
+reply as undeliverable at once. Any other refusal of Telegram's (4xx but 429) is logged with
+its description and settled the same way: repeating it cannot help. 429s never get here (the
+pacer books again); 5xx and network errors raise, and the task retries.
+
+Every send is paced (``shared.telegram.pacer``); an answer whose slot is far away raises
+:class:`~shared.telegram.client.SendDeferred` from :func:`send` with the parts sent so far
+recorded, and a later task sends the rest.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from telebot.apihelper import ApiTelegramException
@@ -24,9 +32,11 @@ from shared.db import db
 from shared.extensions import telegram
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.services.dialogs import record_delivery
-from shared.telegram.client import OutgoingPart, answer_parts
+from shared.services.users import mark_unreachable
+from shared.telegram.client import ChatUnreachable, OutgoingPart, answer_parts
 from shared.telegram.keyboards import new_dialog_keyboard
 from shared.telegram.texts import lang_of, t
+from shared.timers import Cancellable
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +52,12 @@ TEXT_OF_KIND = {
 }
 #: Bot API error codes after which a chat will not accept messages (blocked, deleted, gone).
 UNREACHABLE = (403,)
+#: A draft is updated at most this often (seconds); the pacer may skip more of them.
+DRAFT_EVERY = 0.5
+#: ...and only when at least this many characters are new (the first one always goes).
+DRAFT_MIN_NEW = 24
+#: A draft shows at most this much of the end of the answer (Telegram allows 4096).
+DRAFT_MAX = 4000
 
 
 @dataclass(frozen=True)
@@ -49,8 +65,8 @@ class ReplyView:
     """What a reply depends on: the row's outcome and where it goes.
 
     Attributes:
-        status: ``ok``, ``error`` or ``denied``.
-        response_text: The answer (for ``ok``).
+        status: ``ok``, ``stopped``, ``error`` or ``denied``.
+        response_text: The answer (for ``ok``; what was written for ``stopped``).
         error_kind: The refusal or failure (for ``denied`` and ``error``).
         lang: The user's text language.
         reply_to: The user's message the reply answers.
@@ -94,6 +110,14 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
         return answer_parts(
             view.response_text or "", reply_markup=keyboard, reply_to_message_id=view.reply_to
         )
+    if view.status == RequestStatus.STOPPED:  # what was written, and that it was stopped
+        text = (view.response_text or "").rstrip()
+        note = t("stopped", view.lang)
+        return answer_parts(
+            f"{text}\n\n_{note}_" if text else f"_{note}_",
+            reply_markup=keyboard,
+            reply_to_message_id=view.reply_to,
+        )
     kind = view.error_kind or ErrorKind.LLM
     denied = view.status == RequestStatus.DENIED
     return [
@@ -103,6 +127,56 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
             reply_to_message_id=view.reply_to if denied else None,
         )
     ]
+
+
+class DraftPreview:
+    """Shows an answer growing in a private chat while the model writes (``sendMessageDraft``).
+
+    Called with the whole text so far on every streamed chunk (cheap: it only looks at the
+    clock). At most one draft per :data:`DRAFT_EVERY` seconds, and only when enough new text
+    arrived; the pacer skips drafts when the chat's or the bot's lane has no spare room, so a
+    busy lane keeps only the newest text and no draft ever waits. The first draft cancels the
+    pending "typing…". If Telegram refuses drafts, the preview stops and "typing…" stays.
+
+    Args:
+        chat_id: The private chat.
+        draft_id: The id of this answer's draft (the row id: non-zero and unique).
+        typing: The delayed "typing…" to cancel once text shows.
+    """
+
+    def __init__(self, chat_id: int, draft_id: int, typing: Cancellable) -> None:
+        self.chat_id = chat_id
+        self.draft_id = draft_id
+        self.shown = 0
+        self.sent = 0
+        self._typing = typing
+        self._next_at = 0.0
+        self._off = False
+
+    def __call__(self, text: str) -> None:
+        """Consider showing the text so far.
+
+        Args:
+            text: The answer so far (a retried call starts again from its first chunk).
+        """
+        now = time.monotonic()
+        if self._off or now < self._next_at or not text.strip():
+            return
+        if self.sent and abs(len(text) - self.shown) < DRAFT_MIN_NEW:
+            return
+        self._next_at = now + DRAFT_EVERY
+        preview = text if len(text) <= DRAFT_MAX else "…" + text[-(DRAFT_MAX - 1) :]
+        try:
+            shown = telegram.send_message_draft(self.chat_id, self.draft_id, preview)
+        except (ApiTelegramException, ChatUnreachable) as exc:
+            logger.info("drafts off for chat_id=%s: %s", self.chat_id, exc)
+            self._off = True
+            return
+        if shown:
+            if not self.sent:
+                self._typing.cancel()
+            self.sent += 1
+            self.shown = len(text)
 
 
 def outbox_for(request_id: int) -> Outbox | None:
@@ -148,6 +222,16 @@ def _record(request_id: int, parts: int, *, settled: bool, note: str | None = No
         db.session.close()
 
 
+def _unreachable(outbox: Outbox, done: int, reason: str, note: str) -> None:
+    """Mark the chat unreachable and settle the reply, in one unit of work."""
+    try:
+        mark_unreachable(outbox.chat_id, reason)
+        record_delivery(outbox.request_id, done, settled=True, note=note)
+        db.session.commit()
+    finally:
+        db.session.close()
+
+
 def send(outbox: Outbox) -> None:
     """Send what is missing of a reply and record each part as Telegram accepts it.
 
@@ -155,21 +239,33 @@ def send(outbox: Outbox) -> None:
         outbox: The reply.
 
     Raises:
-        ApiTelegramException: When Telegram keeps failing (the caller retries later; parts
-            already accepted are recorded and will not be sent again).
+        ApiTelegramException: When Telegram keeps failing with 5xx (the caller retries later;
+            parts already accepted are recorded and will not be sent again).
+        BotApiUnavailable: When the Bot API cannot be reached (the same).
+        SendDeferred: When the flood limits put the next part far away (the same).
     """
     total = len(outbox.parts)
+    done = outbox.already_sent
 
     def sent(index: int) -> None:
-        _record(outbox.request_id, index + 1, settled=index + 1 == total)
+        nonlocal done
+        done = index + 1
+        _record(outbox.request_id, done, settled=done == total)
 
     try:
         telegram.send_parts(outbox.chat_id, outbox.parts, skip=outbox.already_sent, on_sent=sent)
+    except ChatUnreachable as exc:
+        _record(outbox.request_id, done, settled=True, note=f"undeliverable: {exc}")
+        return
     except ApiTelegramException as exc:
-        if exc.error_code not in UNREACHABLE:
+        if exc.error_code == 429 or exc.error_code >= 500:
             raise
-        logger.warning("chat unreachable, reply dropped request_id=%s: %s", outbox.request_id, exc)
-        _record(outbox.request_id, outbox.already_sent, settled=True, note=f"undeliverable: {exc}")
+        note = f"undeliverable: {exc.error_code} {exc.description}"
+        if exc.error_code in UNREACHABLE:
+            _unreachable(outbox, done, exc.description or "", note)
+        else:
+            logger.warning("telegram refused the reply request_id=%s: %s", outbox.request_id, note)
+            _record(outbox.request_id, done, settled=True, note=note)
         return
     if outbox.already_sent >= total:  # everything was sent before; only the mark was missing
         _record(outbox.request_id, total, settled=True)

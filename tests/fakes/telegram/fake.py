@@ -168,12 +168,13 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         return self.url + "/bot{0}/{1}"
 
     def reset(self) -> None:
-        """Forget calls, messages, updates, failures, drafts, commands and the webhook.
+        """Forget calls, messages, updates, failures, drafts, commands, the webhook, flood limits.
 
         The server keeps running and update ids keep increasing (a bot still polling with an
         old offset is not confused).
         """
         with self._cond:
+            self._flood_limits = None
             self._clear_state()
             self._cond.notify_all()
 

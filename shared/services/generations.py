@@ -1,0 +1,132 @@
+"""Generations in progress, and /stop: ending one from any process within a second.
+
+A worker registers each LLM call it makes (:meth:`Generations.running`) under its row id with a
+:class:`~shared.llm.Cancel`. ``/stop`` may be handled by another process or host, so it goes
+through Redis (:meth:`Generations.stop`, called by
+``shared.services.conversation.stop_chat``): it marks the chat's row being answered as stopped
+(``ai_router:stop:<request id>``, for a call that has not started yet) and publishes the row id
+on ``ai_router:stop``. Every worker process listens on that channel with one background
+subscriber (a greenlet under gevent, else a thread, started with the first generation and
+reconnecting after a Redis outage); the process running that row cancels it, which closes the
+connection to the provider (it stops generating and billing). A call checks the mark right after
+registering, so a stop that raced its start is not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app
+
+from shared.llm import Cancel
+from shared.redis import KEY_PREFIX, RedisStore
+
+logger = logging.getLogger(__name__)
+
+#: The channel stop requests are published on (the message is the row id).
+STOP_CHANNEL = f"{KEY_PREFIX}stop"
+#: How long a stop mark waits for a call that has not started yet.
+STOP_MARK_SECONDS = 600
+#: Seconds between reconnection attempts of the subscriber.
+RECONNECT_DELAY = 1.0
+
+
+def _stop_key(request_id: int) -> str:
+    return f"{KEY_PREFIX}stop:{request_id}"
+
+
+class _Registry:
+    """One process's generations in progress and its subscriber (per app)."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, Cancel] = {}
+        self.lock = threading.Lock()
+        self.subscriber: threading.Thread | None = None
+
+
+class Generations:
+    """Flask extension: the generations this process runs, cancellable from any process.
+
+    Args:
+        redis: The Redis extension (the stop marks and the channel).
+    """
+
+    def __init__(self, redis: RedisStore) -> None:
+        self._redis = redis
+
+    def init_app(self, app: Flask) -> None:
+        """Create the app's registry (nothing connects until the first generation).
+
+        Args:
+            app: The Flask app.
+        """
+        app.extensions["generations"] = _Registry()
+
+    @contextmanager
+    def running(self, request_id: int) -> Iterator[Cancel]:
+        """Register a row's LLM call for the time of the ``with`` block.
+
+        Args:
+            request_id: The row being answered.
+
+        Yields:
+            The call's cancel handle: already cancelled when /stop came first.
+        """
+        registry: _Registry = current_app.extensions["generations"]
+        self._ensure_subscriber(registry, current_app._get_current_object())
+        cancel = Cancel()
+        with registry.lock:
+            registry.running[request_id] = cancel
+        try:
+            if self._redis.client.exists(_stop_key(request_id)):
+                cancel.cancel()
+            yield cancel
+        finally:
+            with registry.lock:
+                registry.running.pop(request_id, None)
+
+    def stop(self, request_id: int) -> None:
+        """Stop a row's generation, wherever it runs (or as soon as it starts).
+
+        Args:
+            request_id: The row.
+        """
+        client = self._redis.client
+        client.set(_stop_key(request_id), "1", ex=STOP_MARK_SECONDS)
+        client.publish(STOP_CHANNEL, str(request_id))
+
+    def _ensure_subscriber(self, registry: _Registry, app: Flask) -> None:
+        if registry.subscriber is not None and registry.subscriber.is_alive():
+            return
+        with registry.lock:
+            if registry.subscriber is not None and registry.subscriber.is_alive():
+                return
+            registry.subscriber = threading.Thread(
+                target=self._listen, args=(registry, app), name="stop-subscriber", daemon=True
+            )
+            registry.subscriber.start()
+
+    def _listen(self, registry: _Registry, app: Flask) -> None:
+        """Cancel this process's generations named on the channel; reconnect on errors."""
+        while True:
+            try:
+                with app.app_context():
+                    pubsub = self._redis.client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(STOP_CHANNEL)
+                for message in pubsub.listen():
+                    try:
+                        request_id = int(message["data"])
+                    except (TypeError, ValueError):
+                        continue
+                    with registry.lock:
+                        cancel = registry.running.get(request_id)
+                    if cancel is not None:
+                        logger.info("stopping generation request_id=%s", request_id)
+                        cancel.cancel()
+            except Exception:  # Redis went away: listen again once it is back
+                logger.warning("stop subscriber lost Redis; reconnecting", exc_info=True)
+                time.sleep(RECONNECT_DELAY)

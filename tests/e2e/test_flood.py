@@ -1,0 +1,84 @@
+"""Telegram's flood limits on: a burst of users, two worker processes, one shared pacer.
+
+The fake Bot API enforces Telegram's limits (30 messages/s for the bot, about 1/s per chat,
+429 with ``retry_after`` and growing penalties beyond them). Two gevent workers, each in its own
+process as ``make run`` with ``WORKER_PROCESSES=2`` starts them, answer a burst of users that
+all write at the same moment. Without one pacer shared through Redis each worker would send at
+the full rate and the fake would answer 429 after 429; with it, every user gets exactly one
+answer, nobody gets an apology, and 429s stay a rare accident.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from shared.celery_setup import enqueue_update
+from shared.config import Config
+from shared.db import db
+from shared.models import Request
+from tests.e2e.conftest import producer_for, use_slow_model, worker_process
+from tests.fakes.slow_llm import SlowLLM
+from tests.fakes.telegram import FakeTelegram, FloodLimits
+from tests.support import app_env, stop_process, wait_until
+
+#: Enough users that the burst lasts beyond the pacer's 10 s horizon (30/s): some replies are
+#: deferred to later tasks.
+USERS = 400
+FIRST_USER = 810_000
+
+
+def _answers(telegram: FakeTelegram) -> list:
+    """Accepted answers: sendMessage calls that carry the «new dialog» button."""
+    return [
+        call
+        for call in telegram.calls("sendMessage")
+        if call.ok and call.params.get("reply_markup")
+    ]
+
+
+def test_a_burst_of_users_loses_no_answer_and_gets_no_429_storm(
+    app: Flask,
+    config: Config,
+    telegram: FakeTelegram,
+    own_redis: str,
+    tmp_path: Path,
+) -> None:
+    """400 users at once, two workers: 400 answers, one each, no apology, 429s ≤ 1 %."""
+    with SlowLLM(delay=0.5) as llm:
+        use_slow_model(app, telegram, llm)
+        telegram.set_flood_limits(FloodLimits())
+        env = app_env(
+            tmp_path, config.database_url, own_redis,
+            TELEGRAM_API_URL=telegram.url, WORKER_POOL="gevent", LOG_LEVEL="WARNING",
+        )  # fmt: skip
+        workers = [worker_process(env, f"flood{n}", 500) for n in (1, 2)]
+        try:
+            producer = producer_for(app, env)
+            for user in range(FIRST_USER, FIRST_USER + USERS):
+                enqueue_update(producer, telegram.inject_message(user, f"question of {user}"))
+            wait_until(
+                lambda: len(_answers(telegram)) >= USERS,
+                timeout=120,
+                interval=0.5,
+                what=f"{USERS} answers under flood limits",
+            )
+        finally:
+            for worker in workers:
+                stop_process(worker)
+    answers = _answers(telegram)
+    chats = [call.params["chat_id"] for call in answers]
+    assert sorted(chats) == list(range(FIRST_USER, FIRST_USER + USERS)), "one answer per user"
+    calls = telegram.calls()
+    refused = telegram.flood_refusals()
+    assert refused <= len(calls) // 100, f"{refused} of {len(calls)} Bot API calls got 429"
+    with app.app_context():
+        statuses = dict(
+            db.session.execute(select(Request.status, func.count()).group_by(Request.status)).all()
+        )
+        delivered = db.session.scalar(select(func.count()).where(Request.delivered_at.is_not(None)))
+    assert statuses == {"ok": USERS}, "no apology, no error"
+    assert delivered == USERS
+    assert llm.served == USERS, "one LLM call per message"
