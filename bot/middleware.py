@@ -6,6 +6,11 @@ handler with an :class:`Outbox`. Handlers change the database and *queue* their 
 the handler returns, the middleware commits once and only then sends the queued replies, so no
 transaction is open while Telegram is called. A handler's exception rolls back and propagates to
 the task, which retries the update.
+
+Replies go through the paced Telegram client like every send. Each reply Telegram accepts is
+counted under the update's id (``shared.services.updates``): a retried update sends only what is
+missing. A 403 marks the user unreachable and drops the rest; any other refusal (4xx but 429)
+is logged with Telegram's description and not repeated.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from telebot.apihelper import ApiTelegramException
 from telebot.handler_backends import BaseMiddleware
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from shared.db import db
 from shared.extensions import telegram
-from shared.services.users import touch_user
+from shared.services.updates import count_reply, replies_sent
+from shared.services.users import close_unreachable, mark_unreachable, touch_user
+from shared.telegram.client import ChatUnreachable
 from shared.telegram.texts import lang_of
 
 logger = logging.getLogger(__name__)
@@ -27,8 +35,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Outbox:
-    """Replies a handler queued, sent by the middleware after the commit, in order."""
+    """Replies a handler queued, sent by the middleware after the commit, in order.
 
+    Attributes:
+        update_id: The update being answered (None: replies are not counted).
+        actions: The queued calls of the Telegram client.
+    """
+
+    update_id: int | None = None
     actions: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
 
     def send(self, chat_id: int, text: str, **options: Any) -> None:
@@ -45,11 +59,40 @@ class Outbox:
         """Queue a new text and keyboard for a message the bot sent."""
         self.actions.append(("edit_message_text", (text, chat_id, message_id, markup), {}))
 
-    def flush(self) -> None:
-        """Send the queued replies through the Telegram client (retries included)."""
+    def flush(self, chat_id: int | None = None) -> None:
+        """Send the queued replies not sent by an earlier attempt, counting each one.
+
+        Args:
+            chat_id: The chat the update came from (marked unreachable on a 403).
+
+        Raises:
+            ApiTelegramException: On 429 beyond the pacer's patience, or 5xx (the task retries
+                and this method skips what was accepted).
+            SendDeferred: When the flood limits put a reply far away (the task retries later).
+        """
         actions, self.actions = self.actions, []
-        for method, args, options in actions:
-            getattr(telegram, method)(*args, **options)
+        done = replies_sent(self.update_id) if self.update_id is not None else 0
+        for index, (method, args, options) in enumerate(actions):
+            if index < done:
+                continue
+            try:
+                getattr(telegram, method)(*args, **options)
+            except ChatUnreachable:
+                return
+            except ApiTelegramException as exc:
+                if exc.error_code == 429 or exc.error_code >= 500:
+                    raise
+                if exc.error_code == 403 and chat_id is not None:
+                    mark_unreachable(chat_id, exc.description or "")
+                    db.session.commit()
+                    close_unreachable(chat_id)
+                    return
+                logger.warning(
+                    "telegram refused a reply method=%s: %s %s",
+                    method, exc.error_code, exc.description,
+                )  # fmt: skip
+            if self.update_id is not None:
+                count_reply(self.update_id)
 
 
 class UserMiddleware(BaseMiddleware):
@@ -68,7 +111,7 @@ class UserMiddleware(BaseMiddleware):
         """
         data["user"] = touch_user(message.from_user.to_dict())
         data["lang"] = lang_of(message.from_user.language_code)
-        data["out"] = Outbox()
+        data["out"] = Outbox(update_id=getattr(message, "update_id", None))
 
     def post_process(
         self, message: Message | CallbackQuery, data: dict[str, Any], exception: BaseException
@@ -91,4 +134,9 @@ class UserMiddleware(BaseMiddleware):
         db.session.close()
         outbox: Outbox | None = data.get("out")
         if outbox is not None:
-            outbox.flush()
+            chat = (
+                message.chat
+                if isinstance(message, Message)
+                else getattr(message.message, "chat", None)
+            )
+            outbox.flush(chat.id if chat is not None else None)

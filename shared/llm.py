@@ -87,8 +87,14 @@ class Cancel:
         self._response: urllib3.BaseHTTPResponse | None = None
 
     def attach(self, response: urllib3.BaseHTTPResponse | None) -> None:
-        """The response being read now (None when the attempt is over)."""
+        """Remember the response being read now; shut it at once if already cancelled.
+
+        Args:
+            response: The streaming response, or None when the attempt is over.
+        """
         self._response = response
+        if response is not None and self.cancelled:
+            self.cancel()
 
     def cancel(self) -> None:
         """Stop the call: the flag, then the socket."""
@@ -197,7 +203,8 @@ class ChatResult:
         model: The model that answered (the fallback, if the primary gave up).
         prompt_tokens: From the API's ``usage``.
         completion_tokens: From the API's ``usage``.
-        finish_reason: ``stop``, ``length``, … (``stopped``: cancelled, ``text`` is partial)
+        finish_reason: ``stop``, ``length``, … (``stopped``: cancelled, ``text`` is partial and
+            the token counts are estimates)
         latency_ms: Time spent, retries and fallback included.
     """
 
@@ -358,30 +365,33 @@ class ChatEndpoint:
 def _read_stream(
     response: urllib3.BaseHTTPResponse, on_text: OnText | None, cancel: Cancel | None
 ) -> dict[str, Any]:
-    """Assemble a Chat Completions event stream (``data: {...}`` lines, ``data: [DONE]``)."""
+    """Assemble a Chat Completions event stream (``data: {...}`` events, ``data: [DONE]``).
+
+    An event's ``data:`` lines are joined (SSE); the body is read to its end after ``[DONE]`` so
+    the keep-alive connection goes back to the pool. An ``error`` object in the stream (some
+    providers send one with HTTP 200) raises :class:`LLMHTTPError` with its code.
+    """
     text = ""
     finish_reason: str | None = None
     usage: dict[str, Any] = {}
     done = False
+    data: list[bytes] = []
     try:
         for raw in _lines(response):
             if cancel is not None and cancel.cancelled:
                 break
-            if not raw.startswith(b"data:"):
-                continue  # comments, event names, keep-alives
-            data = raw[5:].strip()
-            if data == b"[DONE]":
+            if raw.startswith(b"data:"):
+                data.append(raw[5:].strip())
+                continue
+            if raw or not data:
+                continue  # comments, event names, keep-alives; an event ends at a blank line
+            payload, data = b"\n".join(data), []
+            if done:
+                continue
+            if payload == b"[DONE]":
                 done = True
-                break
-            try:
-                chunk = json.loads(data)
-                choices = chunk.get("choices") or []
-                usage = chunk.get("usage") or usage
-                choice = choices[0] if choices else {}
-                delta = (choice.get("delta") or {}).get("content") or ""
-                finish_reason = choice.get("finish_reason") or finish_reason
-            except (ValueError, AttributeError, TypeError, IndexError) as exc:
-                raise LLMStreamError(f"corrupt stream chunk: {type(exc).__name__}") from exc
+                continue
+            delta, finish_reason, usage = _event(payload, finish_reason, usage)
             if delta:
                 text += delta
                 if on_text is not None:
@@ -396,10 +406,33 @@ def _read_stream(
         raise LLMConnectionError(f"stream broke: {type(exc).__name__}") from exc
     if cancel is not None and cancel.cancelled:
         raise GenerationStopped(text)
+    if data and not done:  # a last event without its blank line
+        delta, finish_reason, usage = _event(b"\n".join(data), finish_reason, usage)
+        text += delta
     if finish_reason is None:
         ending = "" if done else " or [DONE]"
         raise LLMStreamError(f"the stream ended without finish_reason{ending}")
     return {"text": text, "finish_reason": finish_reason, "usage": usage}
+
+
+def _event(
+    payload: bytes, finish_reason: str | None, usage: dict[str, Any]
+) -> tuple[str, str | None, dict[str, Any]]:
+    """One chunk: its text, and the finish reason and usage so far."""
+    try:
+        chunk = json.loads(payload)
+        if chunk.get("error"):
+            error = chunk["error"]
+            code = error.get("code") if isinstance(error, dict) else None
+            status = code if isinstance(code, int) and 400 <= code < 600 else 500
+            message = error.get("message") if isinstance(error, dict) else error
+            raise LLMHTTPError(status, f"in the stream: {str(message)[:300]}", {})
+        choices = chunk.get("choices") or []
+        choice = choices[0] if choices else {}
+        delta = (choice.get("delta") or {}).get("content") or ""
+        return delta, choice.get("finish_reason") or finish_reason, chunk.get("usage") or usage
+    except (ValueError, AttributeError, TypeError, IndexError) as exc:
+        raise LLMStreamError(f"corrupt stream chunk: {type(exc).__name__}") from exc
 
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

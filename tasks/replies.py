@@ -84,6 +84,9 @@ def _retry_or_give_up(task, request_id: int, cause: BaseException) -> None:
         "settling failed request_id=%s attempt=%s: %s", request_id, task.request.retries + 1, cause
     )
     if task.request.retries + 1 >= MAX_FAILURES:
-        give_up(request_id, cause)
+        try:
+            give_up(request_id, cause)
+        except ReplyDeferred as deferred:
+            _defer(deferred)
         return
     raise task.retry(exc=cause, countdown=2 ** (task.request.retries + 1))

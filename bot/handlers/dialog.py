@@ -38,7 +38,13 @@ def new_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None
 
 
 def stop_command(message: Message, lang: str, out: Outbox) -> None:
-    """End the answer being written; what was written arrives as the answer (``stopped``)."""
+    """End the answer being written; what was written arrives as the answer (``stopped``).
+
+    Args:
+        message: The ``/stop`` message.
+        lang: The user's text language.
+        out: Where replies are queued.
+    """
     if not stop_chat(message.chat.id):
         out.send(message.chat.id, t("nothing_to_stop", lang))
 

@@ -62,11 +62,20 @@ def switch_model(query: CallbackQuery, user: User, lang: str, out: Outbox) -> No
 def _switch(
     query: CallbackQuery, user: User, lang: str, out: Outbox, chosen: object, toast: str
 ) -> None:
-    """Confirm a switch with a toast and refresh the settings message."""
+    """Confirm a switch with a toast and refresh the settings message (unless nothing changed).
+
+    A press on the option already in effect changes nothing: no edit is sent (Telegram counts
+    edits like messages, and refuses a no-op one with "message is not modified").
+    """
     if chosen is None:
         out.toast(query.id, t("unavailable_choice", lang))
         return
     out.toast(query.id, t(toast, lang, name=chosen.name))
-    if query.message is not None:
-        text, keyboard = render(user, lang)
-        out.edit(query.message.chat.id, query.message.message_id, text, keyboard)
+    message = query.message
+    if message is None:
+        return
+    text, keyboard = render(user, lang)
+    shown = (getattr(message, "json", None) or {}).get("reply_markup")  # as Telegram sent it
+    if getattr(message, "text", None) == text and shown == keyboard.to_dict():
+        return
+    out.edit(message.chat.id, message.message_id, text, keyboard)

@@ -234,8 +234,8 @@ def log_request(
 def history(dialog_id: int, number: int) -> list[Turn]:
     """The answered turns of a dialog before request ``number``, oldest first.
 
-    Only ``ok`` and ``stopped`` rows count (a stopped answer is what the user saw): refused or
-    failed requests are not part of the conversation.
+    Only ``ok`` and ``stopped`` rows with an answer count (a stopped answer is what the user
+    saw): refused or failed requests are not part of the conversation.
 
     Args:
         dialog_id: The dialog.
@@ -257,7 +257,9 @@ def history(dialog_id: int, number: int) -> list[Turn]:
         )
         .all()
     )
-    return [Turn(request, response or "") for request, response in rows]
+    # a turn stopped before its first word has no answer to show the model (some providers
+    # refuse an empty assistant message)
+    return [Turn(request, response) for request, response in rows if response]
 
 
 def record_answer(request_id: int, result: ChatResult) -> bool:

@@ -6,10 +6,12 @@ through Redis (:meth:`Generations.stop`, called by
 ``shared.services.conversation.stop_chat``): it marks the chat's row being answered as stopped
 (``ai_router:stop:<request id>``, for a call that has not started yet) and publishes the row id
 on ``ai_router:stop``. Every worker process listens on that channel with one background
-subscriber (a greenlet under gevent, else a thread, started with the first generation and
-reconnecting after a Redis outage); the process running that row cancels it, which closes the
-connection to the provider (it stops generating and billing). A call checks the mark right after
-registering, so a stop that raced its start is not lost.
+subscriber (a greenlet under gevent, else a thread, started with the first generation,
+reconnecting after a Redis outage and pinging its connection); the process running that row
+cancels it, which closes the connection to the provider (it stops generating and billing). A
+call checks the mark right after registering, and the subscriber checks the marks of every
+running call whenever it (re)subscribes, so a stop that raced a start or a reconnection is not
+lost.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ STOP_CHANNEL = f"{KEY_PREFIX}stop"
 STOP_MARK_SECONDS = 600
 #: Seconds between reconnection attempts of the subscriber.
 RECONNECT_DELAY = 1.0
+#: Seconds between two pings of the subscriber's connection.
+PING_EVERY = 30.0
 
 
 def _stop_key(request_id: int) -> str:
@@ -111,22 +115,62 @@ class Generations:
             registry.subscriber.start()
 
     def _listen(self, registry: _Registry, app: Flask) -> None:
-        """Cancel this process's generations named on the channel; reconnect on errors."""
+        """Cancel this process's generations named on the channel; reconnect on errors.
+
+        After every (re)subscription the stop marks of the generations running here are
+        checked, so a stop published while the subscriber was not listening is not lost. The
+        connection is pinged every :data:`PING_EVERY` seconds, so a dead one is noticed.
+        """
         while True:
+            pubsub = None
             try:
                 with app.app_context():
                     pubsub = self._redis.client.pubsub(ignore_subscribe_messages=True)
+                    client = self._redis.client
                 pubsub.subscribe(STOP_CHANNEL)
-                for message in pubsub.listen():
-                    try:
-                        request_id = int(message["data"])
-                    except (TypeError, ValueError):
-                        continue
-                    with registry.lock:
-                        cancel = registry.running.get(request_id)
-                    if cancel is not None:
-                        logger.info("stopping generation request_id=%s", request_id)
-                        cancel.cancel()
+                pubsub.get_message(timeout=1.0)  # the subscription's confirmation
+                self._sweep(registry, client)
+                pinged = time.monotonic()
+                while True:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._cancel(registry, message["data"])
+                    if time.monotonic() - pinged >= PING_EVERY:
+                        pubsub.ping()
+                        pinged = time.monotonic()
             except Exception:  # Redis went away: listen again once it is back
                 logger.warning("stop subscriber lost Redis; reconnecting", exc_info=True)
                 time.sleep(RECONNECT_DELAY)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: BLE001 - the connection is already gone
+                        logger.debug("closing the stop subscription failed", exc_info=True)
+
+    @staticmethod
+    def _cancel(registry: _Registry, data: object) -> None:
+        """Cancel the generation a stop message names, if it runs in this process."""
+        try:
+            request_id = int(data)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return
+        with registry.lock:
+            cancel = registry.running.get(request_id)
+        if cancel is not None:
+            logger.info("stopping generation request_id=%s", request_id)
+            cancel.cancel()
+
+    @staticmethod
+    def _sweep(registry: _Registry, client: object) -> None:
+        """Cancel the running generations whose stop mark is set (one pipelined round trip)."""
+        with registry.lock:
+            running = list(registry.running)
+        if not running:
+            return
+        pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
+        for request_id in running:
+            pipe.exists(_stop_key(request_id))
+        for request_id, marked in zip(running, pipe.execute(), strict=True):
+            if marked:
+                Generations._cancel(registry, request_id)

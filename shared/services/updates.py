@@ -1,4 +1,9 @@
-"""Once-only handling of Telegram updates (webhook retries and broker redelivery happen)."""
+"""Once-only handling of Telegram updates (webhook retries and broker redelivery happen).
+
+An update is claimed while a worker handles it and remembered as done afterwards; the replies a
+handler queued are counted as Telegram accepts them (``…:sent``), so a retry after a crash or a
+5xx runs the handler again but sends only the replies that are missing.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +40,27 @@ def finish_update(update_id: int) -> None:
 def release_update(update_id: int) -> None:
     """Forget a claim after a failure, so the retry of the same update may run."""
     current_redis().delete(_key(update_id))
+
+
+def replies_sent(update_id: int) -> int:
+    """How many replies to an update Telegram already accepted (an earlier attempt's).
+
+    Args:
+        update_id: Telegram's update id.
+
+    Returns:
+        The count (0 for a first attempt).
+    """
+    return int(current_redis().get(_key(update_id) + ":sent") or 0)
+
+
+def count_reply(update_id: int) -> None:
+    """Record that one more reply to an update was accepted (a retry skips it).
+
+    Args:
+        update_id: Telegram's update id.
+    """
+    key = _key(update_id) + ":sent"
+    redis = current_redis()
+    redis.incr(key)
+    redis.expire(key, DONE_TTL)

@@ -81,6 +81,10 @@ _FIND_USER = select(
 PROFILE_FIELDS = ("username", "first_name", "last_name", "language_code")
 
 
+#: How long the pacer refuses a chat after its 403 (the user writing again lifts it at once).
+UNREACHABLE_DAYS = 7
+
+
 def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> Sender:
     """Register a Telegram user on first contact, or refresh their profile and activity.
 
@@ -149,21 +153,34 @@ def _insert_user(tg_user: dict[str, Any], snapshot: Snapshot, now: datetime) -> 
 
 
 def mark_unreachable(chat_id: int, reason: str) -> None:
-    """Telegram refused a private chat for good (403): send nothing more until the user writes.
+    """Telegram refused a private chat for good (403): the user is ``reachable: false``.
 
-    Marks the user ``reachable: false`` (the caller commits) and closes the chat in the pacer
-    for every worker at once.
+    The caller commits, then calls :func:`close_unreachable` so no worker sends to the chat
+    until the user writes again. Groups are left alone (a group that removed the bot is
+    refused by Telegram itself, and nobody in it "writes again" as that chat).
 
     Args:
-        chat_id: The private chat (= the user's Telegram id); groups are left alone.
+        chat_id: The chat (= the user's Telegram id for a private chat).
         reason: Telegram's description, for the log.
     """
-    telegram.pacer.set_reachable(chat_id, False)
+    logger.warning("chat unreachable chat_id=%s: %s", chat_id, reason)
     if chat_id > 0:
         db.session.execute(
             update(_USERS).where(_USERS.c.telegram_id == chat_id).values(reachable=False)
         )
-    logger.warning("chat unreachable chat_id=%s: %s", chat_id, reason)
+
+
+def close_unreachable(chat_id: int) -> None:
+    """After :func:`mark_unreachable` was committed: every worker refuses sends to the chat.
+
+    The mark expires after :data:`UNREACHABLE_DAYS` (a send then asks Telegram again), so a
+    mark the database never recorded cannot silence a user forever.
+
+    Args:
+        chat_id: The private chat (groups are never marked).
+    """
+    if chat_id > 0:
+        telegram.pacer.set_reachable(chat_id, False, ttl=UNREACHABLE_DAYS * 86400)
 
 
 def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> User:

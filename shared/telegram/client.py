@@ -113,7 +113,14 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def retry_after(exc: ApiTelegramException) -> float:
-    """Telegram's ``parameters.retry_after`` of a 429 (1 s when missing)."""
+    """Telegram's ``parameters.retry_after`` of a 429.
+
+    Args:
+        exc: The 429.
+
+    Returns:
+        Seconds to wait (1 when Telegram gave none).
+    """
     return float((exc.result_json or {}).get("parameters", {}).get("retry_after", 1))
 
 

@@ -18,9 +18,10 @@ or changes a message therefore asks the pacer first (:meth:`Pacer.acquire`):
 * **Priorities.** Answers and command replies (:attr:`Priority.ANSWER`) book slots. Drafts
   (:attr:`Priority.DRAFT`) and "typing…" (:attr:`Priority.TYPING`) never wait: they go only
   when their lanes have spare room beyond what answers need (a draft leaves a chat's last token
-  to the final message and at most half of a global bucket), else they are skipped. "typing…"
-  counts for no flood limit, books nothing, and goes at most once per :data:`TYPING_EVERY_MS`
-  per chat.
+  to the final message and goes only while the global bucket is under half full), else they
+  are skipped. "typing…" counts for no flood limit and books nothing: it goes while the global
+  bucket is not full and the chat's lane is open, at most once per :data:`TYPING_EVERY_MS` per
+  chat.
 * **Closed lanes.** A 429 closes the chat's lane for ``retry_after`` for every worker at once
   (:meth:`Pacer.close`); when 429s come from several chats within a second the global lane
   closes too. Nothing is booked into a closed lane, and a sender that waited re-checks before
@@ -62,19 +63,18 @@ for _, key in ipairs({KEYS[1], KEYS[3]}) do
   at = math.max(at, tonumber(redis.call('GET', key) or '0'))
 end
 local tat = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)
-if priority > 0 then
-  -- drafts and typing never wait and leave the chat's last token to the final message
+if priority == 1 then
+  -- drafts never wait and leave the chat's last token to the final message
   tolerance = tolerance - interval
-  if priority > 1 then tolerance = math.min(tolerance, 0) end
 end
-at = math.max(at, tat - tolerance)
+if priority < 2 then at = math.max(at, tat - tolerance) end
 local bucket = nil
 if priority > 0 then
   if at > now then return {0, 0} end
   if bucket_ms > 0 then
     bucket = math.floor(now / bucket_ms)
     local used = tonumber(redis.call('GET', KEYS[6] .. bucket) or '0')
-    -- spare room only: drafts may fill half a bucket, typing goes while it is not full
+    -- spare room only: drafts go while the bucket is under half full, typing while not full
     if (priority == 1 and used * 2 >= per_bucket) or used >= per_bucket then
       return {0, 0}
     end
@@ -284,19 +284,27 @@ class Pacer:
         )
 
     def closed_for(self, chat_id: int) -> float:
-        """Seconds until a chat's lanes are open (0 when they are)."""
+        """Seconds until a chat's lanes (its own and the global one) are open.
+
+        Args:
+            chat_id: The chat.
+
+        Returns:
+            0 when both are open.
+        """
         keys = self._keys(chat_id)
         return max(0, int(self._redis.script(_CLOSED_FOR)(keys=[keys[0], keys[2]]))) / 1000
 
-    def set_reachable(self, chat_id: int, reachable: bool) -> None:
+    def set_reachable(self, chat_id: int, reachable: bool, ttl: int | None = None) -> None:
         """Refuse (or accept again) every send into a chat, for every worker.
 
         Args:
             chat_id: The chat.
             reachable: False after Telegram said the user blocked the bot.
+            ttl: Seconds the refusal lasts (None: until lifted).
         """
         key = self._keys(chat_id)[3]
         if reachable:
             self._redis.client.delete(key)
         else:
-            self._redis.client.set(key, "1")
+            self._redis.client.set(key, "1", ex=ttl)

@@ -78,6 +78,22 @@ def test_mode_button_switches_and_refreshes(user: User) -> None:
     assert out.actions[0][1] == ("q1", f"Mode: {mode.name}")
 
 
+def test_pressing_the_mode_in_effect_sends_no_edit(user: User) -> None:
+    """The settings message already shows the choice: a toast, and no no-op edit."""
+    db.session.commit()
+    mode = db.session.query(Mode).order_by(Mode.position.desc()).first()
+    settings.switch_mode(_query(MODE.new(id=mode.id)), user, "en", Outbox())
+    text, keyboard = settings.render(user, "en")
+    query = CallbackQuery.de_json(
+        {"id": "q2", "from": SENDER, "chat_instance": "c", "data": MODE.new(id=mode.id),
+         "message": {"message_id": 9, "date": 1, "chat": {"id": 42, "type": "private"},
+                     "text": text, "reply_markup": keyboard.to_dict()}}
+    )  # fmt: skip
+    out = Outbox()
+    settings.switch_mode(query, user, "en", out)
+    assert [method for method, _, _ in out.actions] == ["answer_callback_query"]
+
+
 def test_unknown_mode_button_is_refused(user: User) -> None:
     """A button for a mode that no longer exists changes nothing."""
     out = Outbox()

@@ -23,25 +23,47 @@ BOB = 601
 ANSWER = " ".join(f"word{i}" for i in range(60)) + "."
 
 
-def test_streamed_and_plain_answers_end_with_the_same_text(conversation: Conversation) -> None:
-    """Streaming on: drafts grow, then the same final message as with streaming off."""
-    conversation.llm.script({"type": "reply", "text": ANSWER}, {"type": "reply", "text": ANSWER})
-    conversation.say(BOB, "stream it", language_code="en")
-    conversation.sent(BOB)
-    drafts = conversation.telegram.drafts(BOB)
-    assert drafts, "the answer was shown growing"
-    assert all(ANSWER.startswith(d["text"]) for d in drafts)
-    assert len({d["draft_id"] for d in drafts}) == 1
-
-    with conversation.app.app_context():
-        set_setting("streaming", "false")
+def _use(app: Flask, slow: SlowLLM) -> None:
+    """Make the slow streaming fake the active model."""
+    with app.app_context():
+        model = LLMModel(name="Slow", model="slow", base_url=slow.base_url, enabled=True)
+        set_api_key(model, "sk-slow")
+        db.session.add(model)
+        make_default(model)
         db.session.commit()
-    conversation.say(BOB, "again, plain", language_code="en")
-    calls = conversation.sent(BOB, 2)
+
+
+def test_streamed_and_plain_answers_end_with_the_same_text(
+    app: Flask, conversation: Conversation
+) -> None:
+    """Streaming on: drafts grow, then the same final message as with streaming off."""
+    with SlowLLM(delay=0.1, chunks=12, chunk_delay=0.1) as slow:
+        _use(app, slow)
+        conversation.say(BOB, "stream it", language_code="en")
+        conversation.sent(BOB)
+        drafts = conversation.telegram.drafts(BOB)
+        assert drafts, "the answer was shown growing"
+        assert all("slow answer to stream it".startswith(d["text"]) for d in drafts)
+        assert len({d["draft_id"] for d in drafts}) == 1
+
+        with app.app_context():
+            set_setting("streaming", "false")
+            db.session.commit()
+        conversation.say(BOB, "stream it", language_code="en")
+        calls = conversation.sent(BOB, 2)
     assert len(conversation.telegram.drafts(BOB)) == len(drafts), "no draft with streaming off"
     finals = [m["text"] for m in conversation.telegram.messages(BOB) if m.get("reply_markup")]
-    assert finals == [ANSWER, ANSWER]
+    assert finals == ["slow answer to stream it"] * 2
     assert calls[0].params["parse_mode"] == calls[1].params["parse_mode"] == "HTML"
+
+
+def test_an_answer_that_comes_at_once_costs_no_draft(conversation: Conversation) -> None:
+    """A fast model's whole answer arrives together: the final message, and no draft."""
+    conversation.llm.script({"type": "reply", "text": ANSWER})
+    conversation.say(BOB, "quick", language_code="en")
+    conversation.sent(BOB)
+    assert conversation.telegram.drafts(BOB) == []
+    assert conversation.telegram.messages(BOB)[-1]["text"] == ANSWER
     body = conversation.llm.chat_requests()[-1]["body"]
     assert body["stream"] is True  # always streamed upstream: /stop works either way
 
@@ -51,12 +73,7 @@ def test_stop_ends_the_generation_and_delivers_what_was_written(
 ) -> None:
     """/stop mid-answer: the upstream stream is closed, the partial text arrives, row stopped."""
     with SlowLLM(delay=0.2, chunks=40, chunk_delay=0.25) as slow:
-        with app.app_context():
-            model = LLMModel(name="Slow", model="slow", base_url=slow.base_url, enabled=True)
-            set_api_key(model, "sk-slow")
-            db.session.add(model)
-            make_default(model)
-            db.session.commit()
+        _use(app, slow)
         conversation.say(BOB, "a long story please", language_code="en")
         wait_until(
             lambda: len(conversation.telegram.drafts(BOB)) >= 1, timeout=20, what="a first draft"

@@ -33,6 +33,7 @@ class SlowLLM:
     Attributes:
         served: Calls answered so far (cancelled streams included).
         cancelled: Streams the client closed before their end.
+        connections: TCP connections accepted (keep-alive reuse keeps it low).
         max_in_flight: The most calls being served at the same time.
     """
 
@@ -41,6 +42,7 @@ class SlowLLM:
         self.chunks = max(1, chunks)
         self.chunk_delay = chunk_delay
         self.cancelled = 0
+        self.connections = 0
         self.served = 0
         self.max_in_flight = 0
         self._in_flight = 0
@@ -50,6 +52,11 @@ class SlowLLM:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from shared.llm import LLMClients, LLMConnectionError, LLMHTTPError, LLMTimeout
+from shared.llm import (
+    Cancel,
+    GenerationStopped,
+    LLMClients,
+    LLMConnectionError,
+    LLMHTTPError,
+    LLMTimeout,
+)
 from tests.fakes.llm import LLMock
-from tests.support import free_port
+from tests.fakes.slow_llm import SlowLLM
+from tests.support import free_port, wait_until
 
 ASK = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -77,14 +87,26 @@ def test_the_text_grows_chunk_by_chunk(llm: LLMock) -> None:
     assert seen[-1] == completion["text"] == "one two three four five six seven eight nine ten"
 
 
+def test_streams_reuse_one_keep_alive_connection() -> None:
+    """Read to the end after [DONE], a stream leaves its connection to the next call."""
+    with SlowLLM(delay=0, chunks=5) as server:
+        client = LLMClients(timeout=5).get(server.base_url, "")
+        texts = [client.stream(ASK)["text"] for _ in range(3)]
+        assert texts == ["slow answer to hi"] * 3
+        assert server.connections == 1
+
+
+def test_an_error_inside_the_stream_keeps_its_status() -> None:
+    """``data: {"error": …}`` with HTTP 200 is the provider's error, not a broken stream."""
+    from shared.llm import _event
+
+    with pytest.raises(LLMHTTPError) as caught:
+        _event(b'{"error": {"code": 429, "message": "slow down"}}', None, {})
+    assert caught.value.status == 429 and "slow down" in str(caught.value)
+
+
 def test_cancel_stops_the_stream_and_closes_the_connection() -> None:
     """A cancel from another thread ends the call with the text so far; the server sees it go."""
-    import threading
-
-    from shared.llm import Cancel, GenerationStopped
-    from tests.fakes.slow_llm import SlowLLM
-    from tests.support import wait_until
-
     with SlowLLM(delay=0.1, chunks=20, chunk_delay=0.3) as server:
         cancel = Cancel()
         seen: list[str] = []

@@ -123,3 +123,11 @@ def test_group_lane_is_twenty_per_minute(pacer: Pacer) -> None:
     waits = [pacer.acquire(-100, Priority.ANSWER, horizon=120).wait for _ in range(21)]
     assert waits[0] == 0 and waits[1] >= 3.0
     assert waits[20] >= 60.0  # never 21 within a minute
+
+
+def test_typing_ignores_the_chat_lane_but_not_a_closed_one(pacer: Pacer) -> None:
+    """'typing…' books nothing, so a busy group still sees it; a closed chat does not."""
+    pacer.acquire(-100, Priority.ANSWER, horizon=10)
+    assert pacer.acquire(-100, Priority.TYPING).verdict is Verdict.GO
+    pacer.close(CHAT, 5)
+    assert pacer.acquire(CHAT, Priority.TYPING).verdict is Verdict.SKIP

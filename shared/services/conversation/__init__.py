@@ -361,6 +361,9 @@ def give_up(request_id: int, error: BaseException) -> None:
     Args:
         request_id: The row that kept failing.
         error: What kept failing (recorded, redacted, for the admin).
+
+    Raises:
+        ReplyDeferred: When the flood limits hold the apology back (send it later).
     """
     db.session.rollback()
     try:
@@ -377,6 +380,8 @@ def give_up(request_id: int, error: BaseException) -> None:
         db.session.close()
     try:
         deliver(request_id)
+    except SendDeferred as exc:  # the flood limits: the apology goes later, not never
+        raise ReplyDeferred(request_id, exc.wait) from exc
     except Exception:  # Telegram itself may be what fails: settle, so the chat moves on
         logger.exception("could not deliver the apology request_id=%s", request_id)
         try:

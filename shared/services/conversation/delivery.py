@@ -32,7 +32,7 @@ from shared.db import db
 from shared.extensions import telegram
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.services.dialogs import record_delivery
-from shared.services.users import mark_unreachable
+from shared.services.users import close_unreachable, mark_unreachable
 from shared.telegram.client import ChatUnreachable, OutgoingPart, answer_parts
 from shared.telegram.keyboards import new_dialog_keyboard
 from shared.telegram.texts import lang_of, t
@@ -52,6 +52,9 @@ TEXT_OF_KIND = {
 }
 #: Bot API error codes after which a chat will not accept messages (blocked, deleted, gone).
 UNREACHABLE = (403,)
+#: The first draft waits this long after the first text (seconds): an answer that arrives all
+#: at once (a fast model, a short answer) is sent as the final message with no draft before it.
+DRAFT_FIRST_AFTER = 0.06
 #: A draft is updated at most this often (seconds); the pacer may skip more of them.
 DRAFT_EVERY = 0.5
 #: ...and only when at least this many characters are new (the first one always goes).
@@ -133,10 +136,13 @@ class DraftPreview:
     """Shows an answer growing in a private chat while the model writes (``sendMessageDraft``).
 
     Called with the whole text so far on every streamed chunk (cheap: it only looks at the
-    clock). At most one draft per :data:`DRAFT_EVERY` seconds, and only when enough new text
-    arrived; the pacer skips drafts when the chat's or the bot's lane has no spare room, so a
-    busy lane keeps only the newest text and no draft ever waits. The first draft cancels the
-    pending "typing…". If Telegram refuses drafts, the preview stops and "typing…" stays.
+    clock). The first draft goes :data:`DRAFT_FIRST_AFTER` after the first text, so an answer
+    that comes all at once costs no draft; then at most one draft per :data:`DRAFT_EVERY`
+    seconds, and only when enough new text arrived; the pacer skips drafts when the chat's or
+    the bot's lane has no spare room, so a busy lane keeps only the newest text and no draft
+    ever waits. The first draft cancels the pending "typing…". If a draft fails in any way
+    (Telegram refuses it, Redis is away), the preview stops and "typing…" stays: a preview
+    never costs the answer.
 
     Args:
         chat_id: The private chat.
@@ -150,7 +156,7 @@ class DraftPreview:
         self.shown = 0
         self.sent = 0
         self._typing = typing
-        self._next_at = 0.0
+        self._next_at: float | None = None
         self._off = False
 
     def __call__(self, text: str) -> None:
@@ -160,7 +166,11 @@ class DraftPreview:
             text: The answer so far (a retried call starts again from its first chunk).
         """
         now = time.monotonic()
-        if self._off or now < self._next_at or not text.strip():
+        if self._off or not text.strip():
+            return
+        if self._next_at is None:
+            self._next_at = now + DRAFT_FIRST_AFTER
+        if now < self._next_at:
             return
         if self.sent and abs(len(text) - self.shown) < DRAFT_MIN_NEW:
             return
@@ -168,8 +178,8 @@ class DraftPreview:
         preview = text if len(text) <= DRAFT_MAX else "…" + text[-(DRAFT_MAX - 1) :]
         try:
             shown = telegram.send_message_draft(self.chat_id, self.draft_id, preview)
-        except (ApiTelegramException, ChatUnreachable) as exc:
-            logger.info("drafts off for chat_id=%s: %s", self.chat_id, exc)
+        except Exception as exc:  # noqa: BLE001 - a preview must never fail the answer
+            logger.info("drafts off for chat_id=%s: %s: %s", self.chat_id, type(exc).__name__, exc)
             self._off = True
             return
         if shown:
@@ -230,6 +240,7 @@ def _unreachable(outbox: Outbox, done: int, reason: str, note: str) -> None:
         db.session.commit()
     finally:
         db.session.close()
+    close_unreachable(outbox.chat_id)
 
 
 def send(outbox: Outbox) -> None:

@@ -1,4 +1,8 @@
-"""Telegram's refusals end to end: 403 marks the user unreachable; other 4xx are not retried."""
+"""Telegram's refusals and failures end to end.
+
+A 403 marks the user unreachable; other 4xx are not retried; a command whose replies failed
+half-way sends only what is missing when it is retried.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +55,21 @@ def test_other_refusals_are_logged_and_not_retried(conversation: Conversation) -
     (row,) = conversation.rows(CAROL)
     assert "undeliverable: 400 Bad Request: message thread not found" in row.error
     assert conversation.user(CAROL).reachable is True
+
+
+def test_a_retried_command_sends_only_the_missing_replies(conversation: Conversation) -> None:
+    """The button's toast went out, its message failed (5xx): the retry sends the message only."""
+    conversation.say(CAROL, "hi")
+    (answer,) = conversation.sent(CAROL)
+    conversation.telegram.fail_next("sendMessage", error_code=502, times=4)  # every attempt
+    conversation.press(CAROL, answer.result["message_id"], "new")
+    wait_until(
+        lambda: any(c.ok for c in conversation.telegram.calls("sendMessage")[1:]),
+        timeout=30,
+        what="the retried reply",
+    )
+    sent = [c for c in conversation.telegram.calls("sendMessage")[1:] if c.ok]
+    assert len(sent) == 1 and "Начат новый диалог" in sent[0].params["text"]
+    toasts = conversation.telegram.calls("answerCallbackQuery")
+    assert len(toasts) == 1 and toasts[0].ok, "the toast was not sent twice"
+    assert len(conversation.dialogs(CAROL)) == 1
