@@ -377,25 +377,28 @@ def _read_stream(
     done = False
     data: list[bytes] = []
     try:
-        for raw in _lines(response):
+        for lines in _blocks(response):
+            shown = len(text)
+            for raw in lines:
+                if raw.startswith(b"data:"):
+                    data.append(raw[5:].strip())
+                    continue
+                if raw or not data:
+                    continue  # comments, event names, keep-alives; a blank line ends an event
+                payload, data = b"\n".join(data), []
+                if done:
+                    continue
+                if payload == b"[DONE]":
+                    done = True
+                    continue
+                delta, finish_reason, usage = _event(payload, finish_reason, usage)
+                text += delta
             if cancel is not None and cancel.cancelled:
                 break
-            if raw.startswith(b"data:"):
-                data.append(raw[5:].strip())
-                continue
-            if raw or not data:
-                continue  # comments, event names, keep-alives; an event ends at a blank line
-            payload, data = b"\n".join(data), []
-            if done:
-                continue
-            if payload == b"[DONE]":
-                done = True
-                continue
-            delta, finish_reason, usage = _event(payload, finish_reason, usage)
-            if delta:
-                text += delta
-                if on_text is not None:
-                    on_text(text)
+            # once per block read, and only while the answer is still coming: an answer that
+            # arrives whole (with its finish_reason) is never shown half-written
+            if on_text is not None and len(text) > shown and finish_reason is None:
+                on_text(text)
     except urllib3.exceptions.TimeoutError as exc:
         if cancel is not None and cancel.cancelled:
             raise GenerationStopped(text) from exc
@@ -435,16 +438,16 @@ def _event(
         raise LLMStreamError(f"corrupt stream chunk: {type(exc).__name__}") from exc
 
 
-def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-    """The response body's lines as they arrive (bytes, without line ends)."""
+def _blocks(response: urllib3.BaseHTTPResponse) -> Iterator[list[bytes]]:
+    """The response body's complete lines (without line ends), a list per block read."""
     pending = b""
     for block in response.stream(8192, decode_content=True):
         pending += block
         *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line.rstrip(b"\r")
+        if complete:
+            yield [line.rstrip(b"\r") for line in complete]
     if pending:
-        yield pending.rstrip(b"\r")
+        yield [pending.rstrip(b"\r"), b""]
 
 
 def _error_message(response: urllib3.BaseHTTPResponse) -> str:

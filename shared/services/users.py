@@ -79,6 +79,20 @@ _FIND_USER = select(
 ).where(_USERS.c.telegram_id == bindparam("tid"))
 #: Profile fields refreshed from Telegram's ``User`` object (kept when Telegram omits them).
 PROFILE_FIELDS = ("username", "first_name", "last_name", "language_code")
+#: Their column sizes: longer values (only a forged update has them) are cut.
+PROFILE_LENGTHS = {"username": 64, "first_name": 128, "last_name": 128, "language_code": 16}
+
+
+def _profile(tg_user: dict[str, Any]) -> dict[str, str]:
+    """The profile fields Telegram sent, as strings that fit their columns (no NUL bytes)."""
+    profile = {}
+    for name in PROFILE_FIELDS:
+        value = tg_user.get(name)
+        if isinstance(value, str) and value:
+            cleaned = value.replace("\x00", "")[: PROFILE_LENGTHS[name]]
+            if cleaned:
+                profile[name] = cleaned
+    return profile
 
 
 #: How long the pacer refuses a chat after its 403 (the user writing again lifts it at once).
@@ -109,9 +123,7 @@ def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None
     if row is None:
         row = _insert_user(tg_user, snapshot or runtime.get(), now)
     changes = {
-        name: tg_user[name]
-        for name in PROFILE_FIELDS
-        if tg_user.get(name) and tg_user[name] != getattr(row, name)
+        name: value for name, value in _profile(tg_user).items() if value != getattr(row, name)
     }
     if row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
         changes["last_seen_at"] = now  # activity to the minute: no UPDATE for every message

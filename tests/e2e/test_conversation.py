@@ -429,3 +429,12 @@ def test_a_reply_that_keeps_failing_ends_as_an_error_row(conversation: Conversat
     assert row.status == "error" and row.error_kind == "gave_up"
     assert "gave up" in row.error and "502" in row.error
     assert len(conversation.llm.chat_requests()) == 1, "the answer is not asked for again"
+
+
+def test_nul_bytes_and_oversized_names_are_cleaned_not_fatal(conversation: Conversation) -> None:
+    """Text with NUL bytes is answered without them; a forged over-long name is cut to fit."""
+    conversation.say(ALICE, "hel\x00lo", first_name="N" * 500 + "\x00")
+    conversation.sent(ALICE)
+    (row,) = conversation.rows(ALICE)
+    assert row.request_text == "hello" and row.status == "ok"
+    assert conversation.user(ALICE).first_name == "N" * 128

@@ -56,17 +56,42 @@ def test_webhook_with_wrong_secret_is_refused_and_not_enqueued(
     assert len(conversation.llm.chat_requests()) == 1
 
 
-@pytest.mark.parametrize("body", ["not json", "[1, 2]", '"text"'])
-def test_webhook_rejects_a_body_that_is_not_an_object(
-    client, app: Flask, webhook_secret: str, body: str
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b'{"update_id": "1"}',
+        b'{"message": {"text": "no update id"}}',
+        b'{"update_id": 1, "message": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001,
+        b'{"update_id": 1, "message": {"text": "' + bytes([0xFF, 0xFE]) + b'"}}',
+    ],
+    ids=["text", "array", "string", "id-string", "no-id", "deeply-nested", "not-utf8"],
+)
+def test_webhook_rejects_a_body_that_is_not_an_update(
+    client, app: Flask, webhook_secret: str, body: bytes
 ) -> None:
-    """A body that is not a JSON object is a 400."""
+    """A body that is not an update is a 400, never a 5xx, and nothing is queued."""
+    redis = app.extensions["redis"]
     response = client.post(
         "/telegram/webhook",
         data=body,
         headers={HEADER: webhook_secret, "Content-Type": "application/json"},
     )
     assert response.status_code == 400
+    assert sum(int(redis.llen(q)) for q in ("updates", "llm")) == 0
+
+
+def test_webhook_refuses_a_huge_body(client, webhook_secret: str) -> None:
+    """Over 1 MiB: 413 before anything is parsed."""
+    body = b'{"update_id": 1, "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post(
+        "/telegram/webhook",
+        data=body,
+        headers={HEADER: webhook_secret, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
 
 
 def test_webhook_answers_503_when_the_queue_is_down(

@@ -402,3 +402,17 @@ def test_a_model_cannot_be_its_own_fallback(api) -> None:
     _error(api.patch(f"/models/{main['id']}", json={"fallback_model_id": 99999}), 404)
     changed = api.patch(f"/models/{main['id']}", json={"fallback_model_id": spare["id"]})
     assert changed.status_code == 200 and changed.get_json()["fallback_model_id"] == spare["id"]
+
+
+def test_ids_beyond_the_database_range_are_404_or_400_never_500(api) -> None:
+    """Fuzzed ids: an id no row can have is a 404 in the path and a 400 in a body or query."""
+    huge = 1119361751920641
+    for path in (f"/modes/{huge}", f"/models/{huge}", f"/users/{2**64}"):
+        _error(api.get(path), 404)
+    for path in (f"/modes/{huge}", f"/models/{huge}"):
+        _error(api.delete(path), 404)
+    _error(api.patch(f"/modes/{huge}", json={"name": "x"}), 404)
+    _error(api.patch("/settings", json={"default_model_id": huge}), 400, "validation_error")
+    _error(api.get(f"/messages?telegram_id={2**64}"), 400)
+    _error(api.get(f"/messages?dialog_id={huge}"), 400)
+    _error(api.get(f"/users?offset={10**12}"), 400)

@@ -27,6 +27,8 @@ from shared.services.users import UserExists, create_user, find_users, get_user,
 from web.api.errors import conflict, invalid, not_found
 from web.api.openapi import ResourceBlueprint as Blueprint
 from web.api.schemas import (
+    MAX_ID,
+    MAX_TELEGRAM_ID,
     BotStartSchema,
     BotStatusSchema,
     MessageListSchema,
@@ -52,6 +54,8 @@ CONFLICT = {"response": "CONFLICT"}
 
 
 def _get(kind: type, object_id: int, what: str) -> Any:
+    if not 1 <= object_id <= MAX_ID:  # no such row, and the database would refuse the number
+        raise not_found(what)
     obj = db.session.get(kind, object_id)
     if obj is None:
         raise not_found(what)
@@ -244,6 +248,8 @@ def _counted(found: list[User]) -> list[_Counted]:
 
 
 def _user(telegram_id: int) -> User:
+    if not 1 <= telegram_id <= MAX_TELEGRAM_ID:
+        raise not_found("user")
     user = get_user(telegram_id)
     if user is None:
         raise not_found("user")

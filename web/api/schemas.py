@@ -96,6 +96,13 @@ class IsSet(ma.fields.Boolean):
         return bool(value)
 
 
+#: Row ids are 32-bit integers in every database; Telegram ids fit 64 bits.
+MAX_ID = 2**31 - 1
+MAX_TELEGRAM_ID = 2**63 - 1
+#: The largest offset a list accepts.
+MAX_OFFSET = 10**9
+
+
 def _doc(text: str) -> dict[str, str]:
     return {"description": text}
 
@@ -151,12 +158,12 @@ class SettingsSchema(ma.Schema):
     )
     default_model_id = StrictInteger(
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_ID),
         metadata=_doc("Makes that model the active one (its is_default)"),
     )
     default_mode_id = StrictInteger(
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_ID),
         metadata=_doc("Makes that mode the default one (its is_default)"),
     )
     default_daily_limit = StrictInteger(
@@ -199,15 +206,15 @@ class ModelSchema(ma.Schema):
     api_key_set = IsSet("api_key_encrypted")
     api_key_last4 = ma.fields.String(dump_only=True, allow_none=True)
     temperature = Number(allow_none=True, validate=validate.Range(min=0, max=2))
-    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1))
-    context_window = StrictInteger(allow_none=True, validate=validate.Range(min=256))
+    max_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
+    context_window = StrictInteger(allow_none=True, validate=validate.Range(min=256, max=MAX_ID))
     enabled = Flag()
     is_default = Flag(metadata=_doc("true makes it the active model and clears the others"))
     input_price_per_1m = Price(validate=validate.Range(min=0), metadata=_doc("USD"))
     output_price_per_1m = Price(validate=validate.Range(min=0), metadata=_doc("USD"))
     fallback_model_id = StrictInteger(
         allow_none=True,
-        validate=validate.Range(min=1),
+        validate=validate.Range(min=1, max=MAX_ID),
         metadata=_doc("Tried when this model gives up; never the model itself"),
     )
     created_at = ma.fields.DateTime(dump_only=True)
@@ -240,7 +247,7 @@ class ModePatchSchema(ModeSchema):
 class UserSchema(ma.Schema):
     """A Telegram user, addressed by Telegram id."""
 
-    telegram_id = StrictInteger(required=True, validate=validate.Range(min=1))
+    telegram_id = StrictInteger(required=True, validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
     username = Text(allow_none=True, validate=validate.Length(max=64))
     first_name = Text(allow_none=True, validate=validate.Length(max=128))
     language_code = ma.fields.String(dump_only=True, allow_none=True)
@@ -281,9 +288,11 @@ class UsersQuerySchema(QuerySchema):
     status = ma.fields.String(validate=validate.OneOf([s.value for s in UserStatus]))
     q = ma.fields.String(metadata=_doc("Text in the username or first name"))
     limit = ma.fields.Integer(
-        load_default=100, validate=validate.Range(min=1), metadata=_doc("At most 500 are answered")
+        load_default=100,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata=_doc("At most 500 are answered"),
     )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -316,17 +325,19 @@ class MessageSchema(ma.Schema):
 class MessagesQuerySchema(QuerySchema):
     """Filters and paging of the message log."""
 
-    telegram_id = ma.fields.Integer()
-    dialog_id = ma.fields.Integer()
+    telegram_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
+    dialog_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     since = ma.fields.String(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
     until = ma.fields.String(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
     status = ma.fields.String(validate=validate.OneOf([s.value for s in RequestStatus]))
     model = ma.fields.String(metadata=_doc("The model's name at the time"))
     q = ma.fields.String(metadata=_doc("Text in the request or the answer"))
     limit = ma.fields.Integer(
-        load_default=50, validate=validate.Range(min=1), metadata=_doc("At most 500 are answered")
+        load_default=50,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata=_doc("At most 500 are answered"),
     )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- statistics -----------------------------------------------------------------------------

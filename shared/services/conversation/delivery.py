@@ -52,9 +52,9 @@ TEXT_OF_KIND = {
 }
 #: Bot API error codes after which a chat will not accept messages (blocked, deleted, gone).
 UNREACHABLE = (403,)
-#: The first draft waits this long after the first text (seconds): an answer that arrives all
-#: at once (a fast model, a short answer) is sent as the final message with no draft before it.
-DRAFT_FIRST_AFTER = 0.06
+#: The answer must keep growing this long before its first draft (seconds): an answer that
+#: arrives in one burst (a fast model, a short answer) costs no draft.
+DRAFT_FIRST_AFTER = 0.03
 #: A draft is updated at most this often (seconds); the pacer may skip more of them.
 DRAFT_EVERY = 0.5
 #: ...and only when at least this many characters are new (the first one always goes).
@@ -135,14 +135,14 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
 class DraftPreview:
     """Shows an answer growing in a private chat while the model writes (``sendMessageDraft``).
 
-    Called with the whole text so far on every streamed chunk (cheap: it only looks at the
-    clock). The first draft goes :data:`DRAFT_FIRST_AFTER` after the first text, so an answer
-    that comes all at once costs no draft; then at most one draft per :data:`DRAFT_EVERY`
-    seconds, and only when enough new text arrived; the pacer skips drafts when the chat's or
-    the bot's lane has no spare room, so a busy lane keeps only the newest text and no draft
-    ever waits. The first draft cancels the pending "typing…". If a draft fails in any way
-    (Telegram refuses it, Redis is away), the preview stops and "typing…" stays: a preview
-    never costs the answer.
+    Called with the whole text so far each time a read of the stream added to it (never for
+    a read that finished the answer). The first draft goes once the text has kept growing for
+    :data:`DRAFT_FIRST_AFTER`, so an answer that arrives in one burst costs no draft; then at
+    most one per :data:`DRAFT_EVERY` seconds, and only when enough new text arrived; the pacer
+    skips drafts when the chat's or the bot's lane has no spare room, so a busy lane keeps only
+    the newest text and no draft ever waits. The first draft cancels the pending "typing…".
+    If a draft fails in any way (Telegram refuses it, Redis is away), the preview stops and
+    "typing…" stays: a preview never costs the answer.
 
     Args:
         chat_id: The private chat.
@@ -168,8 +168,9 @@ class DraftPreview:
         now = time.monotonic()
         if self._off or not text.strip():
             return
-        if self._next_at is None:
+        if self._next_at is None:  # the first text starts the clock
             self._next_at = now + DRAFT_FIRST_AFTER
+            return
         if now < self._next_at:
             return
         if self.sent and abs(len(text) - self.shown) < DRAFT_MIN_NEW:

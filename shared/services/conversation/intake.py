@@ -78,19 +78,28 @@ class Incoming:
             update: The update as Telegram sent it.
 
         Returns:
-            The request, or None when the update holds no text message with a sender.
+            The request, or None when the update holds no text message with a sender (or one
+            whose ids are not integers, or whose text is empty once NUL bytes are removed:
+            no database stores them in text).
         """
         message = update.get("message")
         if not isinstance(message, dict) or not isinstance(message.get("text"), str):
             return None
         sender, chat = message.get("from"), message.get("chat")
-        if not isinstance(sender, dict) or not isinstance(chat, dict) or "id" not in sender:
+        if not isinstance(sender, dict) or not isinstance(chat, dict):
             return None
+        ids = (sender.get("id"), chat.get("id"), update.get("update_id"))
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return None
+        text = message["text"].replace("\x00", "")
+        if not text.strip():
+            return None
+        message_id = message.get("message_id")
         return cls(
-            update_id=update.get("update_id"),
-            chat_id=int(chat["id"]),
-            message_id=message.get("message_id"),
-            text=message["text"],
+            update_id=update["update_id"],
+            chat_id=chat["id"],
+            message_id=message_id if isinstance(message_id, int) else None,
+            text=text,
             sender=sender,
         )
 
