@@ -1,9 +1,12 @@
 """``make run``'s supervisor: start every process of ai_router and stop them all together.
 
 Order: embedded Redis (only when ``REDIS_URL`` is unset) → migrations and the first admin →
-web (gunicorn), one Celery worker, the bot listener. Ctrl-C or SIGTERM stops the children in the
-reverse order of need (listener, web, worker, then Redis) and waits for each; if any child dies
-on its own, the rest are stopped too and the launcher exits non-zero, so nothing is left behind.
+web (gunicorn), the Celery worker(s), the bot listener. A child that dies on its own is started
+again, after a pause that doubles with each quick death (1 s, 2 s, 4 s … at most
+:data:`MAX_BACKOFF`; back to 1 s once it has run a minute), and every death and restart is
+logged — as a process manager would on a single host; the embedded Redis is restarted the same
+way. Ctrl-C or SIGTERM stops the children in the reverse order of need (listener, web, worker,
+then Redis) and waits for each, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT = 20.0
+#: The longest pause before a dead child is started again (seconds).
+MAX_BACKOFF = 30.0
+#: A child that ran this long before dying is restarted after the shortest pause again.
+HEALTHY_AFTER = 60.0
 
 
 @dataclass
@@ -35,11 +42,17 @@ class Child:
         name: Label used in logs.
         args: The command line.
         process: The running process, once started.
+        started_at: ``time.monotonic()`` of the last start.
+        deaths: Quick deaths in a row (they set the pause before the next start).
+        restart_at: When a dead child is due to start again (None while it runs).
     """
 
     name: str
     args: list[str]
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    deaths: int = 0
+    restart_at: float | None = None
 
     def start(self, env: dict[str, str]) -> None:
         """Start the process in its own session (so a terminal Ctrl-C reaches only the launcher).
@@ -50,7 +63,34 @@ class Child:
         self.process = subprocess.Popen(
             self.args, env=env, cwd=PROJECT_ROOT, start_new_session=True
         )
+        self.started_at = time.monotonic()
+        self.restart_at = None
         logger.info("started %s pid=%s", self.name, self.process.pid)
+
+    def check(self, env: dict[str, str], now: float) -> None:
+        """Notice a death (and schedule the restart), or start again when it is due.
+
+        Args:
+            env: The environment of the child.
+            now: ``time.monotonic()``.
+        """
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                logger.warning("restarting %s", self.name)
+                self.start(env)
+            return
+        if self.running() or self.process is None:
+            return
+        uptime = now - self.started_at
+        self.deaths = 0 if uptime >= HEALTHY_AFTER else self.deaths + 1
+        pause = min(MAX_BACKOFF, 2.0 ** max(self.deaths - 1, 0))
+        # Grandchildren (gunicorn workers) of a dead parent must not linger.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        logger.error(
+            "%s exited unexpectedly with code %s after %.0f s; restarting in %.0f s",
+            self.name, self.process.returncode, uptime, pause,
+        )  # fmt: skip
+        self.restart_at = now + pause
 
     def running(self) -> bool:
         """Whether the process is still alive."""
@@ -138,14 +178,14 @@ def initialize(env: dict[str, str]) -> bool:
 
 
 def supervise(config: Config, stop: threading.Event) -> int:
-    """Run everything until ``stop`` is set or a child dies, then stop it all.
+    """Run everything until ``stop`` is set, restarting what dies; then stop it all.
 
     Args:
         config: The configuration.
         stop: Set by the signal handlers to ask for a clean shutdown.
 
     Returns:
-        The exit code: 0 after a requested stop, 1 when a child died on its own.
+        The exit code: 0 after a requested stop, 1 when the database could not be initialized.
     """
     embedded = None
     if config.redis_embedded:
@@ -164,11 +204,15 @@ def supervise(config: Config, stop: threading.Event) -> int:
             "admin at http://%s:%s/admin — Ctrl-C stops everything", config.host, config.port
         )
         while not stop.wait(0.5):
-            dead = [child for child in children if not child.running()]
-            if dead:
-                logger.error("%s exited unexpectedly; stopping everything", dead[0].name)
-                exit_code = 1
-                break
+            if embedded is not None and not embedded.running():
+                logger.error("the embedded Redis exited unexpectedly; restarting it")
+                try:
+                    embedded.start()
+                except Exception:  # noqa: BLE001 - try again at the next check
+                    logger.exception("the embedded Redis did not come back; retrying")
+            now = time.monotonic()
+            for child in children:
+                child.check(env, now)
     finally:
         for child in reversed(children):
             child.stop()

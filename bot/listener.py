@@ -92,28 +92,39 @@ class Listener:
 
     # -- main loop -------------------------------------------------------------------------
     def run(self) -> None:
-        """Serve the desired mode until stopped; errors are reported and retried, never fatal."""
+        """Serve the desired mode until stopped; errors are reported and retried, never fatal.
+
+        Whatever fails — Telegram, Redis, the database, even reporting the failure — is logged
+        and tried again after a pause: an outage of Redis or PostgreSQL pauses the listener, it
+        never ends it.
+        """
         logger.info("bot listener started")
         while not self.stop.is_set():
-            with self.app.app_context():
-                try:
-                    self._step()
-                except BotNotConfigured as exc:
-                    self._set_state("error", self.serving, str(exc))
-                    self.stop.wait(IDLE_INTERVAL * 3)
-                except Exception as exc:  # keep the listener alive; the admin sees the error
-                    logger.exception("listener step failed")
-                    error = redact(f"{type(exc).__name__}: {exc}")[:500]
-                    self._set_state("error", self.serving, error)
-                    self.stop.wait(IDLE_INTERVAL * 3)
-                finally:
-                    db.session.remove()
+            try:
+                with self.app.app_context():
+                    try:
+                        self._step()
+                    finally:
+                        _quietly(db.session.remove)
+            except BotNotConfigured as exc:
+                self._report_error(str(exc))
+                self.stop.wait(IDLE_INTERVAL * 3)
+            except Exception as exc:  # keep the listener alive; the admin sees the error
+                logger.exception("listener step failed")
+                self._report_error(redact(f"{type(exc).__name__}: {exc}")[:500])
+                self.stop.wait(IDLE_INTERVAL * 3)
         with self.app.app_context():
-            self._release_lead()
-            bot_control.write_heartbeat(
-                ListenerStatus(state="stopped", mode=STOPPED, since=utcnow().isoformat())
+            _quietly(self._release_lead)
+            _quietly(
+                bot_control.write_heartbeat,
+                ListenerStatus(state="stopped", mode=STOPPED, since=utcnow().isoformat()),
             )
         logger.info("bot listener stopped")
+
+    def _report_error(self, error: str) -> None:
+        """Publish the error state if Redis lets us; never raise (Redis may be what failed)."""
+        with self.app.app_context():
+            _quietly(self._set_state, "error", self.serving, error)
 
     def _step(self) -> None:
         if self.serving == POLLING and time.monotonic() - self._checked_at < CHECK_INTERVAL:
@@ -215,6 +226,14 @@ class Listener:
             self.offset = update["update_id"] + 1  # acknowledged by the next getUpdates
         extra = {"last_update_at": utcnow().isoformat()} if updates else {}
         self._set_state("running", POLLING, None, **extra)
+
+
+def _quietly(fn: Any, *args: Any) -> None:
+    """Call ``fn``; log and swallow what it raises (used where an outage must not escape)."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the caller carries on either way
+        logger.warning("%s failed: %s: %s", getattr(fn, "__name__", fn), type(exc).__name__, exc)
 
 
 def main() -> None:

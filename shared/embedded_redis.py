@@ -44,6 +44,10 @@ class EmbeddedRedis:
         """The redis-py URL of this server."""
         return f"unix://{self.socket_path}"
 
+    def running(self) -> bool:
+        """Whether the server process started by :meth:`start` is still alive."""
+        return self.process is not None and self.process.poll() is None
+
     def _answers(self) -> bool:
         """Whether a server answers PING on the socket."""
         client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)

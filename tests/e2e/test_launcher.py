@@ -146,17 +146,30 @@ def test_run_serves_and_stops_cleanly(instance: Path) -> None:
     assert "First admin account created" not in second.output()
 
 
-def test_a_dying_child_takes_everything_down(instance: Path) -> None:
-    """If one process dies on its own, the launcher stops the rest and exits non-zero."""
+def test_a_dying_child_is_restarted_and_the_rest_keeps_running(instance: Path) -> None:
+    """A killed listener and a killed worker come back (logged); Ctrl-C then stops everything."""
     launcher = Launcher(instance)
     try:
         launcher.wait_ready()
+        before = launcher.tree()
+        for needle in ("-m bot", "celery"):
+            victim = next(p for p in launcher.tree() if needle in " ".join(p.cmdline()))
+            victim.kill()
+
+            def replaced(needle: str = needle, old: int = victim.pid) -> bool:
+                return any(
+                    needle in " ".join(p.cmdline()) and p.pid != old
+                    for p in _alive(launcher.tree())
+                )
+
+            wait_until(replaced, timeout=60, what=f"{needle} to be restarted")
+        assert launcher.process.poll() is None, "the launcher kept running"
+        assert requests.get(f"{launcher.base}/healthz", timeout=5).status_code == 200
+        output = launcher.output()
+        assert "bot exited unexpectedly" in output and "restarting bot" in output
+        assert "worker1 exited unexpectedly" in output
         tree = launcher.tree()
-        bot = next(p for p in tree if "-m bot" in " ".join(p.cmdline()))
-        bot.kill()
-        code = launcher.process.wait(90)
     finally:
-        stop_process(launcher.process)
-    assert code == 1, launcher.output()
-    assert "bot exited unexpectedly" in launcher.output()
-    assert _alive(tree) == []
+        code = launcher.stop(signal.SIGINT)
+    assert code == 0, launcher.output()
+    assert _alive(tree) == [] and _alive(before) == []

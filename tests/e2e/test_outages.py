@@ -1,0 +1,60 @@
+"""Outages of the parts around the listener: it pauses while they are gone, it never exits.
+
+The listener runs in a thread of the test against a Redis of the test's own, which is stopped
+and started again mid-run (same socket, same instance folder: what a restart policy does).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from bot.listener import Listener
+from shared.config import Config
+from shared.db import db
+from shared.embedded_redis import EmbeddedRedis
+from shared.services import bot_control
+from shared.services.settings import set_setting
+from tests.e2e.conftest import producer_for
+from tests.fakes.telegram import FakeTelegram
+from tests.support import app_env, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_listener_survives_a_redis_outage(
+    app: Flask, config: Config, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    """Redis stops for a few seconds while polling: the listener waits, then carries on."""
+    server = EmbeddedRedis(tmp_path / "r.sock", tmp_path, persist=False)
+    server.start()
+    env = app_env(tmp_path, config.database_url, server.url, TELEGRAM_API_URL=telegram.url)
+    listener_app = producer_for(app, env)  # the suite's Celery app stays the current one
+    with app.app_context():
+        set_setting("telegram_bot_token", telegram.token)
+        db.session.commit()
+    with listener_app.app_context():
+        bot_control.set_desired(bot_control.POLLING)
+    stop = threading.Event()
+    thread = threading.Thread(target=Listener(listener_app, stop, poll_timeout=1).run)
+    thread.start()
+    try:
+        telegram.wait_for_polling(timeout=30)
+        server.stop()
+        time.sleep(4)  # several steps fail against the missing Redis
+        assert thread.is_alive(), "the listener exited during the outage"
+        server.start()
+        with listener_app.app_context():
+            bot_control.set_desired(bot_control.POLLING)  # the restarted Redis is empty
+        telegram.inject_message(900_001, "after the outage")
+        redis = listener_app.extensions["redis"]
+        wait_until(lambda: int(redis.llen("llm")) == 1, timeout=30, what="the update to be queued")
+    finally:
+        stop.set()
+        thread.join(30)
+        server.stop()
+    assert not thread.is_alive()
