@@ -29,6 +29,7 @@ from celery.contrib.testing.worker import start_worker
 from flask import Flask
 from sqlalchemy import create_engine, make_url, text
 
+from shared.app import create_core_app
 from shared.config import Config
 from shared.db import db
 from shared.embedded_redis import EmbeddedRedis
@@ -195,6 +196,20 @@ def celery_worker(app: Flask) -> Iterator[object]:
         ping = celery_app.send_task("tasks.health.ping", args=["ready"])
         assert ping.get(timeout=60) == {"pong": "ready"}
         yield worker
+
+
+@pytest.fixture()
+def second_process(app: Flask) -> Flask:
+    """Another process's core app on the same Redis and database (a second worker or host).
+
+    Building an app makes its Celery app the current one; the suite's is made current again,
+    so tests that run later still publish through it.
+    """
+    other = create_core_app(app.config["AI_ROUTER"])
+    celery = app.extensions["celery"]
+    celery.set_default()
+    celery.set_current()
+    return other
 
 
 @pytest.fixture()

@@ -39,7 +39,15 @@ RECONNECT_DELAY = 1.0
 PING_EVERY = 30.0
 
 
-def _stop_key(request_id: int) -> str:
+def stop_key(request_id: int) -> str:
+    """The Redis key marking a row's generation as stopped (set by /stop, checked at start).
+
+    Args:
+        request_id: The row.
+
+    Returns:
+        The key.
+    """
     return f"{KEY_PREFIX}stop:{request_id}"
 
 
@@ -71,11 +79,13 @@ class Generations:
         app.extensions["generations"] = _Registry()
 
     @contextmanager
-    def running(self, request_id: int) -> Iterator[Cancel]:
+    def running(self, request_id: int, *, check_mark: bool = True) -> Iterator[Cancel]:
         """Register a row's LLM call for the time of the ``with`` block.
 
         Args:
             request_id: The row being answered.
+            check_mark: Look for a stop mark once registered (False: the caller checks
+                :func:`stop_key` itself in a round trip it makes anyway, after this call).
 
         Yields:
             The call's cancel handle: already cancelled when /stop came first.
@@ -86,7 +96,7 @@ class Generations:
         with registry.lock:
             registry.running[request_id] = cancel
         try:
-            if self._redis.client.exists(_stop_key(request_id)):
+            if check_mark and self._redis.client.exists(stop_key(request_id)):
                 cancel.cancel()
             yield cancel
         finally:
@@ -100,7 +110,7 @@ class Generations:
             request_id: The row.
         """
         client = self._redis.client
-        client.set(_stop_key(request_id), "1", ex=STOP_MARK_SECONDS)
+        client.set(stop_key(request_id), "1", ex=STOP_MARK_SECONDS)
         client.publish(STOP_CHANNEL, str(request_id))
 
     def _ensure_subscriber(self, registry: _Registry, app: Flask) -> None:
@@ -170,7 +180,7 @@ class Generations:
             return
         pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
         for request_id in running:
-            pipe.exists(_stop_key(request_id))
+            pipe.exists(stop_key(request_id))
         for request_id, marked in zip(running, pipe.execute(), strict=True):
             if marked:
                 Generations._cancel(registry, request_id)

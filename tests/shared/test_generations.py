@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from shared.app import create_core_app
 from shared.extensions import generations, redis_store
 from shared.services.generations import Generations
 from tests.support import wait_until
 
 
-def test_a_stop_from_another_process_cancels_the_call(app: Flask) -> None:
+def test_a_stop_from_another_process_cancels_the_call(app: Flask, second_process: Flask) -> None:
     """Another app (another process) stops row 41: the running call here is cancelled."""
-    other = create_core_app(app.config["AI_ROUTER"])
+    other = second_process
     with app.app_context(), generations.running(41) as cancel, generations.running(42) as spared:
         wait_until(
             lambda: app.extensions["generations"].subscriber.is_alive(), what="the subscriber"

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from shared.app import create_core_app
 from shared.extensions import redis_store
 from shared.telegram.pacer import PaceLimits, Pacer, Priority, Verdict
 
@@ -27,10 +26,9 @@ def pacer(app: Flask) -> Iterator[Pacer]:
 
 
 @pytest.fixture()
-def other_worker(app: Flask) -> Iterator[Pacer]:
+def other_worker(second_process: Flask) -> Iterator[Pacer]:
     """A second app (its own Redis client and scripts) on the same Redis: another worker."""
-    other = create_core_app(app.config["AI_ROUTER"])
-    with other.app_context():
+    with second_process.app_context():
         yield Pacer(redis_store, LIMITS)
 
 

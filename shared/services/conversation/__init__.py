@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import current_app
@@ -31,6 +33,7 @@ from sqlalchemy import select
 
 from shared.db import db
 from shared.extensions import generations, redis_store
+from shared.llm import Cancel
 from shared.logging import redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
@@ -51,6 +54,7 @@ from shared.services.conversation.intake import (
     Ticket,
     intake,
 )
+from shared.services.generations import stop_key
 from shared.telegram.client import SendDeferred
 
 logger = logging.getLogger(__name__)
@@ -181,10 +185,41 @@ class ChatLock:
         return redis_store.script(script)(keys=self._keys, args=[self._token, self._ttl])
 
 
-def claim(request_id: int) -> bool:
-    """Claim a row for its LLM call (once: a second claim within the lock's lifetime fails)."""
-    key = f"{KEY_PREFIX}answering:{request_id}"
-    return bool(redis_store.client.set(key, "1", nx=True, ex=lease_seconds()))
+# KEYS[1] the row's claim, KEYS[2] its stop mark; ARGV[1] ttl s.
+# 0: claimed elsewhere; 1: claimed; 2: claimed, and /stop came first.
+_CLAIM = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+  return 1 + redis.call('EXISTS', KEYS[2])
+end
+return 0
+"""
+
+
+@contextmanager
+def claimed(request_id: int) -> Iterator[Cancel | None]:
+    """Register a row's generation for /stop, then claim its LLM call, in one round trip.
+
+    The claim succeeds once (a second claim within the lock's lifetime fails); the same script
+    reads the row's stop mark, so a /stop that came before the call is honoured (the handle is
+    registered first: a stop published after the check reaches it through the channel).
+
+    Args:
+        request_id: The row.
+
+    Yields:
+        The generation's cancel handle, or None when another settler holds the claim.
+    """
+    with generations.running(request_id, check_mark=False) as cancel:
+        result = redis_store.script(_CLAIM)(
+            keys=[f"{KEY_PREFIX}answering:{request_id}", stop_key(request_id)],
+            args=[lease_seconds()],
+        )
+        if not result:
+            yield None
+            return
+        if int(result) == 2:
+            cancel.cancel()
+        yield cancel
 
 
 def handle_text(update: dict[str, Any]) -> Intake | None:
@@ -226,9 +261,9 @@ def next_open(chat_id: int) -> int | None:
         db.session.close()
 
 
-def _answer_and_send(prompt: Prompt, view: ReplyView) -> None:
+def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     """The LLM call, the record, and the reply built in memory."""
-    outcome = ask(prompt)
+    outcome = ask(prompt, cancel)
     if not record(prompt.request_id, outcome):
         return  # no longer pending: deleted, or recorded by another settler
     if isinstance(outcome, Exception):
@@ -252,8 +287,10 @@ def settle_ticket(ticket: Ticket) -> None:
     try:
         if ticket.prompt is None:
             send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(ticket.reply)))
-        elif claim(ticket.request_id):
-            _answer_and_send(ticket.prompt, ticket.reply)
+        else:
+            with claimed(ticket.request_id) as cancel:
+                if cancel is not None:
+                    _answer_and_send(ticket.prompt, ticket.reply, cancel)
     except SendDeferred as exc:
         db.session.rollback()
         raise ReplyDeferred(ticket.request_id, exc.wait) from exc
@@ -275,9 +312,10 @@ def settle(request_id: int) -> None:
     try:
         prompt = prepare(request_id)
         if prompt is not None:
-            if not claim(request_id):
-                raise ClaimHeld(f"request {request_id} is being answered elsewhere")
-            record(prompt.request_id, ask(prompt))
+            with claimed(request_id) as cancel:
+                if cancel is None:
+                    raise ClaimHeld(f"request {request_id} is being answered elsewhere")
+                record(prompt.request_id, ask(prompt, cancel))
         deliver(request_id)
     except SendDeferred as exc:
         db.session.rollback()

@@ -5,8 +5,9 @@ No database connection, pool slot or transaction is held while the model answers
 from the row when a queued row is settled later; the model, the mode and the key come from the
 in-memory runtime snapshot. :func:`ask` calls the model — streamed: a private chat with the
 ``streaming`` setting on watches the answer grow (:class:`~.delivery.DraftPreview`), and /stop
-ends the call from any process (``shared.services.generations``) — and :func:`record` writes
-the outcome in one UPDATE and commits.
+ends the call from any process through the handle the caller registered
+(``shared.services.generations``) — and :func:`record` writes the outcome in one UPDATE and
+commits.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import logging
 from dataclasses import dataclass
 
 from shared.db import db
-from shared.extensions import generations, llm, runtime, telegram
-from shared.llm import ChatResult, LLMError, ModelSpec, build_messages
+from shared.extensions import llm, runtime, telegram
+from shared.llm import Cancel, ChatResult, LLMError, ModelSpec, build_messages
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.runtime import Snapshot
 from shared.services.conversation.delivery import DraftPreview
@@ -100,7 +101,7 @@ def prepare(request_id: int) -> Prompt | None:
         db.session.close()  # nothing stays checked out for the length of the LLM call
 
 
-def ask(prompt: Prompt) -> ChatResult | LLMError:
+def ask(prompt: Prompt, cancel: Cancel) -> ChatResult | LLMError:
     """Call the model (streamed, retries, fallback) with no database session held.
 
     A slow first token shows "typing…" after :data:`TYPING_AFTER` seconds; with drafts on,
@@ -109,6 +110,7 @@ def ask(prompt: Prompt) -> ChatResult | LLMError:
 
     Args:
         prompt: The prompt.
+        cancel: The generation's handle, registered for /stop by the caller.
 
     Returns:
         The answer, or the error when every model gave up.
@@ -116,8 +118,7 @@ def ask(prompt: Prompt) -> ChatResult | LLMError:
     typing = later(TYPING_AFTER, telegram.send_chat_action, prompt.chat_id, "typing")
     preview = DraftPreview(prompt.chat_id, prompt.request_id, typing) if prompt.drafts else None
     try:
-        with generations.running(prompt.request_id) as cancel:
-            result = llm.chat(prompt.spec, prompt.messages, on_text=preview, cancel=cancel)
+        result = llm.chat(prompt.spec, prompt.messages, on_text=preview, cancel=cancel)
     except LLMError as exc:
         logger.error("LLM gave up request_id=%s: %s", prompt.request_id, exc)
         return exc
