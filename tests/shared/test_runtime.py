@@ -21,6 +21,9 @@ from tests.support import wait_until
 def other(app: Flask) -> Iterator[Flask]:
     """A second core app on the same database and Redis: another process, as far as state goes."""
     second = create_core_app(app.config["AI_ROUTER"])
+    celery = app.extensions["celery"]  # building an app made its Celery app the current one
+    celery.set_default()
+    celery.set_current()
     yield second
     with second.app_context():
         db.engine.dispose()

@@ -93,6 +93,9 @@ def test_each_app_keeps_its_own_bot_api_url(app: Flask, ctx: FakeTelegram) -> No
         app.config["AI_ROUTER"], telegram_api_url="http://127.0.0.1:9"
     )
     create_core_app(other_config)
+    celery = app.extensions["celery"]  # building an app made its Celery app the current one
+    celery.set_default()
+    celery.set_current()
     telegram.send_message(CHAT, "still here")
     assert ctx.messages(CHAT)[-1]["text"] == "still here"
 
