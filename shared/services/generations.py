@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import redis
 from flask import Flask, current_app
 
 from shared.llm import Cancel
@@ -172,13 +173,13 @@ class Generations:
             cancel.cancel()
 
     @staticmethod
-    def _sweep(registry: _Registry, client: object) -> None:
+    def _sweep(registry: _Registry, client: redis.Redis) -> None:
         """Cancel the running generations whose stop mark is set (one pipelined round trip)."""
         with registry.lock:
             running = list(registry.running)
         if not running:
             return
-        pipe = client.pipeline(transaction=False)  # type: ignore[attr-defined]
+        pipe = client.pipeline(transaction=False)
         for request_id in running:
             pipe.exists(stop_key(request_id))
         for request_id, marked in zip(running, pipe.execute(), strict=True):
