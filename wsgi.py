@@ -23,7 +23,9 @@ def __getattr__(name: str) -> Any:
     """
     if name != "app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from shared.heap import freeze_startup_heap
     from web import create_app
 
     app = globals()["app"] = create_app()
+    freeze_startup_heap()  # the app lives as long as the process: keep it out of full GCs
     return app

@@ -32,6 +32,7 @@ from shared.celery_setup import BOT_COMMANDS, enqueue_update
 from shared.config import Config
 from shared.db import db
 from shared.extensions import runtime, telegram
+from shared.heap import freeze_startup_heap
 from shared.logging import configure_logging, redact, stop_on_signals
 from shared.models.types import utcnow
 from shared.redis import current_redis
@@ -241,4 +242,5 @@ def main() -> None:
     config = Config.from_env()
     configure_logging("bot", config.log_level)
     app = create_core_app(config)
+    freeze_startup_heap()
     Listener(app, stop_on_signals(logger)).run()

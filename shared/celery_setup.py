@@ -18,8 +18,10 @@ from celery.signals import worker_ready
 from flask import Flask
 from kombu import Exchange, Queue
 
+from shared.broker import TRANSPORT, broker_url
 from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
+from shared.heap import freeze_startup_heap
 from shared.redis import celery_url
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ def celery_settings(config: Config) -> dict[str, Any]:
     hard = config.task_time_limit
     pool, concurrency = worker_pool(config)
     return {
-        "broker_url": url,
+        "broker_url": broker_url(config.redis_url),
+        "broker_transport": TRANSPORT,
         "result_backend": url,
         "broker_connection_retry_on_startup": True,
         # Celery's Redis channels allow 10 connections by default and redis-py 8 raises when
@@ -170,6 +173,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery.conf.update(celery_settings(config))
     celery.set_default()
     worker_ready.connect(_start_sweeper, weak=False, dispatch_uid=f"sweeper-{id(celery)}")
+    worker_ready.connect(_freeze_heap, weak=False, dispatch_uid="freeze-heap")
     app.extensions["celery"] = celery
     return celery
 
@@ -187,6 +191,11 @@ def restore_abandoned(celery: Celery) -> None:
     with celery.connection_for_read() as connection:
         qos = connection.default_channel.qos
         qos.restore_visible(num=SWEEP_BATCH, interval=1)
+
+
+def _freeze_heap(**_kwargs: Any) -> None:
+    """``worker_ready``: keep the startup heap out of the garbage collector's full passes."""
+    freeze_startup_heap()
 
 
 def _start_sweeper(sender: Any = None, **_kwargs: Any) -> None:

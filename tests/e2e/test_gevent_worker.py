@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from redis import Redis
 from sqlalchemy import select
 
 from shared.celery_setup import enqueue_update
@@ -51,6 +52,11 @@ def test_hundreds_of_llm_calls_in_flight_in_one_process(
             timeout=120,
             what=f"{USERS} answers",
         )
+        broker = Redis.from_url(own_redis)
+        wait_until(  # the batched transport writes its acknowledgements while it runs
+            lambda: broker.hlen("unacked") == 0, timeout=10, what="every task to be acknowledged"
+        )
+        assert broker.zcard("unacked_index") == 0
     finally:
         stop_process(worker)
     assert worker.returncode == 0
