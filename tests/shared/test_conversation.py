@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 
 from shared.db import db
+from shared.extensions import generations
 from shared.models import Request, RequestStatus, UserStatus
 from shared.services.conversation import ChatLock, Decision, Incoming, deliver, intake
 from shared.services.settings import set_setting
@@ -88,3 +89,21 @@ def test_chat_lock_is_released_only_when_clean(app: Flask) -> None:
         assert not ChatLock(CHAT).acquire()
         latecomer.release()
         assert ChatLock(CHAT).acquire()
+
+
+def test_the_fast_path_takes_the_chat_and_claims_the_row_in_one_step(app: Flask) -> None:
+    """acquire_and_claim: -1 and a dirty chat when held; else the claim, once, with /stop seen."""
+    with app.app_context():
+        holder, latecomer = ChatLock(CHAT), ChatLock(CHAT)
+        assert holder.acquire_and_claim(1) == 1
+        assert latecomer.acquire_and_claim(2) == -1  # held: marked dirty, nothing claimed
+        assert not holder.release_if_clean()
+        assert holder.release_if_clean()
+        assert latecomer.acquire_and_claim(2) == 1  # row 2 was not claimed by the refusal
+        latecomer.release()
+        third = ChatLock(CHAT)
+        assert third.acquire_and_claim(1) == 0  # row 1's call belongs to its first claimer
+        third.release()
+        generations.stop(3)  # a /stop that came before the call
+        stopped = ChatLock(CHAT + 1)
+        assert stopped.acquire_and_claim(3) == 2

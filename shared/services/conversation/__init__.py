@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from flask import current_app
@@ -106,6 +106,20 @@ _FORCE_RELEASE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
+# The fast path's one round trip: the chat's lock (or the dirty flag), then the row's claim.
+# KEYS[1] lock, KEYS[2] dirty flag, KEYS[3] the row's claim, KEYS[4] its stop mark;
+# ARGV[1] token, ARGV[2] ttl ms, ARGV[3] claim ttl s.
+# -1: the chat is held (marked dirty); else 0/1/2 as _CLAIM below.
+_ACQUIRE_AND_CLAIM = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+  return -1
+end
+if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then
+  return 1 + redis.call('EXISTS', KEYS[4])
+end
+return 0
+"""
 _EXTEND = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -162,6 +176,24 @@ class ChatLock:
         """Take the lock, or mark the chat dirty for its holder (atomically)."""
         return bool(self._call(_ACQUIRE))
 
+    def acquire_and_claim(self, request_id: int) -> int:
+        """Take the lock (or mark the chat dirty) and, if taken, claim a row: one round trip.
+
+        Args:
+            request_id: The row whose LLM call the holder is about to make.
+
+        Returns:
+            -1 when the chat is held by another settler (now marked dirty); else the claim's
+            outcome as in :func:`claimed`: 0 claimed elsewhere, 1 claimed, 2 claimed with a
+            /stop that came first.
+        """
+        return int(
+            redis_store.script(_ACQUIRE_AND_CLAIM)(
+                keys=[*self._keys, _claim_key(request_id), stop_key(request_id)],
+                args=[self._token, self._ttl, lease_seconds()],
+            )
+        )
+
     def release_if_clean(self) -> bool:
         """Release unless someone queued meanwhile; then keep it (and clear the flag).
 
@@ -195,8 +227,12 @@ return 0
 """
 
 
+def _claim_key(request_id: int) -> str:
+    return f"{KEY_PREFIX}answering:{request_id}"
+
+
 @contextmanager
-def claimed(request_id: int) -> Iterator[Cancel | None]:
+def claimed(request_id: int, lock: ChatLock | None = None) -> Iterator[Cancel | None | bool]:
     """Register a row's generation for /stop, then claim its LLM call, in one round trip.
 
     The claim succeeds once (a second claim within the lock's lifetime fails); the same script
@@ -205,19 +241,28 @@ def claimed(request_id: int) -> Iterator[Cancel | None]:
 
     Args:
         request_id: The row.
+        lock: A chat lock to take in the same round trip (the fast path of a new row).
 
     Yields:
-        The generation's cancel handle, or None when another settler holds the claim.
+        The generation's cancel handle; None when another settler holds the claim; False
+        when ``lock`` was given and the chat is held by another settler (nothing claimed).
     """
     with generations.running(request_id, check_mark=False) as cancel:
-        result = redis_store.script(_CLAIM)(
-            keys=[f"{KEY_PREFIX}answering:{request_id}", stop_key(request_id)],
-            args=[lease_seconds()],
-        )
+        if lock is not None:
+            result = lock.acquire_and_claim(request_id)
+        else:
+            result = int(
+                redis_store.script(_CLAIM)(
+                    keys=[_claim_key(request_id), stop_key(request_id)], args=[lease_seconds()]
+                )
+            )
+        if result < 0:
+            yield False
+            return
         if not result:
             yield None
             return
-        if int(result) == 2:
+        if result == 2:
             cancel.cancel()
         yield cancel
 
@@ -274,23 +319,36 @@ def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     send(Outbox(prompt.request_id, prompt.chat_id, reply_parts(answered)))
 
 
-def settle_ticket(ticket: Ticket) -> None:
-    """Settle a new row from memory (fast path: nothing is read back).
+def settle_ticket(ticket: Ticket, lock: ChatLock) -> bool:
+    """Take the chat and settle a new row from memory (fast path: nothing is read back).
+
+    For a row that goes to the model, the chat's lock and the row's claim are taken in one
+    round trip (:meth:`ChatLock.acquire_and_claim`).
 
     Args:
         ticket: The row's prepared work.
+        lock: The chat's lock, not held yet.
+
+    Returns:
+        False when another settler holds the chat (it settles this row too); True when the
+        lock is now held (and the row settled).
 
     Raises:
-        RowFailed: When answering or sending failed.
-        ReplyDeferred: When the reply waits for the flood limits.
+        RowFailed: When answering or sending failed (the lock may be held: release it).
+        ReplyDeferred: When the reply waits for the flood limits (the same).
     """
     try:
         if ticket.prompt is None:
+            if not lock.acquire():
+                return False
             send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(ticket.reply)))
-        else:
-            with claimed(ticket.request_id) as cancel:
-                if cancel is not None:
-                    _answer_and_send(ticket.prompt, ticket.reply, cancel)
+            return True
+        with claimed(ticket.request_id, lock) as cancel:
+            if cancel is False:
+                return False
+            if cancel is not None:
+                _answer_and_send(ticket.prompt, ticket.reply, cancel)
+        return True
     except SendDeferred as exc:
         db.session.rollback()
         raise ReplyDeferred(ticket.request_id, exc.wait) from exc
@@ -338,13 +396,17 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
         ReplyDeferred: When a reply waits for the flood limits (the lock is released first).
     """
     lock = ChatLock(chat_id)
-    if not lock.acquire():
-        return  # the holder settles our row: it cannot release while the chat is dirty
+    # A chat held by another task is marked dirty in the same step that finds it taken: the
+    # holder settles our row, since it cannot release while the chat is dirty.
     try:
-        scan = True
         if outcome is not None and outcome.ticket is not None and not outcome.older_open:
-            settle_ticket(outcome.ticket)  # one row: the lock's lease outlives the task anyway
+            if not settle_ticket(outcome.ticket, lock):  # one row: the lease outlives the task
+                return
             scan = False
+        elif lock.acquire():
+            scan = True
+        else:
+            return
         while True:
             if scan:
                 while (request_id := next_open(chat_id)) is not None:
@@ -354,7 +416,10 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
                 return
             scan = True
     except BaseException:
-        lock.release()  # the task retries; its scan then settles whatever queued meanwhile
+        # The task retries; its scan then settles whatever queued meanwhile. If Redis is what
+        # failed, the lock's lease lapses on its own: the original error is the one to report.
+        with suppress(Exception):
+            lock.release()
         raise
 
 
