@@ -130,7 +130,8 @@ class Intake:
         decision: What happens next.
         request_id: The log row.
         chat_id: The chat whose queue the row joined.
-        ticket: The prepared work of a new row (None for a redelivered update).
+        ticket: The prepared work of a new row settled at once (None for a redelivered update
+            and for a row queued behind an open reply: the chat's holder prepares it).
         older_open: Whether older replies of the chat were still open at intake.
     """
 
@@ -226,6 +227,11 @@ def _log_new(incoming: Incoming) -> Intake:
         error_kind=refusal.kind if refusal else None,
         error=refusal.detail if refusal else None,
     )
+    decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
+    if older_open(incoming.chat_id, row.id):
+        # Queued behind an open reply: the chat's holder settles it from the database, so
+        # its prompt is built then (building it here too would be thrown away).
+        return Intake(decision, row.id, incoming.chat_id, None, True)
     lang = lang_of(incoming.sender.get("language_code"))
     prompt: Prompt | None = None
     if refusal is None:
@@ -238,5 +244,4 @@ def _log_new(incoming: Incoming) -> Intake:
             row = dataclasses.replace(row, status=RequestStatus.ERROR, error_kind=kind)
     reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id)
     ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
-    decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
-    return Intake(decision, row.id, incoming.chat_id, ticket, older_open(incoming.chat_id, row.id))
+    return Intake(decision, row.id, incoming.chat_id, ticket, older_open=False)
