@@ -20,6 +20,7 @@ from shared.extensions import (
     db,
     generations,
     llm,
+    metrics_ext,
     redis_store,
     runtime,
     telegram,
@@ -75,4 +76,5 @@ def bind_extensions(app: Flask) -> None:
     telegram.init_app(app)
     llm.init_app(app)
     generations.init_app(app)
+    metrics_ext.init_app(app)
     celery_ext.init_app(app)

@@ -18,6 +18,7 @@ from celery.signals import worker_ready
 from flask import Flask
 from kombu import Exchange, Queue
 
+from shared import metrics
 from shared.broker import TRANSPORT, broker_url
 from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
@@ -242,6 +243,15 @@ ENQUEUE_RETRY_POLICY = {
 }
 
 UPDATE_TASK = "tasks.updates.process_update"
+#: The payload fields of an update, as the metrics name its kind.
+UPDATE_KINDS = frozenset(
+    (
+        "message", "edited_message", "channel_post", "edited_channel_post", "business_message",
+        "callback_query", "inline_query", "chosen_inline_result", "shipping_query",
+        "pre_checkout_query", "poll", "poll_answer", "my_chat_member", "chat_member",
+        "chat_join_request", "message_reaction", "message_reaction_count", "chat_boost",
+    )
+)  # fmt: skip
 TEXT_TASK = "tasks.replies.answer_text"
 REPLY_TASK = "tasks.replies.generate_reply"
 
@@ -278,7 +288,28 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
     Raises:
         kombu.exceptions.OperationalError: When the broker cannot be reached.
     """
-    enqueue(app, TEXT_TASK if is_question(update) else UPDATE_TASK, update)
+    question = is_question(update)
+    enqueue(app, TEXT_TASK if question else UPDATE_TASK, update)
+    kind = "question" if question else update_kind(update)
+    metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind=kind)
+
+
+def update_kind(update: dict[str, Any]) -> str:
+    """The kind of an update for the metrics: its field (``message``, ``callback_query`` …).
+
+    A message whose text starts with ``/`` is a ``command``; a field Telegram does not send
+    (or none) is ``other``, so a forged body cannot invent label values.
+
+    Args:
+        update: A raw update.
+
+    Returns:
+        ``command``, the name of the update's payload field, or ``other``.
+    """
+    message = update.get("message")
+    if isinstance(message, dict) and str(message.get("text") or "").startswith("/"):
+        return "command"
+    return next((key for key in update if key in UPDATE_KINDS), "other")
 
 
 def is_question(update: dict[str, Any]) -> bool:

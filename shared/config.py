@@ -138,6 +138,7 @@ class Config:
         admin_username: First admin account's name.
         admin_password: First admin account's password; generated when None.
         admin_api_token: A bearer token always valid for ``/admin/api`` when set.
+        metrics_token: When set, ``GET /metrics`` requires it as a bearer token.
         openai_api_key: Seeds a default model on first start when set.
         openai_base_url: Base URL of that seeded model.
         openai_model: Provider model id of that seeded model.
@@ -178,6 +179,7 @@ class Config:
     admin_username: str = "admin"
     admin_password: str | None = None
     admin_api_token: str | None = None
+    metrics_token: str | None = None
     openai_api_key: str | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     openai_model: str = "gpt-4o-mini"
@@ -263,6 +265,7 @@ class Config:
             admin_username=get("ADMIN_USERNAME") or defaults.admin_username,
             admin_password=get("ADMIN_PASSWORD"),
             admin_api_token=get("ADMIN_API_TOKEN"),
+            metrics_token=get("METRICS_TOKEN"),
             openai_api_key=get("OPENAI_API_KEY"),
             openai_base_url=(get("OPENAI_BASE_URL") or defaults.openai_base_url).rstrip("/"),
             openai_model=get("OPENAI_MODEL") or defaults.openai_model,

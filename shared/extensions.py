@@ -11,6 +11,7 @@ from __future__ import annotations
 from shared.celery_setup import CeleryExt
 from shared.db import db
 from shared.llm import LLMGateway
+from shared.metrics import Metrics
 from shared.redis import RedisStore
 from shared.runtime import RuntimeSettings
 from shared.services.crypto import Cipher
@@ -24,6 +25,7 @@ telegram = TelegramClient(runtime, redis_store)
 llm = LLMGateway()
 generations = Generations(redis_store)
 celery_ext = CeleryExt()
+metrics_ext = Metrics()
 
 __all__ = [
     "celery_ext",
@@ -31,6 +33,7 @@ __all__ = [
     "db",
     "generations",
     "llm",
+    "metrics_ext",
     "redis_store",
     "runtime",
     "telegram",

@@ -40,6 +40,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from shared import metrics
 from shared.config import Config
 from shared.models import LLMModel
 from shared.services.crypto import SecretUnreadable, decrypt
@@ -323,7 +324,8 @@ class ChatEndpoint:
             cancel: Set to stop the call (raises :class:`GenerationStopped`).
 
         Returns:
-            ``{"text", "finish_reason", "usage"}`` (``usage`` from the final chunk, or {}).
+            ``{"text", "finish_reason", "usage", "ttft"}`` (``usage`` from the final chunk, or
+            {}; ``ttft``: seconds from the request to the first text, None without text).
 
         Raises:
             GenerationStopped: When cancelled; carries the text received so far.
@@ -333,6 +335,7 @@ class ChatEndpoint:
             LLMStreamError: On a corrupt chunk, or a stream ending without ``finish_reason``.
         """
         body = {**params, "stream": True, "stream_options": {"include_usage": True}}
+        started = time.monotonic()
         try:
             response = self._pool.request(
                 "POST",
@@ -355,7 +358,10 @@ class ChatEndpoint:
         if cancel is not None:
             cancel.attach(response)
         try:
-            return _read_stream(response, on_text, cancel)
+            result = _read_stream(response, on_text, cancel)
+            first = result.pop("first_text_at")
+            result["ttft"] = None if first is None else first - started
+            return result
         finally:
             if cancel is not None:
                 cancel.attach(None)
@@ -372,6 +378,7 @@ def _read_stream(
     providers send one with HTTP 200) raises :class:`LLMHTTPError` with its code.
     """
     text = ""
+    first_text_at: float | None = None
     finish_reason: str | None = None
     usage: dict[str, Any] = {}
     done = False
@@ -393,6 +400,8 @@ def _read_stream(
                     continue
                 delta, finish_reason, usage = _event(payload, finish_reason, usage)
                 text += delta
+            if first_text_at is None and text:
+                first_text_at = time.monotonic()
             if cancel is not None and cancel.cancelled:
                 break
             # once per block read, and only while the answer is still coming: an answer that
@@ -415,7 +424,14 @@ def _read_stream(
     if finish_reason is None:
         ending = "" if done else " or [DONE]"
         raise LLMStreamError(f"the stream ended without finish_reason{ending}")
-    return {"text": text, "finish_reason": finish_reason, "usage": usage}
+    if first_text_at is None and text:
+        first_text_at = time.monotonic()
+    return {
+        "text": text,
+        "finish_reason": finish_reason,
+        "usage": usage,
+        "first_text_at": first_text_at,
+    }
 
 
 def _event(
@@ -614,8 +630,11 @@ def _call_once(
 ) -> dict[str, Any]:
     """One streamed Chat Completions request to a model's endpoint.
 
+    Counted in the metrics by outcome; a success's duration and time to first text are
+    observed.
+
     Returns:
-        ``{"text", "finish_reason", "usage"}``.
+        ``{"text", "finish_reason", "usage", "ttft"}``.
 
     Raises:
         GenerationStopped, LLMHTTPError, LLMConnectionError: See :meth:`ChatEndpoint.stream`.
@@ -627,7 +646,30 @@ def _call_once(
         params["max_tokens"] = spec.max_tokens
     if cancel is not None and cancel.cancelled:
         raise GenerationStopped("")
-    return clients.get(spec.base_url, spec.api_key).stream(params, on_text, cancel)
+    started = time.monotonic()
+    try:
+        result = clients.get(spec.base_url, spec.api_key).stream(params, on_text, cancel)
+    except (GenerationStopped, LLMHTTPError, LLMConnectionError) as exc:
+        metrics.inc(metrics.LLM_REQUESTS, model=spec.name, outcome=_outcome(exc))
+        raise
+    metrics.inc(metrics.LLM_REQUESTS, model=spec.name, outcome="ok")
+    metrics.observe(metrics.LLM_LATENCY, time.monotonic() - started, model=spec.name)
+    if result["ttft"] is not None:
+        metrics.observe(metrics.LLM_TTFT, result["ttft"], model=spec.name)
+    return result
+
+
+def _outcome(exc: BaseException) -> str:
+    """A failed or stopped call's outcome for the metrics."""
+    if isinstance(exc, GenerationStopped):
+        return "stopped"
+    if isinstance(exc, LLMHTTPError):
+        return "429" if exc.status == 429 else "5xx" if exc.status >= 500 else "4xx"
+    if isinstance(exc, LLMTimeout):
+        return "timeout"
+    if isinstance(exc, LLMStreamError):
+        return "broken_stream"
+    return "connection"
 
 
 def _call_with_retries(

@@ -18,6 +18,7 @@ from web.api import bp as api_bp
 from web.cli import init_command
 from web.extensions import csrf, db, login_manager, migrate
 from web.health import bp as health_bp
+from web.metrics import bp as metrics_bp
 from web.telegram import bp as telegram_bp
 
 
@@ -77,6 +78,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     """Register the non-admin routes."""
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(telegram_bp)
     app.register_blueprint(api_bp)
 

@@ -36,6 +36,7 @@ from telebot.apihelper import ApiTelegramException
 from telebot.types import InlineKeyboardMarkup
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from shared import metrics
 from shared.redis import RedisStore
 from shared.runtime import RuntimeSettings
 from shared.telegram.formatting import split_markdown, to_telegram_html
@@ -110,6 +111,14 @@ def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, ApiTelegramException):
         return exc.error_code == 429 or exc.error_code >= 500
     return isinstance(exc, BotApiUnavailable)
+
+
+def _outcome(answer: dict[str, Any]) -> str:
+    """A refused call's outcome for the metrics: ``429``, ``4xx`` or ``5xx``."""
+    code = answer.get("error_code")
+    if code == 429:
+        return "429"
+    return "5xx" if isinstance(code, int) and code >= 500 else "4xx"
 
 
 def retry_after(exc: ApiTelegramException) -> float:
@@ -283,15 +292,19 @@ class TelegramClient:
                 timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout),
             )
         except urllib3.exceptions.HTTPError as exc:
+            metrics.inc(metrics.TELEGRAM_CALLS, method=method, outcome="network")
             raise BotApiUnavailable(f"{method}: {type(exc).__name__}") from exc
         try:
             answer = json.loads(response.data)
         except ValueError as exc:
+            metrics.inc(metrics.TELEGRAM_CALLS, method=method, outcome="network")
             raise BotApiUnavailable(f"{method}: HTTP {response.status}, not JSON") from exc
         if not answer.get("ok"):
             answer.setdefault("error_code", response.status)
             answer.setdefault("description", response.reason)
+            metrics.inc(metrics.TELEGRAM_CALLS, method=method, outcome=_outcome(answer))
             raise ApiTelegramException(method, response, answer)
+        metrics.inc(metrics.TELEGRAM_CALLS, method=method, outcome="ok")
         return answer.get("result")
 
     def call(
@@ -354,6 +367,7 @@ class TelegramClient:
                 if exc.error_code != 429:
                     raise
                 wait = retry_after(exc)
+                metrics.inc(metrics.TELEGRAM_RETRY_AFTER, wait)
                 storm = pacer.close(chat_id, wait)
                 logger.warning(
                     "telegram 429 method=%s chat_id=%s retry_after=%s global=%s",

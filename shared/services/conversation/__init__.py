@@ -316,7 +316,7 @@ def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     else:
         status = RequestStatus.STOPPED if outcome.finish_reason == "stopped" else RequestStatus.OK
         answered = ReplyView(status, outcome.text, None, view.lang, view.reply_to)
-    send(Outbox(prompt.request_id, prompt.chat_id, reply_parts(answered)))
+    send(Outbox(prompt.request_id, prompt.chat_id, reply_parts(answered), status=answered.status))
 
 
 def settle_ticket(ticket: Ticket, lock: ChatLock) -> bool:
@@ -341,7 +341,8 @@ def settle_ticket(ticket: Ticket, lock: ChatLock) -> bool:
         if ticket.prompt is None:
             if not lock.acquire():
                 return False
-            send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(ticket.reply)))
+            reply = ticket.reply
+            send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(reply), status=reply.status))
             return True
         with claimed(ticket.request_id, lock) as cancel:
             if cancel is False:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from telebot.apihelper import ApiTelegramException
 
+from shared import metrics
 from shared.db import db
 from shared.extensions import telegram
 from shared.models import ErrorKind, Request, RequestStatus, User
@@ -91,12 +92,14 @@ class Outbox:
         chat_id: Where it goes.
         parts: The messages, in order.
         already_sent: Parts Telegram accepted before.
+        status: The row's status (what the metrics count once the reply is delivered).
     """
 
     request_id: int
     chat_id: int
     parts: list[OutgoingPart]
     already_sent: int = 0
+    status: RequestStatus = RequestStatus.OK
 
 
 def reply_parts(view: ReplyView) -> list[OutgoingPart]:
@@ -219,7 +222,9 @@ def outbox_for(request_id: int) -> Outbox | None:
             lang_of(language_code),
             request.telegram_message_id,
         )
-        return Outbox(request_id, request.chat_id, reply_parts(view), request.delivered_parts)
+        return Outbox(
+            request_id, request.chat_id, reply_parts(view), request.delivered_parts, view.status
+        )
     finally:
         db.session.close()
 
@@ -263,11 +268,14 @@ def send(outbox: Outbox) -> None:
         nonlocal done
         done = index + 1
         _record(outbox.request_id, done, settled=done == total)
+        if done == total:
+            metrics.inc(metrics.REPLIES_DELIVERED, status=outbox.status.value)
 
     try:
         telegram.send_parts(outbox.chat_id, outbox.parts, skip=outbox.already_sent, on_sent=sent)
     except ChatUnreachable as exc:
         _record(outbox.request_id, done, settled=True, note=f"undeliverable: {exc}")
+        metrics.inc(metrics.REPLIES_DELIVERED, status="undeliverable")
         return
     except ApiTelegramException as exc:
         if exc.error_code == 429 or exc.error_code >= 500:
@@ -278,6 +286,7 @@ def send(outbox: Outbox) -> None:
         else:
             logger.warning("telegram refused the reply request_id=%s: %s", outbox.request_id, note)
             _record(outbox.request_id, done, settled=True, note=note)
+        metrics.inc(metrics.REPLIES_DELIVERED, status="undeliverable")
         return
     if outbox.already_sent >= total:  # everything was sent before; only the mark was missing
         _record(outbox.request_id, total, settled=True)
