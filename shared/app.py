@@ -19,6 +19,7 @@ from shared.extensions import (
     cipher,
     db,
     generations,
+    leases,
     llm,
     metrics_ext,
     redis_store,
@@ -76,5 +77,6 @@ def bind_extensions(app: Flask) -> None:
     telegram.init_app(app)
     llm.init_app(app)
     generations.init_app(app)
+    leases.init_app(app)
     metrics_ext.init_app(app)
     celery_ext.init_app(app)

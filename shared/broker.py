@@ -18,7 +18,11 @@ timeout, the same restore on shutdown) and changes only how many messages a roun
   consumer yields (so before any of those tasks runs);
 * acknowledgements are collected and written in one pipeline at the start of the next drain
   (or the next tick of kombu's event loop, for pools that run one), so a loop acknowledges
-  everything that finished since the last one in one round trip. An
+  everything that finished since the last one in one round trip;
+* the unacked records of the messages a consumer holds are renewed every third of the
+  visibility timeout, so the timeout can be one short lease (``LEASE_SECONDS``): a dead
+  worker's messages are restored within it (``celery_setup.restore_abandoned``), a living
+  worker's never, however long its tasks run. An
   acknowledgement that was collected but not written when the process died only means the
   message is redelivered after the visibility timeout — which the tasks already tolerate
   (every task is idempotent).
@@ -52,6 +56,7 @@ class QoS(kombu_redis.QoS):
         super().__init__(*args, **kwargs)
         self._batch: Any = None  # a pipeline collecting unacked records while a batch is read
         self._acked: list[str] = []
+        self._renewed_at = time()
 
     def append(self, message: Any, delivery_tag: str) -> None:
         """Record a delivered message as unacknowledged (in the open batch, if any).
@@ -90,6 +95,23 @@ class QoS(kombu_redis.QoS):
         with self.pipe_or_acquire() as pipe:
             pipe.zrem(self.unacked_index_key, *tags).hdel(self.unacked_key, *tags).execute()
         del self._acked[: len(tags)]
+
+    def renew(self) -> None:
+        """Mark every message this consumer holds as alive, if a third of the visibility passed.
+
+        kombu restores a message whose unacked record is older than the visibility timeout;
+        renewing the records of the messages a living worker holds (running, waiting for a
+        slot, or waiting for their countdown) lets the timeout be short — one lease — so a dead
+        worker's messages go to another within seconds, never a living worker's.
+        """
+        now = time()
+        if now - self._renewed_at < self.visibility_timeout / 3:
+            return
+        self._renewed_at = now
+        tags = list(self._delivered)
+        if tags:
+            with self.pipe_or_acquire() as pipe:
+                pipe.zadd(self.unacked_index_key, dict.fromkeys(tags, now), xx=True).execute()
 
     def restore_unacked_once(self, stderr: Any = None) -> Any:
         """At shutdown: write the pending acknowledgements, then restore the rest (kombu's)."""
@@ -180,9 +202,13 @@ class Transport(kombu_redis.Transport):
         loop.on_tick.add(self.flush_acks)
 
     def flush_acks(self) -> None:
-        """Write every channel's collected acknowledgements (one round trip per channel)."""
+        """Write every channel's collected acknowledgements, renew its held messages when due.
+
+        One round trip per channel for the acks, one more when the renewal is due.
+        """
         for channel in self.channels:
             channel.qos.flush_acks()
+            channel.qos.renew()
 
 
 #: The import path of :class:`Transport` (Celery's ``broker_transport``).

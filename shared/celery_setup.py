@@ -35,8 +35,8 @@ LLM_QUEUE = "llm"
 #: The bot's commands (``/start`` …): handled on the fast queue, listed in Telegram's menu.
 BOT_COMMANDS = ("start", "help", "settings", "new", "stop")
 
-#: Seconds between two sweeps for tasks of dead workers (at most a quarter of the visibility
-#: timeout), and how many tasks one sweep restores at most.
+#: Seconds between two sweeps for tasks of dead workers (at most a third of the visibility
+#: timeout, i.e. of ``LEASE_SECONDS``), and how many tasks one sweep restores at most.
 SWEEP_INTERVAL = 60.0
 SWEEP_BATCH = 100
 
@@ -49,8 +49,9 @@ def celery_settings(config: Config) -> dict[str, Any]:
 
     Invariants: JSON only; tasks are acknowledged after they finish and re-queued when a worker
     dies, so every task must be idempotent; results are ignored unless a task asks otherwise;
-    the broker's visibility timeout outlasts the hard time limit so a running task is never
-    handed to a second worker.
+    the broker's visibility timeout is one lease (``LEASE_SECONDS``): the worker renews the
+    messages it holds (``shared.broker``), so a running task is not handed to a second worker,
+    and a dead worker's tasks go to another within a lease plus a sweep.
 
     Args:
         config: The application configuration.
@@ -70,7 +71,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
         # a pool is full: a gevent worker with hundreds of tasks then fails to ack (and runs
         # tasks twice). Allow one per concurrent task, plus room for the consumer and events.
         "broker_transport_options": {
-            "visibility_timeout": hard * 4,
+            "visibility_timeout": config.lease_seconds,
             "max_connections": config.worker_concurrency + 100,
         },
         "result_backend_transport_options": {"visibility_timeout": hard * 4},
@@ -208,7 +209,7 @@ def _start_sweeper(sender: Any = None, **_kwargs: Any) -> None:
             "for the gevent pool",
             celery.conf.worker_concurrency,
         )
-    interval = min(SWEEP_INTERVAL, celery.conf.broker_transport_options["visibility_timeout"] / 4)
+    interval = min(SWEEP_INTERVAL, celery.conf.broker_transport_options["visibility_timeout"] / 3)
 
     def sweep() -> None:
         while True:

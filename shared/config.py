@@ -150,9 +150,11 @@ class Config:
         worker_concurrency: Tasks the worker runs at once (greenlets or threads).
         worker_processes: Worker processes ``make run`` starts (one per core scales a CPU-bound
             worker; on several hosts, start ``celery -A celery_app worker`` on each).
-        task_time_limit: Seconds a task may run before it is killed; it also sets how long a
-            crashed worker's task stays invisible before another worker gets it (4x) and how
-            long a chat lock or a row's LLM claim outlives its holder (+10 s).
+        task_time_limit: Seconds a task may run before it is killed.
+        lease_seconds: How long work a dead process held (a chat's lock, a row's LLM claim, a
+            command's claim, a task taken from the broker) stays taken before another worker
+            gets it; living processes renew theirs every third of it
+            (``shared.services.leases``).
         db_pool_size: Database connections kept per process (PostgreSQL and others; SQLite
             under gevent uses one, see ``shared.db.engine_options``).
         log_level: Root log level name.
@@ -191,6 +193,7 @@ class Config:
     worker_processes: int = 1
     db_pool_size: int = 10
     task_time_limit: int = 300
+    lease_seconds: int = 30
     log_level: str = "INFO"
     llm_timeout: float = 60.0
     llm_max_attempts: int = 4
@@ -281,6 +284,7 @@ class Config:
             worker_processes=max(1, _env_int(env, "WORKER_PROCESSES", defaults.worker_processes)),
             db_pool_size=max(1, _env_int(env, "DB_POOL_SIZE", defaults.db_pool_size)),
             task_time_limit=max(5, _env_int(env, "TASK_TIME_LIMIT", defaults.task_time_limit)),
+            lease_seconds=max(3, _env_int(env, "LEASE_SECONDS", defaults.lease_seconds)),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
             llm_timeout=_env_float(env, "LLM_TIMEOUT", defaults.llm_timeout),
             llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),

@@ -16,6 +16,7 @@ from shared.redis import RedisStore
 from shared.runtime import RuntimeSettings
 from shared.services.crypto import Cipher
 from shared.services.generations import Generations
+from shared.services.leases import Leases
 from shared.telegram.client import TelegramClient
 
 redis_store = RedisStore()
@@ -24,6 +25,7 @@ runtime = RuntimeSettings()
 telegram = TelegramClient(runtime, redis_store)
 llm = LLMGateway()
 generations = Generations(redis_store)
+leases = Leases(redis_store)
 celery_ext = CeleryExt()
 metrics_ext = Metrics()
 
@@ -32,6 +34,7 @@ __all__ = [
     "cipher",
     "db",
     "generations",
+    "leases",
     "llm",
     "metrics_ext",
     "redis_store",

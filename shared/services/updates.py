@@ -7,13 +7,14 @@ handler queued are counted as Telegram accepts them (``…:sent``), so a retry a
 
 from __future__ import annotations
 
+import secrets
+
+from shared.extensions import leases
 from shared.redis import KEY_PREFIX, current_redis
+from shared.services.leases import lease_seconds
 
 #: How long a handled update id is remembered (Telegram redelivers within hours at most).
 DONE_TTL = 24 * 3600
-#: How long a claim protects an update being handled. If the worker dies meanwhile, the claim
-#: lapses before the broker redelivers the task (visibility timeout), so the update is handled.
-PROCESSING_TTL = 600
 
 
 def _key(update_id: int) -> str:
@@ -21,7 +22,11 @@ def _key(update_id: int) -> str:
 
 
 def claim_update(update_id: int) -> bool:
-    """Claim an update for handling (a short-lived claim until :func:`finish_update`).
+    """Claim an update for handling, until :func:`finish_update` or :func:`release_update`.
+
+    The claim is a lease (``shared.services.leases``): renewed while this process lives, it
+    lapses within ``LEASE_SECONDS`` if the process dies — before the broker hands the task to
+    another worker — so a crashed worker's update is handled again, not lost.
 
     Args:
         update_id: Telegram's update id.
@@ -29,16 +34,22 @@ def claim_update(update_id: int) -> bool:
     Returns:
         True for the first claim; False while it is being handled or after it was handled.
     """
-    return bool(current_redis().set(_key(update_id), "processing", nx=True, ex=PROCESSING_TTL))
+    key, token = _key(update_id), f"processing:{secrets.token_hex(8)}"
+    if not current_redis().set(key, token, nx=True, ex=lease_seconds()):
+        return False
+    leases.hold(key, token)
+    return True
 
 
 def finish_update(update_id: int) -> None:
     """Remember that an update was fully handled, so a redelivery is skipped."""
+    leases.drop(_key(update_id))
     current_redis().set(_key(update_id), "done", ex=DONE_TTL)
 
 
 def release_update(update_id: int) -> None:
     """Forget a claim after a failure, so the retry of the same update may run."""
+    leases.drop(_key(update_id))
     current_redis().delete(_key(update_id))
 
 

@@ -1,8 +1,8 @@
-"""A worker killed in the middle of an LLM call: the message is answered once, by another worker.
+"""Crashes are recovered within a lease, and a long call of a living worker is never taken.
 
-Two real gevent worker processes, one after the other, on a Redis of the test's own; the first
-is killed with SIGKILL while the model is still writing. ``TASK_TIME_LIMIT`` is short here so
-the broker hands the task to the second worker within the test's patience.
+Real gevent worker processes on a Redis of the test's own, with ``LEASE_SECONDS`` short and
+the task time limit at its default (300 s): before leases, a dead worker's task came back only
+after four time limits (20 minutes), so these tests could not pass.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from tests.fakes.telegram import FakeTelegram
 from tests.support import app_env, stop_process, wait_until
 
 USER = 800_001
+LEASE = 6
+SWEEP = LEASE / 3
 
 
 def test_a_worker_killed_mid_call_loses_nothing_and_answers_once(
@@ -39,7 +41,7 @@ def test_a_worker_killed_mid_call_loses_nothing_and_answers_once(
     use_slow_model(app, telegram, slow_llm)
     env = app_env(
         tmp_path, config.database_url, own_redis, TELEGRAM_API_URL=telegram.url,
-        WORKER_POOL="gevent", TASK_TIME_LIMIT="6", LLM_MAX_ATTEMPTS="1", LOG_LEVEL="WARNING",
+        WORKER_POOL="gevent", LEASE_SECONDS="6", LLM_MAX_ATTEMPTS="1", LOG_LEVEL="WARNING",
     )  # fmt: skip
     first = worker_process(env, "first", 50)
     second = None
@@ -53,7 +55,7 @@ def test_a_worker_killed_mid_call_loses_nothing_and_answers_once(
         second = worker_process(env, "second", 50)
         answer = wait_until(
             lambda: [c for c in telegram.calls("sendMessage") if c.ok],
-            timeout=120,
+            timeout=LEASE + SWEEP + 4 + 30,  # the lease, a sweep, the 4 s call, a worker's start
             what="the second worker to answer",
         )
         time.sleep(3)  # anything sent twice would arrive by now
@@ -68,3 +70,38 @@ def test_a_worker_killed_mid_call_loses_nothing_and_answers_once(
         rows = db.session.scalars(select(Request)).all()
         assert [(r.status, r.delivered_parts) for r in rows] == [("ok", 1)]
         assert rows[0].delivered_at is not None
+
+
+def test_a_call_longer_than_the_lease_is_not_taken_from_a_living_worker(
+    app: Flask, config: Config, telegram: FakeTelegram, own_redis: str, tmp_path: Path
+) -> None:
+    """The model takes 12 s, four leases: the living worker keeps its task; one call, one answer."""
+    with SlowLLM(delay=12.0) as slow:
+        use_slow_model(app, telegram, slow)
+        env = app_env(
+            tmp_path, config.database_url, own_redis, TELEGRAM_API_URL=telegram.url,
+            WORKER_POOL="gevent", LEASE_SECONDS="3", LLM_MAX_ATTEMPTS="1", LOG_LEVEL="WARNING",
+        )  # fmt: skip
+        first = worker_process(env, "holder", 50)
+        second = None
+        try:
+            producer = producer_for(app, env)
+            enqueue_update(producer, telegram.inject_message(USER, "take your time"))
+            wait_until(lambda: slow.in_flight, timeout=60, what="the LLM call to start")
+            second = worker_process(env, "bystander", 50)  # sweeps every second, finds nothing
+            wait_until(
+                lambda: [c for c in telegram.calls("sendMessage") if c.ok],
+                timeout=60,
+                what="the answer",
+            )
+            time.sleep(4)  # a second call (and answer) would have started by now
+        finally:
+            stop_process(first)
+            if second is not None:
+                stop_process(second)
+        assert slow.served == 1 and slow.max_in_flight == 1, "one LLM call, never a second"
+    answers = [c for c in telegram.calls("sendMessage") if c.ok]
+    assert len(answers) == 1
+    with app.app_context():
+        rows = db.session.scalars(select(Request)).all()
+        assert [(r.status, r.delivered_parts) for r in rows] == [("ok", 1)]

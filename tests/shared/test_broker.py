@@ -7,6 +7,7 @@ messages never mix in.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,14 +21,16 @@ from tests.support import wait_until
 
 
 @contextmanager
-def _broker(app: Flask, redis: Any) -> Iterator[tuple[Connection, Queue, dict[str, str]]]:
+def _broker(
+    app: Flask, redis: Any, **options: Any
+) -> Iterator[tuple[Connection, Queue, dict[str, str]]]:
     """A connection of the app's Celery (our transport) with its own queue and unacked keys."""
     tag = secrets.token_hex(4)
     keys = {"unacked_key": f"test-unacked-{tag}", "unacked_index_key": f"test-unacked-ix-{tag}"}
     celery = app.extensions["celery"]
     name = f"test-broker-{tag}"
     queue = Queue(name, Exchange(name, type="direct"), routing_key=name)
-    connection = celery.connection_for_read(transport_options=keys)
+    connection = celery.connection_for_read(transport_options={**keys, **options})
     try:
         yield connection, queue, keys
     finally:
@@ -87,6 +90,29 @@ def test_a_batch_is_capped(app: Flask, redis: Any) -> None:
             connection.drain_events(timeout=5)
         assert len(received) == READ_BATCH + 1
         assert redis.llen(queue.name) == 9
+
+
+def test_held_messages_are_renewed_and_only_abandoned_ones_come_back(
+    app: Flask, redis: Any
+) -> None:
+    """Past the visibility timeout a held, renewed message stays; an abandoned one returns."""
+    with _broker(app, redis, visibility_timeout=1) as (connection, queue, keys):
+        _publish(connection, queue, 2)
+        received: list[Message] = []
+        with connection.Consumer(queue, callbacks=[lambda _body, m: received.append(m)]) as c:
+            c.qos(prefetch_count=1)
+            connection.drain_events(timeout=5)
+            assert len(received) == 1 and redis.llen(queue.name) == 1
+            qos = c.channel.qos
+            time.sleep(1.2)  # past the visibility timeout: only the renewal keeps it
+            qos.renew()
+            qos.restore_visible(num=10, interval=1)
+            assert redis.llen(queue.name) == 1, "a living consumer's message was taken back"
+            tag = received[0].delivery_tag
+            redis.zadd(keys["unacked_index_key"], {tag: time.time() - 10})  # its holder died
+            qos.restore_visible(num=10, interval=1)
+            assert redis.llen(queue.name) == 2
+            assert redis.hlen(keys["unacked_key"]) == 0
 
 
 def test_closing_writes_pending_acks_and_restores_the_rest(app: Flask, redis: Any) -> None:

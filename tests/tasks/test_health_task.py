@@ -31,7 +31,10 @@ def test_worker_settings_are_safe(app: Flask) -> None:
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    # one lease: the worker renews what it holds (tests/e2e/test_crash.py proves both sides)
+    assert (
+        conf.broker_transport_options["visibility_timeout"] == app.config["AI_ROUTER"].lease_seconds
+    )
     # This process is not monkey-patched: a worker started here without --pool gevent gets
     # threads (a gevent pool would run nothing); `--pool gevent` workers are tested in e2e.
     assert conf.worker_pool == "threads" and conf.worker_concurrency == 4

@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 
 from shared.db import db
-from shared.extensions import generations, redis_store
+from shared.extensions import generations, leases, redis_store
 from shared.llm import Cancel
 from shared.logging import redact
 from shared.models import ErrorKind, Request, RequestStatus
@@ -55,20 +54,10 @@ from shared.services.conversation.intake import (
     intake,
 )
 from shared.services.generations import stop_key
+from shared.services.leases import lease_seconds
 from shared.telegram.client import SendDeferred
 
 logger = logging.getLogger(__name__)
-
-#: Seconds a chat lock (and a row's claim) outlives the task time limit: a crashed holder's
-#: chat resumes after ``TASK_TIME_LIMIT`` plus this, before the broker hands its task to another
-#: worker (after 4x the limit).
-LEASE_MARGIN = 10
-
-
-def lease_seconds() -> int:
-    """How long a chat lock or a row's claim lives without renewal."""
-    return int(current_app.config["AI_ROUTER"].task_time_limit) + LEASE_MARGIN
-
 
 __all__ = [
     "ChatLock",
@@ -87,9 +76,14 @@ __all__ = [
 ]
 
 # KEYS[1] lock, KEYS[2] dirty flag; ARGV[1] token, ARGV[2] ttl ms.
+#: Milliseconds a dirty flag lives. It has no owner to renew it, and it must outlive any
+#: holder's work (an LLM call may take minutes); a stale one costs a holder one extra scan.
+DIRTY_TTL_MS = 24 * 3600 * 1000
+
+# KEYS[1] lock, KEYS[2] dirty flag; ARGV[1] token, ARGV[2] lease ms, ARGV[3] dirty flag ttl ms.
 _ACQUIRE = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 0
 """
 # Release only a clean chat: 1 released, 0 kept (dirty flag cleared, ttl renewed), -1 not ours.
@@ -108,14 +102,14 @@ return redis.call('DEL', KEYS[1])
 """
 # The fast path's one round trip: the chat's lock (or the dirty flag), then the row's claim.
 # KEYS[1] lock, KEYS[2] dirty flag, KEYS[3] the row's claim, KEYS[4] its stop mark;
-# ARGV[1] token, ARGV[2] ttl ms, ARGV[3] claim ttl s.
+# ARGV[1] token, ARGV[2] lease ms, ARGV[3] dirty flag ttl ms, ARGV[4] claim lease s.
 # -1: the chat is held (marked dirty); else 0/1/2 as _CLAIM below.
 _ACQUIRE_AND_CLAIM = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
   return -1
 end
-if redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then
+if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'EX', ARGV[4]) then
   return 1 + redis.call('EXISTS', KEYS[4])
 end
 return 0
@@ -161,7 +155,9 @@ class ClaimHeld(RuntimeError):
 class ChatLock:
     """One settler per chat: a Redis lock with a *dirty* flag set by those who found it taken.
 
-    Uses the current app's Redis (scripts run with EVALSHA).
+    The lock is a lease (``shared.services.leases``): renewed while this process lives, it
+    lapses within ``LEASE_SECONDS`` of a crash. Uses the current app's Redis (scripts run with
+    EVALSHA).
 
     Args:
         chat_id: The chat.
@@ -169,15 +165,24 @@ class ChatLock:
 
     def __init__(self, chat_id: int) -> None:
         self._keys = [f"{KEY_PREFIX}chat:{chat_id}:lock", f"{KEY_PREFIX}chat:{chat_id}:dirty"]
-        self._token = secrets.token_hex(8)
+        self.token = secrets.token_hex(8)
         self._ttl = str(lease_seconds() * 1000)
 
     def acquire(self) -> bool:
         """Take the lock, or mark the chat dirty for its holder (atomically)."""
-        return bool(self._call(_ACQUIRE))
+        acquired = bool(
+            redis_store.script(_ACQUIRE)(
+                keys=self._keys, args=[self.token, self._ttl, DIRTY_TTL_MS]
+            )
+        )
+        if acquired:
+            leases.hold(self._keys[0], self.token)
+        return acquired
 
     def acquire_and_claim(self, request_id: int) -> int:
         """Take the lock (or mark the chat dirty) and, if taken, claim a row: one round trip.
+
+        The claim holds this lock's token; :func:`claimed` keeps it alive.
 
         Args:
             request_id: The row whose LLM call the holder is about to make.
@@ -187,12 +192,15 @@ class ChatLock:
             outcome as in :func:`claimed`: 0 claimed elsewhere, 1 claimed, 2 claimed with a
             /stop that came first.
         """
-        return int(
+        result = int(
             redis_store.script(_ACQUIRE_AND_CLAIM)(
                 keys=[*self._keys, _claim_key(request_id), stop_key(request_id)],
-                args=[self._token, self._ttl, lease_seconds()],
+                args=[self.token, self._ttl, DIRTY_TTL_MS, lease_seconds()],
             )
         )
+        if result >= 0:
+            leases.hold(self._keys[0], self.token)
+        return result
 
     def release_if_clean(self) -> bool:
         """Release unless someone queued meanwhile; then keep it (and clear the flag).
@@ -203,10 +211,13 @@ class ChatLock:
         result = int(self._call(_RELEASE))
         if result == -1:
             logger.warning("chat lock expired before release key=%s", self._keys[0])
+        if result != 0:
+            leases.drop(self._keys[0])
         return result != 0
 
     def release(self) -> None:
         """Release the lock whatever the dirty flag says (after a failure)."""
+        leases.drop(self._keys[0])
         self._call(_FORCE_RELEASE)
 
     def extend(self) -> None:
@@ -214,13 +225,13 @@ class ChatLock:
         self._call(_EXTEND)
 
     def _call(self, script: str) -> Any:
-        return redis_store.script(script)(keys=self._keys, args=[self._token, self._ttl])
+        return redis_store.script(script)(keys=self._keys, args=[self.token, self._ttl])
 
 
-# KEYS[1] the row's claim, KEYS[2] its stop mark; ARGV[1] ttl s.
+# KEYS[1] the row's claim, KEYS[2] its stop mark; ARGV[1] ttl s, ARGV[2] the claimer's token.
 # 0: claimed elsewhere; 1: claimed; 2: claimed, and /stop came first.
 _CLAIM = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then
   return 1 + redis.call('EXISTS', KEYS[2])
 end
 return 0
@@ -235,7 +246,8 @@ def _claim_key(request_id: int) -> str:
 def claimed(request_id: int, lock: ChatLock | None = None) -> Iterator[Cancel | None | bool]:
     """Register a row's generation for /stop, then claim its LLM call, in one round trip.
 
-    The claim succeeds once (a second claim within the lock's lifetime fails); the same script
+    The claim succeeds once (a second claim fails while it is held; it is a lease, renewed
+    for the length of the block and lapsing after it); the same script
     reads the row's stop mark, so a /stop that came before the call is honoured (the handle is
     registered first: a stop published after the check reaches it through the channel).
 
@@ -247,13 +259,16 @@ def claimed(request_id: int, lock: ChatLock | None = None) -> Iterator[Cancel | 
         The generation's cancel handle; None when another settler holds the claim; False
         when ``lock`` was given and the chat is held by another settler (nothing claimed).
     """
+    key = _claim_key(request_id)
     with generations.running(request_id, check_mark=False) as cancel:
         if lock is not None:
+            token = lock.token
             result = lock.acquire_and_claim(request_id)
         else:
+            token = secrets.token_hex(8)
             result = int(
                 redis_store.script(_CLAIM)(
-                    keys=[_claim_key(request_id), stop_key(request_id)], args=[lease_seconds()]
+                    keys=[key, stop_key(request_id)], args=[lease_seconds(), token]
                 )
             )
         if result < 0:
@@ -264,7 +279,11 @@ def claimed(request_id: int, lock: ChatLock | None = None) -> Iterator[Cancel | 
             return
         if result == 2:
             cancel.cancel()
-        yield cancel
+        leases.hold(key, token)  # kept alive for the call; it lapses after it, unrenewed
+        try:
+            yield cancel
+        finally:
+            leases.drop(key)
 
 
 def handle_text(update: dict[str, Any]) -> Intake | None:
