@@ -114,9 +114,25 @@ class QoS(kombu_redis.QoS):
                 pipe.zadd(self.unacked_index_key, dict.fromkeys(tags, now), xx=True).execute()
 
     def restore_unacked_once(self, stderr: Any = None) -> Any:
-        """At shutdown: write the pending acknowledgements, then restore the rest (kombu's)."""
+        """At shutdown: write the pending acknowledgements, then restore the rest (kombu's).
+
+        When the broker connection was lost, Celery closes the channel after kombu has detached
+        it from its connection, and kombu's restore then fails on that (``AttributeError`` on
+        the missing connection info), which Celery takes for an unrecoverable error and exits
+        — a worker did not survive a Redis restart. Here the restore is left to the sweep
+        instead: the messages stay in the unacked index and come back after the visibility
+        timeout (one lease), while the worker reconnects.
+        """
         with suppress(Exception):  # Redis may be what is failing; they are redelivered then
             self.flush_acks()
+        transport = getattr(self.channel, "connection", None)
+        if transport is None or transport.client is None:
+            logger.warning(
+                "broker connection lost: %s unacknowledged messages return after the "
+                "visibility timeout",
+                len(self._delivered),
+            )
+            return None
         return super().restore_unacked_once(stderr)
 
 

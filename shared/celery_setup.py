@@ -85,6 +85,10 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A lost broker connection lets running tasks finish (an LLM call is not wasted); their
+        # acks are lost with the connection, so they come back after a lease and are skipped
+        # as done (every task is idempotent).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_soft_time_limit": int(hard * 0.8),
         "task_time_limit": hard,
         "task_default_queue": UPDATES_QUEUE,

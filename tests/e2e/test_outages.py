@@ -14,14 +14,16 @@ import pytest
 from flask import Flask
 
 from bot.listener import Listener
+from shared.celery_setup import enqueue_update
 from shared.config import Config
 from shared.db import db
 from shared.embedded_redis import EmbeddedRedis
 from shared.services import bot_control
 from shared.services.settings import set_setting
-from tests.e2e.conftest import producer_for
+from tests.e2e.conftest import producer_for, use_slow_model, worker_process
+from tests.fakes.slow_llm import SlowLLM
 from tests.fakes.telegram import FakeTelegram
-from tests.support import app_env, wait_until
+from tests.support import app_env, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +60,46 @@ def test_the_listener_survives_a_redis_outage(
         thread.join(30)
         server.stop()
     assert not thread.is_alive()
+
+
+def test_a_worker_survives_a_redis_outage(
+    app: Flask, config: Config, telegram: FakeTelegram, slow_llm: SlowLLM, tmp_path: Path
+) -> None:
+    """Redis stops for a few seconds under a gevent worker, then comes back with its data.
+
+    The worker keeps running (it reconnects), and the messages sent before, during and after
+    the outage are all answered, once each.
+    """
+    server = EmbeddedRedis(tmp_path / "r.sock", tmp_path, persist=True)
+    server.start()
+    use_slow_model(app, telegram, slow_llm)
+    env = app_env(
+        tmp_path, config.database_url, server.url, TELEGRAM_API_URL=telegram.url,
+        WORKER_POOL="gevent", LEASE_SECONDS="6", LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    worker = worker_process(env, "outage", 50)
+    try:
+        producer = producer_for(app, env)
+        users = range(910_001, 910_004)
+        for user in users:
+            enqueue_update(producer, telegram.inject_message(user, f"before, from {user}"))
+        wait_until(lambda: slow_llm.in_flight == 3, timeout=60, what="three calls in flight")
+        server.stop()  # mid-call: the answers cannot be recorded as sent in Redis
+        time.sleep(12)  # longer than the 10 s that made workers exit (issue #10)
+        assert worker.poll() is None, "the worker exited during the outage"
+        server.start()
+        for user in users:
+            enqueue_update(producer, telegram.inject_message(user, f"after, from {user}"))
+        wait_until(
+            lambda: len([c for c in telegram.calls("sendMessage") if c.ok]) >= 6,
+            timeout=120,
+            what="six answers",
+        )
+        time.sleep(3)  # an answer sent twice would arrive by now
+        assert worker.poll() is None
+    finally:
+        stop_process(worker)
+        server.stop()
+    texts = sorted(c.params["text"] for c in telegram.calls("sendMessage") if c.ok)
+    assert len(texts) == 6 and len(set(texts)) == 6
+    assert sum(t.startswith("slow answer to before") for t in texts) == 3
