@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from bot.listener import Listener
 from shared.celery_setup import enqueue_update
 from shared.config import Config
 from shared.db import db
 from shared.embedded_redis import EmbeddedRedis
+from shared.models import Request
 from shared.services import bot_control
 from shared.services.settings import set_setting
 from tests.e2e.conftest import producer_for, use_slow_model, worker_process
@@ -103,3 +107,72 @@ def test_a_worker_survives_a_redis_outage(
     texts = sorted(c.params["text"] for c in telegram.calls("sendMessage") if c.ok)
     assert len(texts) == 6 and len(set(texts)) == 6
     assert sum(t.startswith("slow answer to before") for t in texts) == 3
+
+
+def test_a_database_restart_costs_no_answer(
+    app: Flask, config: Config, telegram: FakeTelegram, slow_llm: SlowLLM, tmp_path: Path
+) -> None:
+    """Every PostgreSQL connection of the worker is cut, twice; every message is answered once.
+
+    What a restart does to a client — each open connection ends with ``AdminShutdown`` — is
+    done here with ``pg_terminate_backend`` on the worker's own connections (named by
+    ``application_name``), so the shared server of the suite keeps running. The first cut
+    comes while three LLM calls are in flight (no connection is held during a call), the second
+    between messages (the pool's ping replaces dead connections at checkout).
+    """
+    if not config.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only (TEST_DATABASE_URL); SQLite has no server to restart")
+    name = f"air-restart-{uuid.uuid4().hex[:8]}"
+    database_url = make_url(config.database_url).update_query_dict({"application_name": name})
+    server = EmbeddedRedis(tmp_path / "r.sock", tmp_path, persist=False)
+    server.start()
+    use_slow_model(app, telegram, slow_llm)
+    env = app_env(
+        tmp_path, database_url.render_as_string(hide_password=False), server.url,
+        TELEGRAM_API_URL=telegram.url, WORKER_POOL="gevent", LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    worker = worker_process(env, "pg-restart", 50)
+
+    def cut() -> int:
+        with app.app_context(), db.engine.connect() as conn:
+            return len(
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :name"
+                    ),
+                    {"name": name},
+                ).all()
+            )
+
+    try:
+        producer = producer_for(app, env)
+        users = range(920_001, 920_004)
+        for user in users:
+            enqueue_update(producer, telegram.inject_message(user, f"before, from {user}"))
+        wait_until(lambda: slow_llm.in_flight == 3, timeout=60, what="three calls in flight")
+        assert cut() >= 1, "the worker had connections to cut"
+        wait_until(
+            lambda: len([c for c in telegram.calls("sendMessage") if c.ok]) >= 3,
+            timeout=60,
+            what="the first three answers",
+        )
+        assert cut() >= 1
+        for user in users:
+            enqueue_update(producer, telegram.inject_message(user, f"after, from {user}"))
+        wait_until(
+            lambda: len([c for c in telegram.calls("sendMessage") if c.ok]) >= 6,
+            timeout=60,
+            what="six answers",
+        )
+        time.sleep(3)  # an answer sent twice would arrive by now
+        assert worker.poll() is None
+    finally:
+        stop_process(worker)
+        server.stop()
+    texts = sorted(c.params["text"] for c in telegram.calls("sendMessage") if c.ok)
+    assert len(texts) == 6 and len(set(texts)) == 6
+    assert slow_llm.served == 6, "one LLM call per message"
+    with app.app_context():
+        statuses = db.session.scalars(select(Request.status)).all()
+    assert sorted(statuses) == ["ok"] * 6
