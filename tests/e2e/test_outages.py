@@ -6,6 +6,7 @@ and started again mid-run (same socket, same instance folder: what a restart pol
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
@@ -66,6 +67,28 @@ def test_the_listener_survives_a_redis_outage(
     assert not thread.is_alive()
 
 
+def _ask_again(
+    producer: Flask, telegram: FakeTelegram, users: range, worker: subprocess.Popen[bytes]
+) -> None:
+    """Each user writes again after the fault; six answers in all, and the worker lives on."""
+    for user in users:
+        enqueue_update(producer, telegram.inject_message(user, f"after, from {user}"))
+    wait_until(
+        lambda: len([c for c in telegram.calls("sendMessage") if c.ok]) >= 6,
+        timeout=120,
+        what="six answers",
+    )
+    time.sleep(3)  # an answer sent twice would arrive by now
+    assert worker.poll() is None, "the worker exited"
+
+
+def _answers(telegram: FakeTelegram) -> list[str]:
+    """The six answers' texts: all different (nothing was answered twice)."""
+    texts = sorted(c.params["text"] for c in telegram.calls("sendMessage") if c.ok)
+    assert len(texts) == 6 and len(set(texts)) == 6
+    return texts
+
+
 def test_a_worker_survives_a_redis_outage(
     app: Flask, config: Config, telegram: FakeTelegram, slow_llm: SlowLLM, tmp_path: Path
 ) -> None:
@@ -92,20 +115,11 @@ def test_a_worker_survives_a_redis_outage(
         time.sleep(12)  # longer than the 10 s that made workers exit (issue #10)
         assert worker.poll() is None, "the worker exited during the outage"
         server.start()
-        for user in users:
-            enqueue_update(producer, telegram.inject_message(user, f"after, from {user}"))
-        wait_until(
-            lambda: len([c for c in telegram.calls("sendMessage") if c.ok]) >= 6,
-            timeout=120,
-            what="six answers",
-        )
-        time.sleep(3)  # an answer sent twice would arrive by now
-        assert worker.poll() is None
+        _ask_again(producer, telegram, users, worker)
     finally:
         stop_process(worker)
         server.stop()
-    texts = sorted(c.params["text"] for c in telegram.calls("sendMessage") if c.ok)
-    assert len(texts) == 6 and len(set(texts)) == 6
+    texts = _answers(telegram)
     assert sum(t.startswith("slow answer to before") for t in texts) == 3
 
 
@@ -158,20 +172,11 @@ def test_a_database_restart_costs_no_answer(
             what="the first three answers",
         )
         assert cut() >= 1
-        for user in users:
-            enqueue_update(producer, telegram.inject_message(user, f"after, from {user}"))
-        wait_until(
-            lambda: len([c for c in telegram.calls("sendMessage") if c.ok]) >= 6,
-            timeout=60,
-            what="six answers",
-        )
-        time.sleep(3)  # an answer sent twice would arrive by now
-        assert worker.poll() is None
+        _ask_again(producer, telegram, users, worker)
     finally:
         stop_process(worker)
         server.stop()
-    texts = sorted(c.params["text"] for c in telegram.calls("sendMessage") if c.ok)
-    assert len(texts) == 6 and len(set(texts)) == 6
+    _answers(telegram)
     assert slow_llm.served == 6, "one LLM call per message"
     with app.app_context():
         statuses = db.session.scalars(select(Request.status)).all()
