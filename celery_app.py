@@ -10,6 +10,6 @@ from shared.config import Config
 from shared.logging import configure_logging
 
 _config = Config.from_env()
-configure_logging("worker", _config.log_level)
+configure_logging("worker", _config.log_level, _config.log_format)
 flask_app = create_core_app(_config)
 celery = flask_app.extensions["celery"]

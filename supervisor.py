@@ -224,7 +224,7 @@ def supervise(config: Config, stop: threading.Event) -> int:
 def main() -> None:
     """Entry point of ``make run`` / ``python run.py``: exits with :func:`supervise`'s code."""
     config = Config.from_env()
-    configure_logging("run", config.log_level)
+    configure_logging("run", config.log_level, config.log_format)
     stop = stop_on_signals(logger)
     started = time.monotonic()
     code = supervise(config, stop)

@@ -240,7 +240,7 @@ def _quietly(fn: Any, *args: Any) -> None:
 def main() -> None:
     """Run the listener until SIGINT or SIGTERM."""
     config = Config.from_env()
-    configure_logging("bot", config.log_level)
+    configure_logging("bot", config.log_level, config.log_format)
     app = create_core_app(config)
     freeze_startup_heap()
     Listener(app, stop_on_signals(logger)).run()

@@ -158,6 +158,8 @@ class Config:
         db_pool_size: Database connections kept per process (PostgreSQL and others; SQLite
             under gevent uses one, see ``shared.db.engine_options``).
         log_level: Root log level name.
+        log_format: ``text`` or ``json`` (one JSON object per line, with the ids of the
+            update, request and task it concerns).
         llm_timeout: Seconds one LLM HTTP request may take.
         llm_max_attempts: Attempts per model (1 = no retry) on 429, 5xx, timeouts, connection
             errors; the SDK's own retries are off, so this is the only retry loop.
@@ -195,6 +197,7 @@ class Config:
     task_time_limit: int = 300
     lease_seconds: int = 30
     log_level: str = "INFO"
+    log_format: str = "text"
     llm_timeout: float = 60.0
     llm_max_attempts: int = 4
     llm_retry_max_wait: float = 20.0
@@ -286,6 +289,7 @@ class Config:
             task_time_limit=max(5, _env_int(env, "TASK_TIME_LIMIT", defaults.task_time_limit)),
             lease_seconds=max(3, _env_int(env, "LEASE_SECONDS", defaults.lease_seconds)),
             log_level=(get("LOG_LEVEL") or defaults.log_level).upper(),
+            log_format="json" if (get("LOG_FORMAT") or "").lower() == "json" else "text",
             llm_timeout=_env_float(env, "LLM_TIMEOUT", defaults.llm_timeout),
             llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),
             llm_retry_max_wait=_env_float(env, "LLM_RETRY_MAX_WAIT", defaults.llm_retry_max_wait),

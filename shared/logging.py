@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 #: A Telegram bot token as it appears in Bot API URLs and errors: ``<digits>:<secret>``.
 _BOT_TOKEN = re.compile(r"(?<!\d)(\d{3,}):[A-Za-z0-9_-]{20,}")
@@ -32,6 +38,61 @@ class _RedactingFormatter(logging.Formatter):
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(service)s] %(name)s: %(message)s"
+#: The fields of a JSON line, besides the ids of :func:`log_context` and Celery's task.
+JSON_FIELDS = "%(asctime)s %(levelname)s %(service)s %(name)s %(message)s"
+#: What the current unit of work is about (``update_id``, ``request_id``, ``chat_id`` …);
+#: JSON lines carry it. A context variable: each task, thread and greenlet has its own.
+_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "ai_router_log_context", default=None
+)
+
+
+@contextmanager
+def log_context(**ids: Any) -> Iterator[None]:
+    """Add ids to every JSON log line written inside the block (nested blocks add up).
+
+    Args:
+        **ids: E.g. ``update_id=…``, ``request_id=…``, ``chat_id=…`` (None values are left out).
+    """
+    merged = {**(_CONTEXT.get() or {}), **{k: v for k, v in ids.items() if v is not None}}
+    token = _CONTEXT.set(merged)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class _JsonLineFormatter(JsonFormatter):
+    """One JSON object per line, bot tokens hidden.
+
+    Fields: time, level, service, logger, message, the ids of :func:`log_context`, the Celery
+    task (id and name) when inside one, and any ``extra``.
+    """
+
+    def add_fields(
+        self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Add the context's ids and the current Celery task to the line."""
+        super().add_fields(log_record, record, message_dict)
+        log_record.update(_CONTEXT.get() or {})
+        task = _current_task()
+        if task is not None:
+            log_record.setdefault("task_id", task.request.id)
+            log_record.setdefault("task", task.name)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format as JSON, then redact."""
+        return redact(super().format(record))
+
+
+def _current_task() -> Any:
+    """Celery's task being executed by this thread or greenlet, if any."""
+    try:
+        from celery import current_task
+    except ImportError:  # pragma: no cover - Celery is a dependency of every process
+        return None
+    task = current_task._get_current_object()  # noqa: SLF001 - a proxy; None outside a task
+    return task if task is not None and getattr(task.request, "id", None) else None
 
 
 class _ServiceFilter(logging.Filter):
@@ -47,7 +108,7 @@ class _ServiceFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
+def configure_logging(service: str, level: str = "INFO", fmt: str = "text") -> None:
     """Configure the root logger once for this process; later calls change nothing.
 
     The first caller names the process: the launcher (``run``), the worker entry point
@@ -57,6 +118,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     Args:
         service: Short name of the process kind (``web``, ``worker``, ``bot``, ``run``).
         level: Root level name, e.g. ``INFO``.
+        fmt: ``text`` (one readable line per event) or ``json`` (one JSON object per line,
+            with the ids of :func:`log_context` and the Celery task; ``LOG_FORMAT``).
     """
     root = logging.getLogger()
     if any(getattr(handler, "_ai_router", False) for handler in root.handlers):
@@ -64,7 +127,15 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler._ai_router = True  # type: ignore[attr-defined]
     handler.addFilter(_ServiceFilter(service))
-    handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
+    if fmt == "json":
+        handler.setFormatter(
+            _JsonLineFormatter(
+                JSON_FIELDS,
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(_RedactingFormatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter that would drown our own lines at INFO. Celery's "Task … received" and

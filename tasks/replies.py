@@ -9,10 +9,12 @@ task, so no worker slot waits), and rows queued by earlier versions come through
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from shared.db import db
+from shared.logging import log_context
 from shared.models import Request
 from shared.services.conversation import (
     ReplyDeferred,
@@ -40,15 +42,22 @@ def answer_text(self, update: dict) -> None:
         self: The bound task.
         update: The update as Telegram sent it.
     """
+    message = update.get("message") or {}
+    chat_id = (message.get("chat") or {}).get("id")
+    with log_context(update_id=update.get("update_id"), chat_id=chat_id):
+        _answer(self, update)
+
+
+def _answer(task: Any, update: dict) -> None:
     try:
         handle_text(update)
     except ReplyDeferred as exc:
         _defer(exc)
     except RowFailed as exc:
-        _retry_or_give_up(self, exc.request_id, exc.cause)
+        _retry_or_give_up(task, exc.request_id, exc.cause)
     except Exception as exc:  # intake itself failed (database busy…): nothing was logged
         logger.exception("text update failed update_id=%s", update.get("update_id"))
-        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+        raise task.retry(exc=exc, countdown=2 ** (task.request.retries + 1)) from exc
 
 
 @shared_task(name="tasks.replies.generate_reply", bind=True, max_retries=MAX_FAILURES)
@@ -64,12 +73,13 @@ def generate_reply(self, message_id: int) -> None:
     db.session.close()
     if chat_id is None:
         return
-    try:
-        work_chat(chat_id)
-    except ReplyDeferred as exc:
-        _defer(exc)
-    except RowFailed as exc:
-        _retry_or_give_up(self, exc.request_id, exc.cause)
+    with log_context(request_id=message_id, chat_id=chat_id):
+        try:
+            work_chat(chat_id)
+        except ReplyDeferred as exc:
+            _defer(exc)
+        except RowFailed as exc:
+            _retry_or_give_up(self, exc.request_id, exc.cause)
 
 
 def _defer(deferred: ReplyDeferred) -> None:

@@ -7,10 +7,12 @@ Commands, button presses and non-text messages come here; questions for the LLM 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from bot.dispatcher import dispatch
+from shared.logging import log_context
 from shared.services.updates import claim_update, finish_update, release_update
 from shared.telegram.client import BotNotConfigured, SendDeferred
 
@@ -29,6 +31,11 @@ def process_update(self, update: dict) -> None:
         self: The bound task.
         update: The update as Telegram sent it.
     """
+    with log_context(update_id=update.get("update_id")):
+        _process(self, update)
+
+
+def _process(task: Any, update: dict) -> None:
     update_id = update.get("update_id")
     if update_id is not None and not claim_update(update_id):
         logger.info("update already handled update_id=%s", update_id)
@@ -42,9 +49,9 @@ def process_update(self, update: dict) -> None:
     except SendDeferred as exc:  # flood limits: not a failure, try again when there is room
         if update_id is not None:
             release_update(update_id)
-        raise self.retry(exc=exc, countdown=exc.wait, max_retries=None) from exc
+        raise task.retry(exc=exc, countdown=exc.wait, max_retries=None) from exc
     except Exception as exc:
         if update_id is not None:
             release_update(update_id)
         logger.exception("update failed update_id=%s", update_id)
-        raise self.retry(exc=exc, countdown=2**self.request.retries) from exc
+        raise task.retry(exc=exc, countdown=2**task.request.retries) from exc

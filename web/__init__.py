@@ -44,7 +44,7 @@ def create_app(config: Config | None = None, flask_config: dict[str, Any] | None
     _init_admin(app)
     _register_cli(app)
     if not app.testing:
-        configure_logging("web", config.log_level)
+        configure_logging("web", config.log_level, config.log_format)
     return app
 
 

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from shared.db import db
 from shared.extensions import generations, leases, redis_store
 from shared.llm import Cancel
-from shared.logging import redact
+from shared.logging import log_context, redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
@@ -304,7 +304,8 @@ def handle_text(update: dict[str, Any]) -> Intake | None:
         return None
     outcome = intake(incoming)
     if outcome.decision != Decision.IGNORE:
-        work_chat(outcome.chat_id, outcome)
+        with log_context(request_id=outcome.request_id):
+            work_chat(outcome.chat_id, outcome)
     return outcome
 
 
