@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from shared.redis import KEY_PREFIX, current_redis
+from shared.services.generations import in_flight as generations_in_flight
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ def flush() -> None:
     buffer: _Buffer = current_app.extensions["metrics"]
     with buffer.lock:
         pending, buffer.pending = buffer.pending, {}
-    in_flight = len(current_app.extensions["generations"].running)
+    in_flight = generations_in_flight()
     try:
         pipe = current_redis().pipeline(transaction=False)
         for key, amount in pending.items():

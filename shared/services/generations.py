@@ -61,6 +61,13 @@ class _Registry:
         self.subscriber: threading.Thread | None = None
 
 
+def in_flight() -> int:
+    """How many generations the current app (this process) is running now."""
+    registry: _Registry = current_app.extensions["generations"]
+    with registry.lock:
+        return len(registry.running)
+
+
 class Generations:
     """Flask extension: the generations this process runs, cancellable from any process.
 

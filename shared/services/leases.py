@@ -124,9 +124,10 @@ class Leases:
         return renewed
 
     def _keep(self, app: Flask) -> None:
+        every = max(1.0, app.config["AI_ROUTER"].lease_seconds / 3)
         while True:
+            time.sleep(every)
             with app.app_context():
-                time.sleep(max(1.0, lease_seconds() / 3))
                 try:
                     self.renew()
                 except Exception:  # noqa: BLE001 - Redis away: the next round tries again

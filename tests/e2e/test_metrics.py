@@ -62,8 +62,7 @@ def test_a_conversation_is_counted_end_to_end(conversation: Conversation, client
         return samples if all(wanted) else None
 
     samples = wait_until(counted, timeout=20, what="the conversation in /metrics")
-    latency = _value(samples, "ai_router_llm_latency_seconds_sum", model="Mock GPT")
-    assert 0 < latency < 30
+    assert _value(samples, "ai_router_llm_latency_seconds_sum", model="Mock GPT") > 0
     count = _value(samples, "ai_router_llm_latency_seconds_count", model="Mock GPT")
     assert _value(samples, "ai_router_llm_latency_seconds_bucket", model="Mock GPT", le="+Inf") == (
         count

@@ -114,10 +114,6 @@ if redis.call('SET', KEYS[3], ARGV[1], 'NX', 'EX', ARGV[4]) then
 end
 return 0
 """
-_EXTEND = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-"""
 
 
 class RowFailed(RuntimeError):
@@ -219,10 +215,6 @@ class ChatLock:
         """Release the lock whatever the dirty flag says (after a failure)."""
         leases.drop(self._keys[0])
         self._call(_FORCE_RELEASE)
-
-    def extend(self) -> None:
-        """Renew the lock's lifetime (after every settled row)."""
-        self._call(_EXTEND)
 
     def _call(self, script: str) -> Any:
         return redis_store.script(script)(keys=self._keys, args=[self.token, self._ttl])
@@ -431,8 +423,7 @@ def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
         while True:
             if scan:
                 while (request_id := next_open(chat_id)) is not None:
-                    settle(request_id)
-                    lock.extend()
+                    settle(request_id)  # the lease keeper keeps the lock alive meanwhile
             if lock.release_if_clean():
                 return
             scan = True
