@@ -51,17 +51,25 @@ class Period:
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+#: Period bounds outside these years are refused (they would overflow date arithmetic).
+MIN_YEAR, MAX_YEAR = 1970, 9000
+
+
 def _parse(value: str, tz: ZoneInfo, *, end: bool) -> datetime:
-    """A date (whole day) or an ISO datetime (naive ones are in ``tz``)."""
+    """A date (whole day) or an ISO datetime (naive ones are in ``tz``), years 1970–9000."""
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
             instant = datetime.combine(day + timedelta(days=1) if end else day, time(), tz)
-            return instant
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        else:
+            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            instant = instant if instant.tzinfo else instant.replace(tzinfo=tz)
+        year = instant.astimezone(UTC).year
+    except (ValueError, OverflowError) as exc:
         raise PeriodError(f"not a date or ISO datetime: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
+    if not MIN_YEAR <= year < MAX_YEAR:
+        raise PeriodError(f"out of range (years {MIN_YEAR}–{MAX_YEAR - 1}): {value!r}")
+    return instant
 
 
 def parse_bound(value: str, tz_name: str, *, end: bool) -> datetime:

@@ -171,8 +171,15 @@ class ApiBlueprint(ResourceBlueprint):
         app.extensions["admin_api"] = api
 
 
+#: How the document says "an empty query parameter counts as absent" (``QuerySchema``).
+EMPTY_QUERY_VALUE = {"type": "string", "maxLength": 0}
+
+
 def document(api: AdminApi) -> dict[str, Any]:
     """The OpenAPI 3 document, with the 401 answer on every operation that needs a token.
+
+    Query parameters also admit the empty string: ``?status=`` counts as absent
+    (``web.api.schemas.QuerySchema``), and the document says so.
 
     Args:
         api: The app's :class:`AdminApi`.
@@ -184,6 +191,11 @@ def document(api: AdminApi) -> dict[str, Any]:
     spec = api.spec.to_dict()
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
-            if isinstance(operation, dict) and operation.get("security") != []:
+            if not isinstance(operation, dict):
+                continue
+            if operation.get("security") != []:
                 operation.setdefault("responses", {}).setdefault("401", unauthorized)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query" and "schema" in parameter:
+                    parameter["schema"] = {"anyOf": [parameter["schema"], EMPTY_QUERY_VALUE]}
     return spec

@@ -368,10 +368,14 @@ bot = Blueprint("bot", __name__, description="Bot start/stop (the admin's bot bu
 
 
 def _control(action: str) -> dict[str, Any]:
+    """Apply a bot action; what the current settings forbid (no token, no URL) is a 409.
+
+    The mode itself is validated by :class:`BotStartSchema` (a 400 before this runs).
+    """
     try:
         bot_control.control(action)
     except bot_control.BotControlError as exc:
-        raise invalid(str(exc)) from exc
+        raise conflict(str(exc)) from exc
     return bot_control.bot_status()
 
 
@@ -391,6 +395,7 @@ class BotStart(MethodView):
 
     @bot.arguments(BotStartSchema)
     @bot.response(200, BotStatusSchema)
+    @bot.alt_response(409, **CONFLICT)
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """«Запустить бота» (polling) or «Запустить бота в webhook» (webhook); switches over."""
         return _control(body["mode"])

@@ -19,29 +19,94 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shared.models import RequestStatus, UserStatus
-from shared.services import bot_control
+from shared.services import bot_control, stats
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
 # -- strict JSON fields ---------------------------------------------------------------------
 
 
+def _validators(kwargs: dict[str, Any]) -> list[Any]:
+    """Pop a field's ``validate`` argument (one validator, a list or none) as a list."""
+    extra = kwargs.pop("validate", None)
+    return list(extra) if isinstance(extra, list | tuple) else [extra] if extra else []
+
+
 class Text(ma.fields.String):
-    """A string, with surrounding whitespace stripped."""
+    """A string, with surrounding whitespace stripped.
+
+    Length limits hold for the string as sent (the document's ``maxLength`` means what it
+    says) and for the stripped one; a required non-empty text (``Length(min=1)``) must hold a
+    non-whitespace character, published as a ``pattern``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        validators = _validators(kwargs)
+        if any(isinstance(v, validate.Length) and (v.min or 0) >= 1 for v in validators):
+            validators.append(validate.Regexp(NOT_BLANK, error="must not be blank"))
+        super().__init__(validate=validators, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs)
+        for validator in self.validators:
+            if isinstance(validator, validate.Length):
+                validator(text)
+        return text.strip()
+
+
+#: A pattern that matches text holding at least one non-whitespace character (``re.match``
+#: and JSON Schema's unanchored ``pattern`` agree on it).
+NOT_BLANK = r"[\s\S]*\S"
+
+
+#: What :class:`HttpUrl` accepts, as published in the OpenAPI document: an ASCII host name
+#: (dotted labels), an optional port and a path of printable ASCII. Marshmallow's URL check runs
+#: too; everything this pattern matches passes it, so the document promises nothing false.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HTTP_URL_PATTERN = (
+    r"^https?://(?:"
+    rf"(?:{_LABEL}\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])"  # last label: 2+ chars
+    r"|[0-9]{1,3}(?:\.[0-9]{1,3}){3}"  # or an IPv4 address
+    r")(?::[0-9]{1,5})?(?:/[!-~]*)?$"
+)
 
 
 class HttpUrl(ma.fields.Url):
-    """An absolute ``http(s)://`` URL (hosts without a TLD, like ``127.0.0.1``, allowed)."""
+    """An absolute ``http(s)://`` URL (hosts without a TLD, like ``127.0.0.1``, allowed).
+
+    The document publishes :data:`HTTP_URL_PATTERN`, and the field enforces it, so a client
+    (or a fuzzer) generating from the document sends only URLs that are accepted.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(schemes={"http", "https"}, require_tld=False, **kwargs)
+        validators = [
+            validate.Regexp(HTTP_URL_PATTERN, error="Not a valid URL."),
+            *_validators(kwargs),
+        ]
+        super().__init__(
+            schemes={"http", "https"}, require_tld=False, validate=validators, **kwargs
+        )
+
+
+class Moment(ma.fields.String):
+    """A period bound in a query: an ISO 8601 date (a whole day) or an ISO 8601 datetime.
+
+    Kept as the string the service parses (``shared.services.stats.make_period``), but checked
+    here so a malformed value is refused like any other bad parameter, and documented as
+    ``date`` or ``date-time`` so clients generating from the document send valid ones.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"anyOf": [{"format": "date"}, {"format": "date-time"}]}
+        metadata.update(kwargs.pop("metadata", {}))
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            value = value.strip()
-        return super()._deserialize(value, attr, data, **kwargs)
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            stats.parse_bound(text, "UTC", end=False)
+        except stats.PeriodError as exc:
+            raise ma.ValidationError(str(exc)) from exc
+        return text
 
 
 class StrictInteger(ma.fields.Integer):
@@ -99,6 +164,8 @@ class IsSet(ma.fields.Boolean):
 #: Row ids are 32-bit integers in every database; Telegram ids fit 64 bits.
 MAX_ID = 2**31 - 1
 MAX_TELEGRAM_ID = 2**63 - 1
+#: Prices are stored as NUMERIC(12, 6) (``shared.models.llm_model.PRICE``).
+MAX_PRICE = 999_999
 #: The largest offset a list accepts.
 MAX_OFFSET = 10**9
 
@@ -168,10 +235,10 @@ class SettingsSchema(ma.Schema):
     )
     default_daily_limit = StrictInteger(
         allow_none=True,
-        validate=validate.Range(min=0),
+        validate=validate.Range(min=0, max=MAX_ID),
         metadata=_doc("Requests per user per day; null: unlimited"),
     )
-    streaming = ma.fields.Boolean(
+    streaming = Flag(
         metadata=_doc(
             "true (default): private-chat users see the answer grow while the LLM writes "
             "(sendMessageDraft)"
@@ -210,8 +277,8 @@ class ModelSchema(ma.Schema):
     context_window = StrictInteger(allow_none=True, validate=validate.Range(min=256, max=MAX_ID))
     enabled = Flag()
     is_default = Flag(metadata=_doc("true makes it the active model and clears the others"))
-    input_price_per_1m = Price(validate=validate.Range(min=0), metadata=_doc("USD"))
-    output_price_per_1m = Price(validate=validate.Range(min=0), metadata=_doc("USD"))
+    input_price_per_1m = Price(validate=validate.Range(min=0, max=MAX_PRICE), metadata=_doc("USD"))
+    output_price_per_1m = Price(validate=validate.Range(min=0, max=MAX_PRICE), metadata=_doc("USD"))
     fallback_model_id = StrictInteger(
         allow_none=True,
         validate=validate.Range(min=1, max=MAX_ID),
@@ -234,7 +301,9 @@ class ModeSchema(ma.Schema):
     name = Text(required=True, validate=validate.Length(min=1, max=64))
     system_prompt = Text(validate=validate.Length(max=20000))
     is_default = Flag(metadata=_doc("true makes it the default mode and clears the others"))
-    position = StrictInteger(validate=validate.Range(min=0), metadata=_doc("Display order"))
+    position = StrictInteger(
+        validate=validate.Range(min=0, max=MAX_ID), metadata=_doc("Display order")
+    )
 
 
 class ModePatchSchema(ModeSchema):
@@ -256,7 +325,9 @@ class UserSchema(ma.Schema):
         metadata=_doc("blocked takes access away at once"),
     )
     daily_request_limit = StrictInteger(
-        allow_none=True, validate=validate.Range(min=0), metadata=_doc("null: the default")
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_ID),
+        metadata=_doc("null: the default"),
     )
     note = Text(allow_none=True, validate=validate.Length(max=500))
     created_at = ma.fields.DateTime(dump_only=True)
@@ -327,8 +398,8 @@ class MessagesQuerySchema(QuerySchema):
 
     telegram_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
     dialog_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
-    since = ma.fields.String(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
-    until = ma.fields.String(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
+    since = Moment(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
+    until = Moment(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
     status = ma.fields.String(validate=validate.OneOf([s.value for s in RequestStatus]))
     model = ma.fields.String(metadata=_doc("The model's name at the time"))
     q = ma.fields.String(metadata=_doc("Text in the request or the answer"))
@@ -346,8 +417,8 @@ class MessagesQuerySchema(QuerySchema):
 class StatsQuerySchema(QuerySchema):
     """The period: dates (both inclusive) or ISO datetimes; default the last 7 days."""
 
-    since = ma.fields.String()
-    until = ma.fields.String()
+    since = Moment(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
+    until = Moment(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
 
 
 class DaySchema(ma.Schema):
