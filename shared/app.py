@@ -17,6 +17,7 @@ from shared.db import configure_engine, engine_options
 from shared.extensions import (
     celery_ext,
     cipher,
+    cooldowns,
     db,
     generations,
     leases,
@@ -76,6 +77,7 @@ def bind_extensions(app: Flask) -> None:
     runtime.init_app(app)
     telegram.init_app(app)
     llm.init_app(app)
+    cooldowns.init_app(app)
     generations.init_app(app)
     leases.init_app(app)
     metrics_ext.init_app(app)

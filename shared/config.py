@@ -165,6 +165,10 @@ class Config:
             errors; the SDK's own retries are off, so this is the only retry loop.
         llm_retry_max_wait: Upper bound in seconds of one backoff wait (Retry-After included).
         llm_retry_deadline: Seconds after which a model's retries stop, whatever is left.
+        model_cooldown_failures: A model that gave up (after its retries) this many times
+            within ``model_cooldown_seconds`` is cooled down: every worker skips it and asks
+            its fallback directly for ``model_cooldown_seconds`` (0 disables cooldowns).
+        model_cooldown_seconds: The failure window and the length of a cooldown.
         telegram_global_rate: Messages per second the bot sends in all (Telegram: about 30;
             0 turns the global lane off, e.g. for a bot allowed paid broadcasts).
         telegram_chat_rate: Messages per second into one private chat (Telegram: about 1).
@@ -202,6 +206,8 @@ class Config:
     llm_max_attempts: int = 4
     llm_retry_max_wait: float = 20.0
     llm_retry_deadline: float = 90.0
+    model_cooldown_failures: int = 3
+    model_cooldown_seconds: int = 60
     telegram_global_rate: float = 30.0
     telegram_chat_rate: float = 1.0
     telegram_group_rate: int = 20
@@ -294,6 +300,12 @@ class Config:
             llm_max_attempts=max(1, _env_int(env, "LLM_MAX_ATTEMPTS", defaults.llm_max_attempts)),
             llm_retry_max_wait=_env_float(env, "LLM_RETRY_MAX_WAIT", defaults.llm_retry_max_wait),
             llm_retry_deadline=_env_float(env, "LLM_RETRY_DEADLINE", defaults.llm_retry_deadline),
+            model_cooldown_failures=max(
+                0, _env_int(env, "MODEL_COOLDOWN_FAILURES", defaults.model_cooldown_failures)
+            ),
+            model_cooldown_seconds=max(
+                1, _env_int(env, "MODEL_COOLDOWN_SECONDS", defaults.model_cooldown_seconds)
+            ),
             telegram_global_rate=max(
                 0.0, _env_float(env, "TELEGRAM_GLOBAL_RATE", defaults.telegram_global_rate)
             ),

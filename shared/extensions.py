@@ -2,8 +2,8 @@
 
 These are the only module-level objects with state; each keeps its per-app state in
 ``app.extensions``. ``shared.app.create_core_app`` binds them all, eagerly, in dependency order
-(database → Redis → cipher → runtime settings → Telegram → LLM → generations → Celery).
-Import them from here.
+(database → Redis → cipher → runtime settings → Telegram → LLM → cooldowns → generations →
+Celery). Import them from here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from shared.llm import LLMGateway
 from shared.metrics import Metrics
 from shared.redis import RedisStore
 from shared.runtime import RuntimeSettings
+from shared.services.cooldowns import Cooldowns
 from shared.services.crypto import Cipher
 from shared.services.generations import Generations
 from shared.services.leases import Leases
@@ -24,6 +25,7 @@ cipher = Cipher()
 runtime = RuntimeSettings()
 telegram = TelegramClient(runtime, redis_store)
 llm = LLMGateway()
+cooldowns = Cooldowns(runtime)
 generations = Generations(redis_store)
 leases = Leases(redis_store)
 celery_ext = CeleryExt()
@@ -32,6 +34,7 @@ metrics_ext = Metrics()
 __all__ = [
     "celery_ext",
     "cipher",
+    "cooldowns",
     "db",
     "generations",
     "leases",

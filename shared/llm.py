@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3
 from flask import Flask, current_app
@@ -106,6 +106,19 @@ class Cancel:
                 response.shutdown()
             except Exception:  # noqa: BLE001 - already closed: nothing left to stop
                 logger.debug("stream already closed", exc_info=True)
+
+
+class ModelHealth(Protocol):
+    """What the router asks of the deployment about models (``shared.services.cooldowns``).
+
+    Found as ``app.extensions["model_health"]``; without it every model is always asked.
+    """
+
+    def cooling(self, spec: ModelSpec) -> bool:
+        """Whether to skip this model for now (asked before each model, from memory)."""
+
+    def gave_up(self, spec: ModelSpec, exc: BaseException) -> None:
+        """Note that a model gave up after its retries (must not raise)."""
 
 
 class GenerationStopped(Exception):
@@ -561,6 +574,7 @@ class LLMGateway:
             messages,
             on_text=on_text,
             cancel=cancel,
+            health=current_app.extensions.get("model_health"),
         )
 
 
@@ -699,8 +713,12 @@ def chat(
     *,
     on_text: OnText | None = None,
     cancel: Cancel | None = None,
+    health: ModelHealth | None = None,
 ) -> ChatResult:
     """Get one answer: the model with retries, then its fallback with retries.
+
+    A model ``health`` says is cooling down is skipped (its fallback is asked directly);
+    a model that gives up is reported to ``health``.
 
     Args:
         config: Retry and timeout settings.
@@ -711,17 +729,24 @@ def chat(
             fallback starts from an empty text again).
         cancel: When cancelled, the call stops at once (the connection is closed) and the
             answer is what was written so far, with ``finish_reason == "stopped"``.
+        health: Cooldowns shared by the deployment, or None to ask every model.
 
     Returns:
         The answer with usage.
 
     Raises:
-        LLMError: When every model gave up; the message names the models and errors.
+        LLMError: When every model gave up or was cooling down; the message names the models
+            and errors.
     """
     started = time.monotonic()
     errors: list[str] = []
     candidate: ModelSpec | None = spec
     while candidate is not None:
+        if health is not None and health.cooling(candidate):
+            errors.append(f"{candidate.name}: cooling down after repeated failures")
+            logger.info("LLM model skipped (cooling down) model=%s", candidate.name)
+            candidate = candidate.fallback
+            continue
         try:
             completion = _call_with_retries(config, clients, candidate, messages, on_text, cancel)
         except GenerationStopped as stopped:
@@ -739,6 +764,8 @@ def chat(
         except (LLMHTTPError, LLMConnectionError, LLMError) as exc:
             errors.append(f"{candidate.name}: {describe_error(exc)}")
             logger.warning("LLM model gave up model=%s error=%s", candidate.name, errors[-1])
+            if health is not None:
+                health.gave_up(candidate, exc)
             candidate = candidate.fallback
             continue
         usage = completion["usage"]

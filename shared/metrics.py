@@ -54,6 +54,7 @@ REPLIES_DELIVERED = "ai_router_replies_delivered_total"
 LLM_REQUESTS = "ai_router_llm_requests_total"
 LLM_LATENCY = "ai_router_llm_latency_seconds"
 LLM_TTFT = "ai_router_llm_time_to_first_token_seconds"
+LLM_COOLDOWNS = "ai_router_llm_cooldowns_total"
 TELEGRAM_CALLS = "ai_router_telegram_calls_total"
 TELEGRAM_RETRY_AFTER = "ai_router_telegram_retry_after_seconds_total"
 
@@ -112,6 +113,12 @@ METRICS: dict[str, Metric] = {
             "Time from the request to the first text of a model's answer.",
             ("model",),
             LLM_BUCKETS,
+        ),
+        Metric(
+            LLM_COOLDOWNS,
+            "counter",
+            "Cooldowns started: a model gave up too often and every worker skips it a while.",
+            ("model",),
         ),
         Metric(
             TELEGRAM_CALLS,

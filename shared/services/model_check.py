@@ -1,4 +1,8 @@
-"""The admin's «Test» of a model: one tiny request, with latency, answer and usage or the error."""
+"""The admin's «Test» of a model: one tiny request, with latency, answer and usage or the error.
+
+The test asks the model even while it cools down (``shared.services.cooldowns``); an answer
+ends the cooldown at once, a failure becomes the model's last error (not counted).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from flask import current_app
 from shared.db import db
 from shared.llm import LLMClients, LLMError, ModelSpec, chat
 from shared.models import LLMModel
+from shared.services import cooldowns
 from shared.services.crypto import SecretUnreadable
 
 
@@ -49,9 +54,12 @@ def check_model(model: LLMModel) -> CheckOutcome:
             [{"role": "user", "content": "Reply with the single word: pong"}],
         )
     except LLMError as exc:
+        cooldowns.note_error(spec.id, f"Test: {exc}")
         return CheckOutcome(False, f"Test failed: {exc}")
+    ended = cooldowns.end_cooldown(spec.id)
     return CheckOutcome(
         True,
         f"{spec.name} answered in {result.latency_ms} ms: {result.text[:200]!r} "
-        f"(tokens {result.prompt_tokens} in / {result.completion_tokens} out)",
+        f"(tokens {result.prompt_tokens} in / {result.completion_tokens} out)"
+        + ("; its cooldown is over" if ended else ""),
     )

@@ -23,6 +23,7 @@ from wtforms.validators import URL, DataRequired, NumberRange, Optional, Validat
 
 from shared.db import db
 from shared.models import ApiToken, Dialog, LLMModel, Mode, Request, User, UserStatus
+from shared.services import cooldowns
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import (
     CatalogError,
@@ -59,6 +60,23 @@ def _usage(user: User) -> UserUsage:
         loaded = {**(loaded or {}), **usage_by_user([user.id], _timezone())}
         g.user_usage = loaded
     return loaded[user.id]
+
+
+def _health_cell(model: LLMModel) -> Markup:
+    """«OK» or «Cooling down until …», with the last error (full text on hover)."""
+    health = cooldowns.health_of(model.id)
+    if health.cooldown_until is not None:
+        state = Markup('<span class="badge badge-warning">Cooling down until {}</span>').format(
+            health.cooldown_until.strftime("%H:%M:%S UTC")
+        )
+    else:
+        state = Markup('<span class="badge badge-success">OK</span>')
+    if health.last_error:
+        when = health.last_error_at.strftime("%Y-%m-%d %H:%M UTC") if health.last_error_at else ""
+        state += Markup('<br><small class="text-muted" title="{}">{}: {}</small>').format(
+            health.last_error, when, health.last_error[:80]
+        )
+    return state
 
 
 class UserView(SecureModelView):
@@ -169,14 +187,19 @@ class UserView(SecureModelView):
 
 
 class LLMModelView(SecureModelView):
-    """OpenAI-compatible endpoints: keys are write-only, one click makes a model active."""
+    """OpenAI-compatible endpoints: keys are write-only, one click makes a model active.
+
+    The list shows each model's state (cooling down after repeated failures, or OK) and its
+    last error; «Test» asks it once and ends a cooldown when it answers.
+    """
 
     column_list = (
-        "name", "model", "base_url", "enabled", "is_default", "key", "input_price_per_1m",
-        "output_price_per_1m", "buttons",
+        "name", "model", "base_url", "enabled", "is_default", "health", "key",
+        "input_price_per_1m", "output_price_per_1m", "buttons",
     )  # fmt: skip
     column_labels = {
         "is_default": "Active",
+        "health": "State / last error",
         "key": "API key",
         "buttons": "",
         "input_price_per_1m": "$ / 1M in",
@@ -184,6 +207,7 @@ class LLMModelView(SecureModelView):
     }
     column_formatters = {
         "key": lambda v, c, m, n: f"set ••••{m.api_key_last4}" if m.api_key_encrypted else "—",
+        "health": lambda v, c, m, n: _health_cell(m),
         "buttons": lambda v, c, m, n: (
             _post_button(url_for(".activate", model_id=m.id), "Make active")
             + _post_button(url_for(".test", model_id=m.id), "Test")

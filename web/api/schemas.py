@@ -19,7 +19,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shared.models import RequestStatus, UserStatus
-from shared.services import bot_control, stats
+from shared.services import bot_control, cooldowns, stats
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
 # -- strict JSON fields ---------------------------------------------------------------------
@@ -249,6 +249,29 @@ class SettingsSchema(ma.Schema):
 # -- models ---------------------------------------------------------------------------------
 
 
+class ModelHealthSchema(ma.Schema):
+    """A model's recent calls, as every worker sees them (``shared.services.cooldowns``)."""
+
+    state = ma.fields.String(
+        validate=validate.OneOf(["ok", "cooling_down"]),
+        metadata=_doc("cooling_down: it gave up too often; workers ask its fallback directly"),
+    )
+    cooldown_until = ma.fields.DateTime(allow_none=True)
+    last_error = ma.fields.String(allow_none=True, metadata=_doc("What it last gave up with"))
+    last_error_at = ma.fields.DateTime(allow_none=True)
+    recent_failures = ma.fields.Integer(metadata=_doc("Give-ups in the current window"))
+
+
+class Health(ma.fields.Nested):
+    """Read-only: the model's :class:`ModelHealthSchema`, looked up by its id."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(ModelHealthSchema, attribute="id", dump_only=True, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return super()._serialize(cooldowns.health_of(value), attr, obj, **kwargs)
+
+
 class ModelSchema(ma.Schema):
     """An OpenAI-compatible Chat Completions endpoint the bot can route to."""
 
@@ -284,6 +307,7 @@ class ModelSchema(ma.Schema):
         validate=validate.Range(min=1, max=MAX_ID),
         metadata=_doc("Tried when this model gives up; never the model itself"),
     )
+    health = Health()
     created_at = ma.fields.DateTime(dump_only=True)
 
 
