@@ -24,6 +24,7 @@ from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
 from shared.heap import freeze_startup_heap
 from shared.redis import celery_url
+from shared.telegram import updates
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +285,9 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
     A text message that is not one of the bot's commands is a question for the LLM: it goes
     straight to :data:`TEXT_TASK` on the ``llm`` queue, one task per message. Commands, button
     presses and everything else go to :data:`UPDATE_TASK` on the fast ``updates`` queue, so they
-    never wait behind LLM answers.
+    never wait behind LLM answers. A malformed message or button press
+    (``shared.telegram.updates.problem``) is dropped here, logged and counted as ``malformed``:
+    no task would do anything with it but fail.
 
     Args:
         app: The Flask app whose Celery app publishes.
@@ -293,6 +296,13 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
     Raises:
         kombu.exceptions.OperationalError: When the broker cannot be reached.
     """
+    reason = updates.problem(update)
+    if reason is not None:
+        logger.warning(
+            "dropped a malformed update update_id=%s: %s", update.get("update_id"), reason
+        )
+        metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind="malformed")
+        return
     question = is_question(update)
     enqueue(app, TEXT_TASK if question else UPDATE_TASK, update)
     kind = "question" if question else update_kind(update)

@@ -7,6 +7,7 @@ from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message
 from bot.middleware import Outbox
 from shared.extensions import runtime
 from shared.models import User
+from shared.models.types import row_id
 from shared.services.users import choose_mode, choose_model
 from shared.telegram.keyboards import MODE, MODEL, settings_keyboard
 from shared.telegram.texts import t
@@ -47,15 +48,16 @@ def show(message: Message, user: User, lang: str, out: Outbox) -> None:
 
 
 def switch_mode(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
-    """Apply a mode button."""
-    _switch(
-        query, user, lang, out, choose_mode(user, int(MODE.parse(query.data)["id"])), "mode_set"
-    )
+    """Apply a mode button (a forged or stale id is refused like a deleted mode)."""
+    mode_id = row_id(MODE.parse(query.data)["id"])
+    chosen = choose_mode(user, mode_id) if mode_id is not None else None
+    _switch(query, user, lang, out, chosen, "mode_set")
 
 
 def switch_model(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
-    """Apply a model button (only enabled models can be chosen)."""
-    chosen = choose_model(user, int(MODEL.parse(query.data)["id"]))
+    """Apply a model button (only enabled models can be chosen; a forged id is refused)."""
+    model_id = row_id(MODEL.parse(query.data)["id"])
+    chosen = choose_model(user, model_id) if model_id is not None else None
     _switch(query, user, lang, out, chosen, "model_set")
 
 

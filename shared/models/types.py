@@ -8,6 +8,28 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime, Dialect, Enum
 from sqlalchemy.types import TypeDecorator
 
+#: The largest row id: ``Integer`` primary keys are 32-bit in every supported database.
+MAX_ROW_ID = 2**31 - 1
+
+
+def row_id(value: object) -> int | None:
+    """An id as a row could have it: a positive integer within :data:`MAX_ROW_ID`, else None.
+
+    Accepts the integer or its decimal text (button data); anything else, or an id no row can
+    have, is None, so a forged id is "not found" instead of a database error.
+
+    Args:
+        value: The id as received.
+
+    Returns:
+        The id, or None.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ROW_ID:
+        return value
+    return None
+
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime (the only kind stored)."""

@@ -105,3 +105,59 @@ def test_a_call_longer_than_the_lease_is_not_taken_from_a_living_worker(
     with app.app_context():
         rows = db.session.scalars(select(Request)).all()
         assert [(r.status, r.delivered_parts) for r in rows] == [("ok", 1)]
+
+
+def test_every_worker_killed_and_restarted_loses_nothing_and_answers_once(
+    app: Flask,
+    config: Config,
+    telegram: FakeTelegram,
+    slow_llm: SlowLLM,
+    own_redis: str,
+    tmp_path: Path,
+) -> None:
+    """Both workers SIGKILLed with calls in flight and tasks reserved; restarted, they answer all.
+
+    Each worker runs 2 tasks at once, so of the 8 messages some are inside the LLM call and
+    some only reserved (taken from the broker, not started) when both die.
+    """
+    use_slow_model(app, telegram, slow_llm)
+    env = app_env(
+        tmp_path, config.database_url, own_redis, TELEGRAM_API_URL=telegram.url,
+        WORKER_POOL="gevent", LEASE_SECONDS="6", LLM_MAX_ATTEMPTS="1", LOG_LEVEL="WARNING",
+    )  # fmt: skip
+    users = [USER + n for n in range(1, 9)]
+    workers = [worker_process(env, f"doomed{n}", 2) for n in (1, 2)]
+    try:
+        producer = producer_for(app, env)
+        for user in users:
+            enqueue_update(producer, telegram.inject_message(user, f"question of {user}"))
+        wait_until(lambda: slow_llm.in_flight >= 3, timeout=60, what="both workers to be calling")
+        for worker in workers:
+            os.killpg(worker.pid, signal.SIGKILL)
+        for worker in workers:
+            worker.wait(10)
+        answered_before = len([c for c in telegram.calls("sendMessage") if c.ok])
+        time.sleep(2)  # the restart policy's delay: nothing is running now
+        workers = [worker_process(env, f"reborn{n}", 2) for n in (1, 2)]
+        wait_until(
+            lambda: (
+                len({c.params["chat_id"] for c in telegram.calls("sendMessage") if c.ok})
+                == len(users)
+            ),
+            timeout=LEASE + SWEEP + 30 + 4 * len(users) / 4,  # a lease, a sweep, starts, calls
+            what="every message to be answered",
+        )
+        time.sleep(3)  # anything sent twice would arrive by now
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    answers = [c for c in telegram.calls("sendMessage") if c.ok]
+    assert answered_before < len(users), "the kill came while work was in flight"
+    assert sorted(int(c.params["chat_id"]) for c in answers) == users, "each answered once"
+    for call in answers:
+        assert call.params["text"].startswith(
+            f"slow answer to question of {call.params['chat_id']}"
+        )
+    with app.app_context():
+        rows = db.session.scalars(select(Request)).all()
+        assert sorted((r.status, r.delivered_parts) for r in rows) == [("ok", 1)] * len(users)

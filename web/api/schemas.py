@@ -19,6 +19,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shared.models import RequestStatus, UserStatus
+from shared.models.types import MAX_ROW_ID
 from shared.services import bot_control, cooldowns, stats
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
@@ -162,7 +163,7 @@ class IsSet(ma.fields.Boolean):
 
 
 #: Row ids are 32-bit integers in every database; Telegram ids fit 64 bits.
-MAX_ID = 2**31 - 1
+MAX_ID = MAX_ROW_ID
 MAX_TELEGRAM_ID = 2**63 - 1
 #: Prices are stored as NUMERIC(12, 6) (``shared.models.llm_model.PRICE``).
 MAX_PRICE = 999_999
