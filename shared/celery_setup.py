@@ -24,6 +24,7 @@ from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
 from shared.heap import freeze_startup_heap
 from shared.redis import celery_url
+from shared.services import inbox
 from shared.telegram import updates
 
 logger = logging.getLogger(__name__)
@@ -287,7 +288,9 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
     presses and everything else go to :data:`UPDATE_TASK` on the fast ``updates`` queue, so they
     never wait behind LLM answers. A malformed message or button press
     (``shared.telegram.updates.problem``) is dropped here, logged and counted as ``malformed``:
-    no task would do anything with it but fail.
+    no task would do anything with it but fail. Each question enters its chat's inbox
+    (``shared.services.inbox``): a question with another of its chat in flight waits for the
+    earlier ones to be logged first, whichever worker takes it.
 
     Args:
         app: The Flask app whose Celery app publishes.
@@ -304,7 +307,15 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
         metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind="malformed")
         return
     question = is_question(update)
-    enqueue(app, TEXT_TASK if question else UPDATE_TASK, update)
+    if question:
+        chat_id = update["message"]["chat"]["id"]
+        lease = app.config["AI_ROUTER"].lease_seconds
+        if inbox.enter(app.extensions["redis"], chat_id, update["update_id"], lease):
+            enqueue(app, TEXT_TASK, update, True)  # after the chat's earlier questions
+        else:
+            enqueue(app, TEXT_TASK, update)
+    else:
+        enqueue(app, UPDATE_TASK, update)
     kind = "question" if question else update_kind(update)
     metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind=kind)
 

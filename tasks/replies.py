@@ -31,7 +31,7 @@ MAX_FAILURES = 3
 
 
 @shared_task(name="tasks.replies.answer_text", bind=True, max_retries=MAX_FAILURES)
-def answer_text(self, update: dict) -> None:
+def answer_text(self, update: dict, after_earlier: bool = False) -> None:
     """Answer a text message update (idempotent: a settled update is left alone).
 
     LLM failures are handled inside (the row becomes ``error``, the user gets the apology).
@@ -41,16 +41,18 @@ def answer_text(self, update: dict) -> None:
     Args:
         self: The bound task.
         update: The update as Telegram sent it.
+        after_earlier: Another question of the chat was in flight at the door: log this one
+            after it (``shared.services.inbox``).
     """
     message = update.get("message") or {}
     chat_id = (message.get("chat") or {}).get("id")
     with log_context(update_id=update.get("update_id"), chat_id=chat_id):
-        _answer(self, update)
+        _answer(self, update, after_earlier)
 
 
-def _answer(task: Any, update: dict) -> None:
+def _answer(task: Any, update: dict, after_earlier: bool) -> None:
     try:
-        handle_text(update)
+        handle_text(update, after_earlier)
     except ReplyDeferred as exc:
         _defer(exc)
     except RowFailed as exc:

@@ -82,3 +82,58 @@ def test_a_burst_of_users_loses_no_answer_and_gets_no_429_storm(
     assert statuses == {"ok": USERS}, "no apology, no error"
     assert delivered == USERS
     assert llm.served == USERS, "one LLM call per message"
+
+
+def test_two_messages_per_user_under_flood_limits_are_answered_once_each_in_order(
+    app: Flask,
+    config: Config,
+    telegram: FakeTelegram,
+    own_redis: str,
+    tmp_path: Path,
+) -> None:
+    """150 users send two messages at once, two workers, 429s: two answers each, in order.
+
+    The second question of a user is asked with the first exchange as history and nothing
+    else, and each answer is sent once (before leases and ordered chats, a 429 retry could send
+    an answer twice and mix both turns into one).
+    """
+    users = range(FIRST_USER, FIRST_USER + 150)
+    with SlowLLM(delay=0.5) as llm:
+        use_slow_model(app, telegram, llm)
+        telegram.set_flood_limits(FloodLimits())
+        env = app_env(
+            tmp_path, config.database_url, own_redis,
+            TELEGRAM_API_URL=telegram.url, WORKER_POOL="gevent", LOG_LEVEL="WARNING",
+        )  # fmt: skip
+        workers = [worker_process(env, f"pairs{n}", 500) for n in (1, 2)]
+        try:
+            producer = producer_for(app, env)
+            for user in users:
+                enqueue_update(producer, telegram.inject_message(user, f"first of {user}"))
+                enqueue_update(producer, telegram.inject_message(user, f"second of {user}"))
+            wait_until(
+                lambda: len(_answers(telegram)) >= 2 * len(users),
+                timeout=120,
+                interval=0.5,
+                what="two answers per user under flood limits",
+            )
+        finally:
+            for worker in workers:
+                stop_process(worker)
+    by_chat: dict[int, list[str]] = {}
+    for call in _answers(telegram):
+        by_chat.setdefault(int(call.params["chat_id"]), []).append(call.params["text"])
+    for user in users:
+        assert by_chat[user] == [
+            f"slow answer to first of {user}",
+            f"slow answer to second of {user}",
+        ], by_chat[user]
+    assert llm.served == 2 * len(users), "one LLM call per message"
+    for user in users:
+        (second,) = [p for p in llm.prompts if p[-1]["content"] == f"second of {user}"]
+        asked = [m["content"] for m in second if m["role"] in ("user", "assistant")]
+        assert asked == [
+            f"first of {user}",
+            f"slow answer to first of {user}",
+            f"second of {user}",
+        ]

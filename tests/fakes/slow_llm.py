@@ -44,6 +44,8 @@ class SlowLLM:
         self.cancelled = 0
         self.connections = 0
         self.served = 0
+        #: The ``messages`` of every Chat Completions request, in arrival order.
+        self.prompts: list[list[dict[str, Any]]] = []
         self.max_in_flight = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -61,6 +63,8 @@ class SlowLLM:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 request = json.loads(body or b"{}")
+                with fake._lock:
+                    fake.prompts.append(request.get("messages") or [])
                 fake._enter()
                 try:
                     if request.get("stream"):

@@ -37,6 +37,7 @@ from shared.logging import log_context, redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
+from shared.services import inbox
 from shared.services.conversation.answering import Prompt, ask, prepare, record
 from shared.services.conversation.delivery import (
     Outbox,
@@ -80,8 +81,10 @@ __all__ = [
 #: holder's work (an LLM call may take minutes); a stale one costs a holder one extra scan.
 DIRTY_TTL_MS = 24 * 3600 * 1000
 
-# KEYS[1] lock, KEYS[2] dirty flag; ARGV[1] token, ARGV[2] lease ms, ARGV[3] dirty flag ttl ms.
+# KEYS[1] lock, KEYS[2] dirty flag, KEYS[3] the chat's inbox; ARGV[1] token, ARGV[2] lease ms,
+# ARGV[3] dirty flag ttl ms, ARGV[4] the update leaving the inbox (its row is logged) or ''.
 _ACQUIRE = """
+if ARGV[4] ~= '' then redis.call('ZREM', KEYS[3], ARGV[4]) end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
 return 0
@@ -101,10 +104,12 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 # The fast path's one round trip: the chat's lock (or the dirty flag), then the row's claim.
-# KEYS[1] lock, KEYS[2] dirty flag, KEYS[3] the row's claim, KEYS[4] its stop mark;
-# ARGV[1] token, ARGV[2] lease ms, ARGV[3] dirty flag ttl ms, ARGV[4] claim lease s.
+# KEYS[1] lock, KEYS[2] dirty flag, KEYS[3] the row's claim, KEYS[4] its stop mark, KEYS[5]
+# the chat's inbox; ARGV[1] token, ARGV[2] lease ms, ARGV[3] dirty flag ttl ms, ARGV[4] claim
+# lease s, ARGV[5] the update leaving the inbox or ''.
 # -1: the chat is held (marked dirty); else 0/1/2 as _CLAIM below.
 _ACQUIRE_AND_CLAIM = """
+if ARGV[5] ~= '' then redis.call('ZREM', KEYS[5], ARGV[5]) end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
   return -1
@@ -153,14 +158,18 @@ class ChatLock:
 
     The lock is a lease (``shared.services.leases``): renewed while this process lives, it
     lapses within ``LEASE_SECONDS`` of a crash. Uses the current app's Redis (scripts run with
-    EVALSHA).
+    EVALSHA). Taking it also takes ``update_id`` out of the chat's inbox
+    (``shared.services.inbox``): its row is logged, later questions need not wait for it.
 
     Args:
         chat_id: The chat.
+        update_id: The update whose row was just logged, if any.
     """
 
-    def __init__(self, chat_id: int) -> None:
+    def __init__(self, chat_id: int, update_id: int | None = None) -> None:
         self._keys = [f"{KEY_PREFIX}chat:{chat_id}:lock", f"{KEY_PREFIX}chat:{chat_id}:dirty"]
+        self._inbox = inbox.inbox_key(chat_id)
+        self._leaving = "" if update_id is None else str(update_id)
         self.token = secrets.token_hex(8)
         self._ttl = str(lease_seconds() * 1000)
 
@@ -168,7 +177,8 @@ class ChatLock:
         """Take the lock, or mark the chat dirty for its holder (atomically)."""
         acquired = bool(
             redis_store.script(_ACQUIRE)(
-                keys=self._keys, args=[self.token, self._ttl, DIRTY_TTL_MS]
+                keys=[*self._keys, self._inbox],
+                args=[self.token, self._ttl, DIRTY_TTL_MS, self._leaving],
             )
         )
         if acquired:
@@ -190,8 +200,8 @@ class ChatLock:
         """
         result = int(
             redis_store.script(_ACQUIRE_AND_CLAIM)(
-                keys=[*self._keys, _claim_key(request_id), stop_key(request_id)],
-                args=[self.token, self._ttl, DIRTY_TTL_MS, lease_seconds()],
+                keys=[*self._keys, _claim_key(request_id), stop_key(request_id), self._inbox],
+                args=[self.token, self._ttl, DIRTY_TTL_MS, lease_seconds(), self._leaving],
             )
         )
         if result >= 0:
@@ -278,11 +288,14 @@ def claimed(request_id: int, lock: ChatLock | None = None) -> Iterator[Cancel | 
             leases.drop(key)
 
 
-def handle_text(update: dict[str, Any]) -> Intake | None:
+def handle_text(update: dict[str, Any], after_earlier: bool = False) -> Intake | None:
     """Answer a text message: log it, then settle its chat unless another task does.
 
     Args:
         update: The raw update.
+        after_earlier: The door saw another question of the chat in flight: wait until the
+            earlier ones are logged first (``shared.services.inbox``), so the chat's rows are
+            logged, and answered, in Telegram's order.
 
     Returns:
         The intake outcome, or None for an update without a text message.
@@ -292,13 +305,27 @@ def handle_text(update: dict[str, Any]) -> Intake | None:
         ReplyDeferred: When a reply waits for the flood limits (settle the chat later).
     """
     incoming = Incoming.from_update(update)
+    chat_id, update_id = _inbox_entry(update)
     if incoming is None:
+        if chat_id is not None:
+            inbox.leave(chat_id, update_id)
         return None
+    if after_earlier and incoming.update_id is not None:
+        inbox.wait_for_turn(incoming.chat_id, incoming.update_id)
     outcome = intake(incoming)
-    if outcome.decision != Decision.IGNORE:
+    if outcome.decision == Decision.IGNORE:
+        if incoming.update_id is not None:
+            inbox.leave(incoming.chat_id, incoming.update_id)
+    else:
         with log_context(request_id=outcome.request_id):
-            work_chat(outcome.chat_id, outcome)
+            work_chat(outcome.chat_id, outcome, incoming.update_id)
     return outcome
+
+
+def _inbox_entry(update: dict[str, Any]) -> tuple[int | None, int]:
+    """The chat and update the door put in an inbox for this update (chat None: none)."""
+    chat = (update.get("message") or {}).get("chat") or {}
+    return chat.get("id"), update.get("update_id", 0)
 
 
 def next_open(chat_id: int) -> int | None:
@@ -396,19 +423,20 @@ def settle(request_id: int) -> None:
         raise RowFailed(request_id, exc) from exc
 
 
-def work_chat(chat_id: int, outcome: Intake | None = None) -> None:
+def work_chat(chat_id: int, outcome: Intake | None = None, update_id: int | None = None) -> None:
     """Settle the chat's open rows in order, unless another task holds the chat.
 
     Args:
         chat_id: The chat.
         outcome: The intake of the task's own row: its ticket is settled from memory when no
             older reply of the chat is open.
+        update_id: The update of that row, taken out of the chat's inbox with the lock.
 
     Raises:
         RowFailed: When a row could not be settled (the lock is released first).
         ReplyDeferred: When a reply waits for the flood limits (the lock is released first).
     """
-    lock = ChatLock(chat_id)
+    lock = ChatLock(chat_id, update_id)
     # A chat held by another task is marked dirty in the same step that finds it taken: the
     # holder settles our row, since it cannot release while the chat is dirty.
     try:

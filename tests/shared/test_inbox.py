@@ -1,0 +1,42 @@
+"""The chat inbox: a question waits for the chat's earlier ones to be logged, within a bound."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import Flask
+
+from shared.services import inbox
+
+
+def test_a_later_question_waits_for_the_earlier_one_to_leave(app: Flask) -> None:
+    """The door flags the second question; it waits until the first is logged (left)."""
+    redis = app.extensions["redis"]
+    lease = app.config["AI_ROUTER"].lease_seconds
+    assert inbox.enter(redis, 77, 1001, lease) is False, "alone in the inbox: no wait"
+    assert inbox.enter(redis, 77, 1002, lease) is True
+    with app.app_context():
+        assert inbox.wait_for_turn(77, 1001) < inbox.FIRST_PAUSE, "the earliest never waits"
+
+        def log_the_first() -> None:
+            time.sleep(0.3)
+            with app.app_context():
+                inbox.leave(77, 1001)
+
+        threading.Thread(target=log_the_first).start()
+        waited = inbox.wait_for_turn(77, 1002)
+        assert waited >= 0.2
+        assert redis.zrange(inbox.inbox_key(77), 0, -1) == ["1002"]
+
+
+def test_an_earlier_question_that_never_comes_stops_counting(app: Flask) -> None:
+    """An entry older than the window (its task died for good) no longer holds the chat."""
+    redis = app.extensions["redis"]
+    lease = app.config["AI_ROUTER"].lease_seconds
+    stale = (time.time() - inbox.window(lease) - 1) * 1000
+    redis.zadd(inbox.inbox_key(78), {"2001": stale})
+    assert inbox.enter(redis, 78, 2002, lease) is False, "the stale entry was dropped"
+    redis.zadd(inbox.inbox_key(78), {"2001": stale})
+    with app.app_context():
+        assert inbox.wait_for_turn(78, 2002) < inbox.FIRST_PAUSE
