@@ -1,12 +1,13 @@
 """``make run``'s supervisor: start every process of ai_router and stop them all together.
 
 Order: embedded Redis (only when ``REDIS_URL`` is unset) → migrations and the first admin →
-web (gunicorn), the Celery worker(s), the bot listener. A child that dies on its own is started
-again, after a pause that doubles with each quick death (1 s, 2 s, 4 s … at most
-:data:`MAX_BACKOFF`; back to 1 s once it has run a minute), and every death and restart is
-logged — as a process manager would on a single host; the embedded Redis is restarted the same
-way. Ctrl-C or SIGTERM stops the children in the reverse order of need (listener, web, worker,
-then Redis) and waits for each, so nothing is left behind.
+web (gunicorn), the Celery worker(s), the bot listener, Flower (on 127.0.0.1:``FLOWER_PORT``
+behind a login, unless ``FLOWER_PORT`` is 0; see ``shared.flower``). A child that dies on its
+own is started again, after a pause that doubles with each quick death (1 s, 2 s, 4 s … at
+most :data:`MAX_BACKOFF`; back to 1 s once it has run a minute), and every death and restart
+is logged — as a process manager would on a single host; the embedded Redis is restarted the
+same way. Ctrl-C or SIGTERM stops the children in the reverse order of need (Flower, listener,
+worker, web, then Redis) and waits for each, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from shared.config import PROJECT_ROOT, Config
 from shared.embedded_redis import EmbeddedRedis
+from shared.flower import LOOPBACK, login_hint
 from shared.logging import configure_logging, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -131,12 +133,19 @@ def child_commands(config: Config) -> list[Child]:
         config: The configuration (port, host, worker concurrency).
 
     Returns:
-        Web, worker and listener, in start order. The web is one gunicorn process with 8
-        threads (the admin and the webhook are light; each more process costs ~100 MiB); the
-        worker is one gevent process (``WORKER_POOL``) running up to ``WORKER_CONCURRENCY``
-        tasks at once.
+        Web, worker, listener and Flower (unless ``FLOWER_PORT`` is 0), in start order. The web
+        is one gunicorn process with 8 threads (the admin and the webhook are light; each more
+        process costs ~100 MiB); the worker is one gevent process (``WORKER_POOL``) running up
+        to ``WORKER_CONCURRENCY`` tasks at once; Flower (``flower_app``) takes its login from
+        the environment it sets itself, never from its command line.
     """
     python = sys.executable
+    flower = (
+        [Child("flower", [python, "-m", "celery", "-A", "flower_app", "flower",
+                          f"--address={LOOPBACK}", f"--port={config.flower_port}"])]
+        if config.flower_port
+        else []
+    )  # fmt: skip
     return [
         Child(
             "web",
@@ -155,6 +164,7 @@ def child_commands(config: Config) -> list[Child]:
             for index in range(1, config.worker_processes + 1)
         ),
         Child("bot", [python, "-m", "bot"]),
+        *flower,
     ]  # fmt: skip
 
 
@@ -203,6 +213,10 @@ def supervise(config: Config, stop: threading.Event) -> int:
         logger.info(
             "admin at http://%s:%s/admin — Ctrl-C stops everything", config.host, config.port
         )
+        if config.flower_port:
+            logger.info(
+                "Flower at http://%s:%s/ — %s", LOOPBACK, config.flower_port, login_hint(config)
+            )
         while not stop.wait(0.5):
             if embedded is not None and not embedded.running():
                 logger.error("the embedded Redis exited unexpectedly; restarting it")

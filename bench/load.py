@@ -152,6 +152,7 @@ def _role(process: psutil.Process) -> str:
     for needle, role in (
         ("redis-server", "redis"),
         ("gunicorn", "web"),
+        ("flower_app", "flower"),  # before "celery": Flower runs as ``celery -A flower_app``
         ("celery", "worker"),
         ("-m bot", "listener"),
         ("run.py", "supervisor"),
@@ -225,6 +226,7 @@ class Stack:
         env.update(
             INSTANCE_PATH=str(self.root / "instance"),
             PORT=str(self.port),
+            FLOWER_PORT=str(free_port()),  # make run's Flower too (--env FLOWER_PORT=0: none)
             SECRET_KEY="bench-secret",
             ADMIN_PASSWORD="bench-password",
             ADMIN_API_TOKEN=API_TOKEN,

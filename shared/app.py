@@ -53,6 +53,8 @@ def create_core_app(
     app.config.update(
         AI_ROUTER=config,
         SECRET_KEY=config.secret_key,
+        # Flask 3.1 accepts sessions signed with these; the cipher decrypts with them too.
+        SECRET_KEY_FALLBACKS=list(config.secret_key_fallbacks),
         SQLALCHEMY_DATABASE_URI=config.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(config.database_url, config.db_pool_size),
     )

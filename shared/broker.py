@@ -43,6 +43,8 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from shared.config import Config
+
 logger = logging.getLogger(__name__)
 
 #: At most this many messages are read after a ``BRPOP`` in one extra round trip.
@@ -256,3 +258,34 @@ def broker_url(redis_url: str) -> str:
         register()
         return f"{ALIAS}+socket://{redis_url[len('unix://') :]}"
     return redis_url
+
+
+def broker_settings(config: Config) -> dict[str, Any]:
+    """Celery's settings for reaching the broker through :class:`Transport`.
+
+    The same for every process that speaks to the broker: the worker and the producers
+    (``shared.celery_setup.celery_settings``) and Flower (``flower_app``), so they all meet on
+    the same queues, the same unix socket alias and the same visibility timeout.
+
+    Args:
+        config: The configuration (``REDIS_URL``, ``LEASE_SECONDS``, ``WORKER_CONCURRENCY``).
+
+    Returns:
+        ``broker_url``, ``broker_transport``, ``broker_transport_options`` and
+        ``broker_connection_retry_on_startup``, for ``Celery.conf.update``. The visibility
+        timeout is one lease: the worker renews the messages it holds (:class:`QoS`), so a
+        running task is not handed to a second worker, and a dead worker's tasks go to another
+        within a lease plus a sweep.
+    """
+    return {
+        "broker_url": broker_url(config.redis_url),
+        "broker_transport": TRANSPORT,
+        "broker_connection_retry_on_startup": True,
+        # Celery's Redis channels allow 10 connections by default and redis-py 8 raises when
+        # a pool is full: a gevent worker with hundreds of tasks then fails to ack (and runs
+        # tasks twice). Allow one per concurrent task, plus room for the consumer and events.
+        "broker_transport_options": {
+            "visibility_timeout": config.lease_seconds,
+            "max_connections": config.worker_concurrency + 100,
+        },
+    }

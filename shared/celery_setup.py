@@ -9,22 +9,25 @@ worker (``celery -A celery_app worker``) share one configuration. Task modules l
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_ready
+from celery.signals import heartbeat_sent, worker_ready
+from celery.worker import state as worker_state
 from flask import Flask
 from kombu import Exchange, Queue
 
 from shared import metrics
-from shared.broker import TRANSPORT, broker_url
+from shared.broker import broker_settings
 from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
 from shared.heap import freeze_startup_heap
 from shared.redis import celery_url
-from shared.services import inbox
+from shared.services import inbox, workers
 from shared.telegram import updates
 
 logger = logging.getLogger(__name__)
@@ -65,17 +68,8 @@ def celery_settings(config: Config) -> dict[str, Any]:
     hard = config.task_time_limit
     pool, concurrency = worker_pool(config)
     return {
-        "broker_url": broker_url(config.redis_url),
-        "broker_transport": TRANSPORT,
+        **broker_settings(config),
         "result_backend": url,
-        "broker_connection_retry_on_startup": True,
-        # Celery's Redis channels allow 10 connections by default and redis-py 8 raises when
-        # a pool is full: a gevent worker with hundreds of tasks then fails to ack (and runs
-        # tasks twice). Allow one per concurrent task, plus room for the consumer and events.
-        "broker_transport_options": {
-            "visibility_timeout": config.lease_seconds,
-            "max_connections": config.worker_concurrency + 100,
-        },
         "result_backend_transport_options": {"visibility_timeout": hard * 4},
         "redis_max_connections": config.worker_concurrency + 100,
         "broker_pool_limit": 100,
@@ -182,6 +176,9 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     worker_ready.connect(_start_sweeper, weak=False, dispatch_uid=f"sweeper-{id(celery)}")
     worker_ready.connect(_freeze_heap, weak=False, dispatch_uid="freeze-heap")
+    heartbeat_sent.connect(
+        _heartbeat_reporter(app, celery), weak=False, dispatch_uid=f"heartbeat-{id(celery)}"
+    )
     app.extensions["celery"] = celery
     return celery
 
@@ -199,6 +196,48 @@ def restore_abandoned(celery: Celery) -> None:
     with celery.connection_for_read() as connection:
         qos = connection.default_channel.qos
         qos.restore_visible(num=SWEEP_BATCH, interval=1)
+
+
+def _heartbeat_reporter(app: Flask, celery: Celery) -> Callable[..., None]:
+    """A ``heartbeat_sent`` receiver publishing each beat of this app's worker.
+
+    Celery sends the signal from the worker's heartbeat timer (every 2 s, on the worker's own
+    event loop), so the published beat (``shared.services.workers``) stops when the worker
+    is killed or hangs; a clean shutdown (Celery's worker-offline) takes it off the list. One
+    Redis round trip per beat; a failure waits for the next beat.
+
+    Args:
+        app: The Flask app (its Redis client).
+        celery: Its Celery app: beats of another Celery app in the process are not its own.
+
+    Returns:
+        The receiver.
+    """
+    started: set[int] = set()  # the Hearts that sent worker-online already
+
+    def report(sender: Any = None, **_kwargs: Any) -> None:
+        eventer = getattr(sender, "eventer", None)
+        if eventer is None or eventer.app is not celery:
+            return
+        try:
+            with app.app_context():
+                # Celery's Heart sends worker-online (before its timer exists), the beats, then
+                # worker-offline (after cancelling its timer) through the same path.
+                if sender.tref is None and id(sender) in started:
+                    workers.forget_worker(eventer.hostname)
+                    return
+                started.add(id(sender))
+                workers.record_heartbeat(
+                    eventer.hostname,
+                    pid=os.getpid(),
+                    active=len(worker_state.active_requests),
+                    processed=worker_state.all_total_count[0],
+                    interval=sender.interval,
+                )
+        except Exception:  # noqa: BLE001 - Redis away for a moment: the next beat tries again
+            logger.debug("could not publish the worker's heartbeat", exc_info=True)
+
+    return report
 
 
 def _freeze_heap(**_kwargs: Any) -> None:

@@ -81,6 +81,33 @@ def _env_float(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _split_keys(raw: str | None, current: str) -> tuple[str, ...]:
+    """Parse ``SECRET_KEY_FALLBACKS``: comma-separated keys; blanks, repeats, the current dropped.
+
+    Args:
+        raw: The variable's value (None when unset).
+        current: The current ``SECRET_KEY``.
+
+    Returns:
+        The former keys, in the order given (the first is tried first after the current one).
+    """
+    keys = (key.strip() for key in (raw or "").split(","))
+    return tuple(dict.fromkeys(key for key in keys if key and key != current))
+
+
+def _env_flag(env: dict[str, str], name: str) -> bool:
+    """Read a yes/no variable: ``1``, ``true``, ``yes`` or ``on`` (any case) is yes.
+
+    Args:
+        env: The environment mapping.
+        name: The variable name.
+
+    Returns:
+        Whether it is set to a yes; unset, empty or anything else is no.
+    """
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def embedded_redis_socket(instance_path: Path) -> Path:
     """Return the unix socket path of the embedded Redis for an instance folder.
 
@@ -129,6 +156,9 @@ class Config:
         env: ``development`` (default), ``production`` or ``testing``.
         instance_path: Folder for local state: SQLite database, dev secret, embedded Redis.
         secret_key: Flask sessions, CSRF and the key from which stored secrets are encrypted.
+        secret_key_fallbacks: Former secret keys (``SECRET_KEY_FALLBACKS``, comma-separated)
+            still accepted while rotating: sessions signed and secrets encrypted with them stay
+            valid; new ones use ``secret_key`` (``flask rotate-secrets`` re-encrypts the rest).
         database_url: SQLAlchemy URL.
         redis_url: Redis URL used by every process (broker, status, locks, rate limits).
         redis_embedded: True when ``REDIS_URL`` was unset and the embedded server is meant.
@@ -145,6 +175,15 @@ class Config:
         timezone: IANA timezone in which statistics are bucketed into days.
         port: Port of the web server started by ``make run``.
         host: Interface the web server started by ``make run`` binds to.
+        flower_port: Port of the Flower ``make run`` starts on 127.0.0.1 (``FLOWER_PORT``; 0, or
+            set but empty: no Flower).
+        flower_url: Where the admin links to Flower: ``FLOWER_URL``, else
+            ``http://127.0.0.1:<flower_port>/``; None (no link) when neither is there.
+        flower_basic_auth: Flower's login, ``user:password`` (comma-separated for more); None:
+            the first admin's credentials or a generated password (``shared.flower``).
+        flower_enable_events: Whether Flower switches the workers' task events on while it
+            runs (``FLOWER_ENABLE_EVENTS``): its task pages fill, and every task costs the
+            worker three events more. Off: Flower shows the workers, not the task history.
         worker_pool: The Celery worker's pool: ``gevent`` (default: one process runs many
             tasks while they wait on the network) or ``threads``.
         worker_concurrency: Tasks the worker runs at once (greenlets or threads).
@@ -178,6 +217,7 @@ class Config:
     env: str = "development"
     instance_path: Path = field(default_factory=lambda: PROJECT_ROOT / "instance")
     secret_key: str = ""
+    secret_key_fallbacks: tuple[str, ...] = ()
     database_url: str = ""
     redis_url: str = ""
     redis_embedded: bool = True
@@ -194,6 +234,10 @@ class Config:
     timezone: str = "UTC"
     port: int = 5000
     host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_url: str | None = None
+    flower_basic_auth: str | None = None
+    flower_enable_events: bool = False
     worker_pool: str = "gevent"
     worker_concurrency: int = 1000
     worker_processes: int = 1
@@ -264,10 +308,18 @@ class Config:
         worker_pool = (get("WORKER_POOL") or defaults.worker_pool).lower()
         if worker_pool not in WORKER_POOLS:
             raise ConfigError(f"WORKER_POOL must be one of {', '.join(WORKER_POOLS)}")
+        # FLOWER_PORT set but empty turns Flower off, like 0; unset, it runs on the default port.
+        flower_port = _env_int(env, "FLOWER_PORT", defaults.flower_port)
+        if "FLOWER_PORT" in env and not env["FLOWER_PORT"].strip():
+            flower_port = 0
+        if not 0 <= flower_port <= 65535:
+            raise ConfigError(f"FLOWER_PORT must be a port number or 0, got {flower_port}")
+        flower_url = f"http://127.0.0.1:{flower_port}/" if flower_port else None
         return cls(
             env=run_env,
             instance_path=instance_path,
             secret_key=secret_key,
+            secret_key_fallbacks=_split_keys(get("SECRET_KEY_FALLBACKS"), secret_key),
             database_url=get("DATABASE_URL") or f"sqlite:///{instance_path / 'ai_router.db'}",
             redis_url=redis_url,
             redis_embedded=redis_embedded,
@@ -284,6 +336,10 @@ class Config:
             timezone=get("STATS_TIMEZONE") or defaults.timezone,
             port=_env_int(env, "PORT", defaults.port),
             host=get("HOST") or defaults.host,
+            flower_port=flower_port,
+            flower_url=get("FLOWER_URL") or flower_url,
+            flower_basic_auth=get("FLOWER_BASIC_AUTH"),
+            flower_enable_events=_env_flag(env, "FLOWER_ENABLE_EVENTS"),
             worker_pool=worker_pool,
             worker_concurrency=_env_int(
                 env,

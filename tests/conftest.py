@@ -192,6 +192,8 @@ def celery_worker(app: Flask) -> Iterator[object]:
         # is proven ready with our own ping, whose result is kept.
         perform_ping_check=False,
         shutdown_timeout=30,
+        # Beat like a real worker: its heartbeat lists it on the admin's live status.
+        without_heartbeat=False,
     ) as worker:
         ping = celery_app.send_task("tasks.health.ping", args=["ready"])
         assert ping.get(timeout=60) == {"pong": "ready"}

@@ -13,9 +13,10 @@ from shared.app import create_core_app
 from shared.config import PROJECT_ROOT, Config
 from shared.logging import configure_logging
 from shared.models import AdminUser
+from shared.services import audit
 from web.admin import init_admin
 from web.api import bp as api_bp
-from web.cli import init_command
+from web.cli import init_command, rotate_secrets_command
 from web.extensions import csrf, db, login_manager, migrate
 from web.health import bp as health_bp
 from web.metrics import bp as metrics_bp
@@ -63,7 +64,14 @@ def _configure(app: Flask, config: Config, flask_config: dict[str, Any]) -> None
 
 
 def _init_extensions(app: Flask) -> None:
-    """Bind the web-only extensions (migrations, CSRF, login); nothing connects."""
+    """Bind the web-only extensions (migrations, CSRF, login, the audit log); nothing connects.
+
+    The audit log's listeners live in the web process only (the admin UI, the API and the CLI
+    name actors; the worker never does). Every request ends with no actor, so a request that
+    authenticates nobody records nothing.
+    """
+    audit.listen()
+    app.teardown_request(_forget_actor)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -73,6 +81,11 @@ def _init_extensions(app: Flask) -> None:
     def load_admin(admin_id: str) -> AdminUser | None:
         """Reload the logged-in admin from the session's id."""
         return db.session.get(AdminUser, int(admin_id)) if admin_id.isdigit() else None
+
+
+def _forget_actor(_error: BaseException | None) -> None:
+    """After every request: the audit actor its authentication named is forgotten."""
+    audit.set_actor(None)
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -89,5 +102,6 @@ def _init_admin(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    """Add ``flask init`` (migrate and seed) to the app's CLI."""
+    """Add ``flask init`` (migrate and seed) and ``flask rotate-secrets`` to the app's CLI."""
     app.cli.add_command(init_command)
+    app.cli.add_command(rotate_secrets_command)

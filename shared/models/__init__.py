@@ -5,6 +5,7 @@ Every schema change goes through an Alembic migration (``flask db migrate``), ne
 """
 
 from shared.models.admin import AdminUser, ApiToken
+from shared.models.audit import AuditAction, AuditEntry
 from shared.models.dialog import Dialog, ErrorKind, Request, RequestStatus
 from shared.models.llm_model import LLMModel
 from shared.models.mode import Mode
@@ -14,6 +15,8 @@ from shared.models.user import User, UserStatus
 __all__ = [
     "AdminUser",
     "ApiToken",
+    "AuditAction",
+    "AuditEntry",
     "Dialog",
     "ErrorKind",
     "LLMModel",

@@ -17,6 +17,8 @@ from shared.models import ApiToken
 from shared.models.types import utcnow
 
 TOKEN_PREFIX = "air_"
+#: Who a request authenticated with ``ADMIN_API_TOKEN`` is (issued tokens go by their name).
+ENV_TOKEN_OWNER = "ADMIN_API_TOKEN"
 
 
 def _hash(token: str) -> str:
@@ -54,18 +56,33 @@ def verify_token(token: str) -> bool:
     Returns:
         True when valid (an issued token's ``last_used_at`` is updated, unflushed).
     """
+    return token_owner(token) is not None
+
+
+def token_owner(token: str) -> str | None:
+    """Check a bearer token and name who uses it (the audit log's actor).
+
+    Args:
+        token: What came after ``Bearer``.
+
+    Returns:
+        ``"ADMIN_API_TOKEN"`` for the configured token, ``"token #<id> <name>"`` for an issued
+        one (names are free text and may repeat or look like a login: the id makes the actor
+        unambiguous), or None when the token is not valid (an issued token's
+        ``last_used_at`` is updated, unflushed).
+    """
     if not token:
-        return False
+        return None
     configured = current_app.config["AI_ROUTER"].admin_api_token
     if configured and hmac.compare_digest(token.encode(), configured.encode()):
-        return True
+        return ENV_TOKEN_OWNER
     row = db.session.scalar(
         select(ApiToken).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at.is_(None))
     )
     if row is None:
-        return False
+        return None
     row.last_used_at = utcnow()
-    return True
+    return f"token #{row.id} {row.name}"
 
 
 def revoke_token(token_id: int) -> bool:

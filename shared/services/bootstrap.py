@@ -9,6 +9,7 @@ from flask_migrate import upgrade
 
 from shared.config import Config
 from shared.db import db
+from shared.services import audit
 from shared.services.admins import ensure_first_admin
 from shared.services.catalog import seed_catalog
 from shared.services.settings import is_set, set_setting
@@ -20,6 +21,8 @@ def initialize(app: Flask) -> str | None:
     """Apply all migrations, then create what must exist: first admin, modes, seeded settings.
 
     Safe to run on every start and from several processes in turn: each step is idempotent.
+    What it creates is in the audit log as the current actor's (``cli`` for ``flask init``),
+    else as ``system``'s.
 
     Args:
         app: The Flask app whose database is prepared.
@@ -28,7 +31,7 @@ def initialize(app: Flask) -> str | None:
         The admin password when one was generated (the caller shows it once), else None.
     """
     config: Config = app.config["AI_ROUTER"]
-    with app.app_context():
+    with app.app_context(), audit.acting_as(audit.current_actor() or audit.SYSTEM):
         upgrade(directory=app.extensions["migrate"].directory)
         password = ensure_first_admin(config.admin_username, config.admin_password)
         seed_catalog(config)

@@ -3,7 +3,8 @@
 The admin buttons only *set* the desired mode; the listener process follows it and reports its
 state in a heartbeat key with a TTL, so a dead listener shows as not running. The desired mode
 lives in Redis, which the deployment persists (the embedded Redis snapshots to disk), so after
-a restart the bot comes back in the mode it was left in.
+a restart the bot comes back in the mode it was left in. :func:`overview` adds the workers and
+the queues: what the admin's bot page and dashboard refresh by themselves.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import current_app
 from shared.celery_setup import LLM_QUEUE, UPDATES_QUEUE
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX, current_redis
+from shared.services import workers
 from shared.services.settings import get_setting, is_set
 
 STOPPED = "stopped"
@@ -134,10 +136,22 @@ def webhook_url() -> str | None:
     return f"{public}{WEBHOOK_PATH}" if public else None
 
 
+def queue_depths() -> dict[str, int]:
+    """Tasks waiting in each Celery queue, read in one round trip.
+
+    Returns:
+        ``{"updates": n, "llm": n}``.
+    """
+    names = (UPDATES_QUEUE, LLM_QUEUE)
+    pipe = current_redis().pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+    return {name: int(depth) for name, depth in zip(names, pipe.execute(), strict=True)}
+
+
 def queue_depth() -> int:
     """Tasks waiting in the ``updates`` and ``llm`` queues."""
-    redis = current_redis()
-    return sum(int(redis.llen(name)) for name in (UPDATES_QUEUE, LLM_QUEUE))
+    return sum(queue_depths().values())
 
 
 def bot_status() -> dict[str, Any]:
@@ -163,4 +177,24 @@ def bot_status() -> dict[str, Any]:
         "last_error": last_error,
         "webhook_url": url or webhook_url(),
         "queue_depth": queue_depth(),
+    }
+
+
+def overview() -> dict[str, Any]:
+    """What the admin's bot page and dashboard show and refresh: the bot, workers and queues.
+
+    Every part is read from Redis (the listener's and the workers' heartbeats, the queues),
+    never by asking a process, so it answers at once even while a worker is busy or gone.
+
+    Returns:
+        ``bot`` (the :func:`bot_status` object), ``workers`` (the live workers, see
+        :func:`shared.services.workers.live_workers`) and ``queues`` (:func:`queue_depths`).
+
+    Raises:
+        redis.RedisError: When Redis cannot be reached.
+    """
+    return {
+        "bot": bot_status(),
+        "workers": workers.live_workers(),
+        "queues": queue_depths(),
     }

@@ -125,6 +125,12 @@ def test_admin_walkthrough_in_chromium(served: str, page, app: Flask, telegram) 
         assert bot_control.get_desired()["mode"] == "polling"
     page.wait_for_selector("text=Pending updates")  # Telegram's getWebhookInfo, from the fake
     _shot(page, "04-bot")
+    # The page refreshes itself (GET /admin/status every 5 s): a change made elsewhere (here
+    # through the service, as the API would) shows up without a reload.
+    with app.app_context():
+        bot_control.control("stop")
+    page.wait_for_selector("[data-field=desired]:text-is('stopped')", timeout=15_000)
+    assert "Refreshed at" in page.inner_text("[data-live-note]")
 
     page.goto(f"{served}/admin/message/")
     page.wait_for_selector("text=Что такое Celery")

@@ -1,13 +1,14 @@
 """``make run``'s launcher: everything comes up on embedded parts, and everything goes down.
 
 Runs ``python run.py`` as ``make run`` does, with no ``REDIS_URL`` and no ``DATABASE_URL``, so
-the embedded Redis and SQLite under the instance folder are used.
+the embedded Redis and SQLite under the instance folder are used; Flower on a free port.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.e2e
 _STRIPPED = {
     "REDIS_URL", "DATABASE_URL", "TEST_DATABASE_URL", "SECRET_KEY", "ADMIN_PASSWORD",
     "ADMIN_USERNAME", "PORT", "INSTANCE_PATH", "TELEGRAM_BOT_TOKEN", "AI_ROUTER_ENV", "FLASK_ENV",
+    "FLOWER_PORT", "FLOWER_URL", "FLOWER_BASIC_AUTH", "FLOWER_ENABLE_EVENTS",
 }  # fmt: skip
 
 
@@ -43,17 +45,20 @@ def instance() -> Iterator[Path]:
 class Launcher:
     """One ``python run.py`` process with its output captured to a file."""
 
-    def __init__(self, instance: Path) -> None:
+    def __init__(self, instance: Path, **extra: str) -> None:
         self.port = free_port()
+        self.flower_port = free_port()
         self.log_path = instance / f"run-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
         env.update(INSTANCE_PATH=str(instance), PORT=str(self.port), WORKER_CONCURRENCY="2")
+        env.update(FLOWER_PORT=str(self.flower_port), **extra)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "run.py"], cwd=PROJECT_ROOT, env=env,
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.base = f"http://127.0.0.1:{self.port}"
+        self.flower = f"http://127.0.0.1:{self.flower_port}"
 
     def output(self) -> str:
         """Everything the launcher and its children printed so far."""
@@ -119,7 +124,13 @@ def test_run_serves_and_stops_cleanly(instance: Path) -> None:
         assert 'name="password"' in login.text
         tree = first.tree()
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        for part in ("redis-server", "gunicorn", "celery", "-m bot"):
+        for part in (
+            "redis-server",
+            "gunicorn",
+            "celery_app worker",
+            "-m bot",
+            "flower_app flower",
+        ):
             assert part in names
         # The admin's «Запустить бота» writes this key; it must survive the restart.
         socket = redis.Redis(unix_socket_path=str(instance / "redis.sock"), decode_responses=True)
@@ -152,7 +163,7 @@ def test_a_dying_child_is_restarted_and_the_rest_keeps_running(instance: Path) -
     try:
         launcher.wait_ready()
         before = launcher.tree()
-        for needle in ("-m bot", "celery"):
+        for needle in ("-m bot", "celery_app worker"):
             victim = next(p for p in launcher.tree() if needle in " ".join(p.cmdline()))
             victim.kill()
 
@@ -173,3 +184,83 @@ def test_a_dying_child_is_restarted_and_the_rest_keeps_running(instance: Path) -
         code = launcher.stop(signal.SIGINT)
     assert code == 0, launcher.output()
     assert _alive(tree) == [] and _alive(before) == []
+
+
+def _admin_session(base: str, password: str) -> requests.Session:
+    """A browser-like session logged in to the admin through its form."""
+    session = requests.Session()
+    form = session.get(f"{base}/admin/login/", timeout=10).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    assert token, "the login form has a CSRF token"
+    login = session.post(
+        f"{base}/admin/login/",
+        data={"username": "admin", "password": password, "csrf_token": token.group(1)},
+        timeout=10,
+    )
+    assert login.ok and login.url.rstrip("/").endswith("/admin"), login.url
+    return session
+
+
+def test_flower_runs_on_loopback_behind_a_login(instance: Path) -> None:
+    """Flower: 401 without the admin's login, 200 with it, on 127.0.0.1 only; it sees the worker.
+
+    Its password is on no command line and in no log. The admin's live status lists the worker
+    (its heartbeat, from the gevent worker ``make run`` starts) and the queues, and the
+    dashboard links to Flower.
+    """
+    password = "launcher-admin-password"
+    launcher = Launcher(instance, ADMIN_PASSWORD=password)
+    try:
+        launcher.wait_ready()
+        # A 401 response is falsy: wait for a list holding it.
+        [anonymous] = wait_until(
+            lambda: [requests.get(f"{launcher.flower}/", timeout=5)], what="Flower to answer"
+        )
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
+        assert (
+            requests.get(f"{launcher.flower}/", auth=("admin", "wrong"), timeout=5).status_code
+            == 401
+        )
+        page = requests.get(f"{launcher.flower}/", auth=("admin", password), timeout=5)
+        assert page.status_code == 200 and "Flower" in page.text
+
+        def flower_workers() -> list[str]:
+            answer = requests.get(
+                f"{launcher.flower}/api/workers", params={"refresh": "1"},
+                auth=("admin", password), timeout=10,
+            )  # fmt: skip
+            return [name for name in answer.json() if name.startswith("worker1@")]
+
+        wait_until(flower_workers, timeout=30, what="Flower to see the worker")
+
+        flower = next(p for p in launcher.tree() if "flower_app flower" in " ".join(p.cmdline()))
+        listening = {
+            c.laddr.ip for c in flower.net_connections("inet") if c.status == psutil.CONN_LISTEN
+        }
+        assert listening == {"127.0.0.1"}
+        assert all(password not in " ".join(p.cmdline()) for p in launcher.tree())
+
+        admin = _admin_session(launcher.base, password)
+        worker_pid = next(
+            p.pid for p in launcher.tree() if "celery_app worker" in " ".join(p.cmdline())
+        )
+
+        def listed() -> dict:
+            status = admin.get(f"{launcher.base}/admin/status", timeout=10).json()
+            return status if any(w["pid"] == worker_pid for w in status["workers"]) else {}
+
+        status = wait_until(listed, timeout=30, what="the worker's heartbeat")
+        assert status["queues"] == {"updates": 0, "llm": 0}
+        assert [w["hostname"].split("@")[0] for w in status["workers"]] == ["worker1"]
+        dashboard = admin.get(f"{launcher.base}/admin/", timeout=10).text
+        assert f'href="{launcher.flower}/"' in dashboard
+        assert "log in as admin with ADMIN_PASSWORD" in dashboard
+        tree = launcher.tree()
+    finally:
+        code = launcher.stop(signal.SIGINT)
+    assert code == 0, launcher.output()
+    assert _alive(tree) == []
+    output = launcher.output()
+    assert f"Flower at {launcher.flower}/ — log in as admin with ADMIN_PASSWORD" in output
+    assert password not in output

@@ -47,7 +47,7 @@ def _error(response, status: int, code: str | None = None) -> dict:
 
 
 @pytest.mark.parametrize(
-    "path", ["/settings", "/models", "/modes", "/users", "/messages", "/stats", "/bot"]
+    "path", ["/settings", "/models", "/modes", "/users", "/messages", "/stats", "/bot", "/audit"]
 )
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "x"}])
 def test_no_valid_token_no_data(client, path: str, headers: dict) -> None:
@@ -149,6 +149,8 @@ def test_openapi_describes_request_bodies_and_queries(client) -> None:
                                             "limit", "offset"}  # fmt: skip
     assert query("/admin/api/users") >= {"status", "q", "limit", "offset"}
     assert query("/admin/api/stats") == {"since", "until"}
+    assert query("/admin/api/audit") == {"kind", "object_id", "actor", "since", "until",
+                                         "limit", "offset"}  # fmt: skip
     listing = paths["/admin/api/models"]["get"]["responses"]["200"]["content"]
     assert set(_schema(document, listing["application/json"]["schema"])["properties"]) == {
         "items",
@@ -416,3 +418,21 @@ def test_ids_beyond_the_database_range_are_404_or_400_never_500(api) -> None:
     _error(api.get(f"/messages?telegram_id={2**64}"), 400)
     _error(api.get(f"/messages?dialog_id={huge}"), 400)
     _error(api.get(f"/users?offset={10**12}"), 400)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/messages?q=%00", None),
+        ("get", "/messages?model=a%00", None),
+        ("get", "/users?q=%00", None),
+        ("post", "/modes", {"name": "a\x00b"}),
+        ("post", "/modes", {"name": "ok", "system_prompt": "x\x00"}),
+        ("post", "/users", {"telegram_id": 5, "note": "n\x00"}),
+        ("patch", "/settings", {"telegram_bot_token": "1:\x00"}),
+    ],
+)
+def test_nul_characters_are_refused_not_a_database_error(api, method, path, body) -> None:
+    """PostgreSQL refuses NUL in strings: the API says 400 first, on every database."""
+    response = getattr(api, method)(path, **({"json": body} if body is not None else {}))
+    _error(response, 400, "validation_error")

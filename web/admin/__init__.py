@@ -10,6 +10,7 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
+from web.admin.audit import register_audit
 from web.admin.index import SecureIndexView
 from web.admin.pages import register_pages
 from web.admin.views import register_views
@@ -33,4 +34,5 @@ def init_admin(app: Flask) -> Admin:
     )
     register_views(admin)
     register_pages(admin)
+    register_audit(admin)
     return admin

@@ -7,12 +7,14 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from flask import current_app, flash, redirect, request, url_for
+from flask import current_app, flash, jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_login import login_user, logout_user
+from redis import RedisError
 from werkzeug.wrappers import Response
 
 from shared.db import db
+from shared.flower import login_hint
 from shared.services import bot_control, login_throttle
 from shared.services.admins import authenticate
 from shared.services.catalog import default_model
@@ -47,15 +49,37 @@ class SecureIndexView(AdminOnlyMixin, AdminIndexView):
     @expose("/")
     def index(self) -> str:
         """Show the dashboard (anonymous visitors are sent to the login page first)."""
-        tz_name = current_app.config["AI_ROUTER"].timezone
+        config = current_app.config["AI_ROUTER"]
+        tz_name = config.timezone
         today = datetime.now(ZoneInfo(tz_name)).date().isoformat()
+        live = bot_control.overview()
         return self.render(
             "admin/index.html",
-            bot=bot_control.bot_status(),
+            bot=live["bot"],
+            live=live,
             today=statistics(make_period(today, today, tz_name)),
             model=default_model(),
             settings=current_settings(),
+            flower_url=config.flower_url,
+            flower_login=login_hint(config),
         )
+
+    @expose("/status")
+    def status(self) -> tuple[Response, int]:
+        """The live status the dashboard and the bot page poll: bot, workers, queues (JSON).
+
+        Read from Redis only (``bot_control.overview``), so it answers at once; 503 when Redis
+        cannot be reached.
+        """
+        try:
+            response = jsonify(bot_control.overview())
+        except RedisError as exc:
+            logger.warning("live status unavailable: %s", exc)
+            response, code = jsonify(error="Redis cannot be reached"), 503
+        else:
+            code = 200
+        response.headers["Cache-Control"] = "no-store"
+        return response, code
 
     @expose("/login/", methods=("GET", "POST"))
     def login_view(self) -> str | Response | tuple[str, int]:

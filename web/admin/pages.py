@@ -16,6 +16,7 @@ from wtforms.validators import URL, NumberRange, Optional
 
 from shared.db import db
 from shared.extensions import telegram
+from shared.flower import login_hint
 from shared.logging import redact
 from shared.services import bot_control
 from shared.services.catalog import list_models, list_modes
@@ -134,8 +135,8 @@ class BotView(SecureBaseView):
 
     @expose("/")
     def index(self) -> str:
-        """Status from Redis, and Telegram's webhook info when a token is set."""
-        status = bot_control.bot_status()
+        """Status from Redis (refreshed by the page itself), and Telegram's webhook info."""
+        live = bot_control.overview()
         webhook_info, info_error = None, None
         if is_set("telegram_bot_token"):
             try:
@@ -143,12 +144,16 @@ class BotView(SecureBaseView):
             except Exception as exc:  # Telegram unreachable or token rejected: show, don't crash
                 info_error = redact(str(exc))[:300]
                 logger.warning("getWebhookInfo failed: %s", info_error)
+        config = current_app.config["AI_ROUTER"]
         return self.render(
             "admin/bot.html",
-            status=status,
+            status=live["bot"],
+            live=live,
             token_set=is_set("telegram_bot_token"),
             webhook_info=webhook_info,
             info_error=info_error,
+            flower_url=config.flower_url,
+            flower_login=login_hint(config),
         )
 
     @expose("/<action>", methods=("POST",))

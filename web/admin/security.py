@@ -13,6 +13,7 @@ from flask_admin.model import filters, typefmt
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from shared.services import audit
 from web.admin.forms import AdminModelForm
 
 
@@ -86,10 +87,17 @@ class AdminOnlyMixin:
         return redirect_to_login()
 
     def _handle_view(self, name: str, **kwargs: Any) -> Any:
-        """Flask-Admin's hook before every view method: public ones pass, others need login."""
+        """Flask-Admin's hook before every view method: public ones pass, others need login.
+
+        A logged-in admin becomes the request's actor in the audit log (their login name); the
+        web app forgets it when the request ends.
+        """
         if name in self.public_views:
             return None
-        return super()._handle_view(name, **kwargs)  # type: ignore[misc]
+        refused = super()._handle_view(name, **kwargs)  # type: ignore[misc]
+        if refused is None and admin_logged_in():
+            audit.set_actor(current_user.username)
+        return refused
 
 
 class SecureBaseView(AdminOnlyMixin, BaseView):

@@ -14,7 +14,8 @@ import logging
 from flask import Response, current_app, jsonify, request
 
 from shared.db import db
-from shared.services.api_tokens import verify_token
+from shared.services import audit
+from shared.services.api_tokens import token_owner
 from web.api.errors import ApiError
 from web.api.openapi import API_PREFIX, ApiBlueprint, document
 from web.api.resources import RESOURCES
@@ -30,12 +31,17 @@ PUBLIC_ENDPOINTS = {"api.openapi"}
 
 @bp.before_request
 def require_token() -> tuple[Response, int] | None:
-    """Refuse requests without a valid bearer token (401), except the OpenAPI document."""
+    """Refuse requests without a valid bearer token (401), except the OpenAPI document.
+
+    A valid token names the request's actor in the audit log (the token's name, or
+    ``ADMIN_API_TOKEN``); the web app forgets it when the request ends.
+    """
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not verify_token(token.strip()):
+    owner = token_owner(token.strip()) if scheme.lower() == "bearer" else None
+    if owner is None:
         return ApiError(
             401,
             "unauthorized",
@@ -43,6 +49,7 @@ def require_token() -> tuple[Response, int] | None:
             {"WWW-Authenticate": 'Bearer realm="ai_router admin API"'},
         ).response()
     db.session.commit()  # records last_used_at of an issued token
+    audit.set_actor(owner)
     return None
 
 

@@ -1,4 +1,4 @@
-"""Resources of the admin API: settings, models, modes, users, messages, stats, bot control.
+"""Resources of the admin API: settings, models, modes, users, messages, stats, bot, audit log.
 
 One flask-smorest blueprint per resource (its name is the OpenAPI tag), nested in ``web.api.bp``
 through :data:`RESOURCES`. Handlers stay thin: the schemas (``web.api.schemas``) validate the
@@ -20,6 +20,7 @@ from flask.views import MethodView
 from shared.db import db
 from shared.models import LLMModel, Mode, RequestStatus, User, UserStatus
 from shared.services import bot_control, catalog, usage
+from shared.services.audit import AuditFilter, query_audit
 from shared.services.configuration import UnknownObject, current_settings, update_settings
 from shared.services.message_log import LogFilter, query_log
 from shared.services.stats import PeriodError, make_period, parse_bound, statistics
@@ -29,6 +30,8 @@ from web.api.openapi import ResourceBlueprint as Blueprint
 from web.api.schemas import (
     MAX_ID,
     MAX_TELEGRAM_ID,
+    AuditListSchema,
+    AuditQuerySchema,
     BotStartSchema,
     BotStatusSchema,
     MessageListSchema,
@@ -411,5 +414,31 @@ class BotStop(MethodView):
         return _control("stop")
 
 
+# -- audit log ------------------------------------------------------------------------------
+
+audit_log = Blueprint(
+    "audit", __name__, description="Who changed which setting, model, mode, user or token, when"
+)
+
+
+@audit_log.route("/audit")
+class Audit(MethodView):
+    """``/admin/api/audit``."""
+
+    @audit_log.arguments(AuditQuerySchema, location="query")
+    @audit_log.response(200, AuditListSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """The audit log, newest first, filtered by kind, object, actor and period."""
+        filters = AuditFilter(
+            kind=query.get("kind"),
+            object_id=query.get("object_id"),
+            actor=query.get("actor"),
+            since=_bound(query, "since"),
+            until=_bound(query, "until"),
+        )
+        rows, total = query_audit(filters, query["limit"], query["offset"])
+        return {"items": rows, "total": total}
+
+
 #: Every resource blueprint, in the order of the OpenAPI document's tags.
-RESOURCES = (settings, models, modes, users, messages, stats, bot)
+RESOURCES = (settings, models, modes, users, messages, stats, bot, audit_log)

@@ -18,9 +18,9 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from shared.models import RequestStatus, UserStatus
+from shared.models import AuditAction, RequestStatus, UserStatus
 from shared.models.types import MAX_ROW_ID
-from shared.services import bot_control, cooldowns, stats
+from shared.services import audit, bot_control, cooldowns, stats
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
 # -- strict JSON fields ---------------------------------------------------------------------
@@ -33,17 +33,19 @@ def _validators(kwargs: dict[str, Any]) -> list[Any]:
 
 
 class Text(ma.fields.String):
-    """A string, with surrounding whitespace stripped.
+    """A string, with surrounding whitespace stripped; never a NUL character.
 
     Length limits hold for the string as sent (the document's ``maxLength`` means what it
     says) and for the stripped one; a required non-empty text (``Length(min=1)``) must hold a
-    non-whitespace character, published as a ``pattern``.
+    non-whitespace character. Both rules are published as the field's ``pattern``.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         validators = _validators(kwargs)
         if any(isinstance(v, validate.Length) and (v.min or 0) >= 1 for v in validators):
-            validators.append(validate.Regexp(NOT_BLANK, error="must not be blank"))
+            validators.append(validate.Regexp(NOT_BLANK, error="must not be blank or hold NUL"))
+        else:
+            validators.append(validate.Regexp(NO_NUL, error="must not hold NUL characters"))
         super().__init__(validate=validators, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -54,9 +56,21 @@ class Text(ma.fields.String):
         return text.strip()
 
 
-#: A pattern that matches text holding at least one non-whitespace character (``re.match``
-#: and JSON Schema's unanchored ``pattern`` agree on it).
-NOT_BLANK = r"[\s\S]*\S"
+#: Text without a NUL character (PostgreSQL refuses it in a string).
+NO_NUL = r"^[^\x00]*$"
+#: Text without NUL that holds at least one other non-whitespace character.
+NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
+class QueryText(ma.fields.String):
+    """A free-text query parameter (a search, a name): anything but a NUL character."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        validators = [
+            validate.Regexp(NO_NUL, error="must not hold NUL characters"),
+            *_validators(kwargs),
+        ]
+        super().__init__(validate=validators, **kwargs)
 
 
 #: What :class:`HttpUrl` accepts, as published in the OpenAPI document: an ASCII host name
@@ -382,7 +396,7 @@ class UsersQuerySchema(QuerySchema):
     """Filters and paging of the users list."""
 
     status = ma.fields.String(validate=validate.OneOf([s.value for s in UserStatus]))
-    q = ma.fields.String(metadata=_doc("Text in the username or first name"))
+    q = QueryText(metadata=_doc("Text in the username or first name"))
     limit = ma.fields.Integer(
         load_default=100,
         validate=validate.Range(min=1, max=MAX_OFFSET),
@@ -426,8 +440,8 @@ class MessagesQuerySchema(QuerySchema):
     since = Moment(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
     until = Moment(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
     status = ma.fields.String(validate=validate.OneOf([s.value for s in RequestStatus]))
-    model = ma.fields.String(metadata=_doc("The model's name at the time"))
-    q = ma.fields.String(metadata=_doc("Text in the request or the answer"))
+    model = QueryText(metadata=_doc("The model's name at the time"))
+    q = QueryText(metadata=_doc("Text in the request or the answer"))
     limit = ma.fields.Integer(
         load_default=50,
         validate=validate.Range(min=1, max=MAX_OFFSET),
@@ -518,7 +532,62 @@ class BotStartSchema(ma.Schema):
     )
 
 
+# -- audit log ------------------------------------------------------------------------------
+
+
+class AuditEntrySchema(ma.Schema):
+    """One change an admin made to one object: who, when, what."""
+
+    id = ma.fields.Integer()
+    at = ma.fields.DateTime()
+    actor = ma.fields.String(
+        metadata=_doc(
+            "The admin's login name (admin UI), the API token's name (ADMIN_API_TOKEN for the "
+            "configured one), cli (flask commands) or system (first-start preparation)"
+        )
+    )
+    action = ma.fields.String(validate=validate.OneOf([a.value for a in AuditAction]))
+    kind = ma.fields.String(validate=validate.OneOf(audit.KINDS))
+    object_id = ma.fields.String(
+        metadata=_doc(
+            "The id the API addresses the object by: a setting's key, a user's Telegram id, "
+            "else the row id"
+        )
+    )
+    label = ma.fields.String(metadata=_doc("The object's name when it changed"))
+    changes = ma.fields.Dict(
+        keys=ma.fields.String(),
+        metadata=_doc(
+            "Field → [old, new]; a secret (api_key, value of a secret setting, token, password) "
+            'only as "set", "cleared" or "re-encrypted", never its value'
+        ),
+    )
+
+
+class AuditQuerySchema(QuerySchema):
+    """Filters and paging of the audit log."""
+
+    kind = ma.fields.String(validate=validate.OneOf(audit.KINDS))
+    object_id = QueryText(
+        validate=validate.Length(max=64),
+        metadata=_doc("One object (see the entries' object_id)"),
+    )
+    actor = QueryText(
+        validate=validate.Length(max=128),
+        metadata=_doc("Who made the change (exact)"),
+    )
+    since = Moment(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
+    until = Moment(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
+    limit = ma.fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata=_doc("At most 500 are answered"),
+    )
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
+
+
 ModelListSchema = collection(ModelSchema, "ModelList")
 ModeListSchema = collection(ModeSchema, "ModeList")
 UserListSchema = collection(UserSchema, "UserList")
 MessageListSchema = collection(MessageSchema, "MessageList")
+AuditListSchema = collection(AuditEntrySchema, "AuditList")
