@@ -347,9 +347,7 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
         return
     question = is_question(update)
     if question:
-        chat_id = update["message"]["chat"]["id"]
-        lease = app.config["AI_ROUTER"].lease_seconds
-        if inbox.enter(app.extensions["redis"], chat_id, update["update_id"], lease):
+        if inbox.enter(app, update["message"]["chat"]["id"], update["update_id"]):
             enqueue(app, TEXT_TASK, update, True)  # after the chat's earlier questions
         else:
             enqueue(app, TEXT_TASK, update)

@@ -65,6 +65,25 @@ def celery_url(url: str) -> str:
     return url
 
 
+def app_script(app: Flask, source: str) -> Any:
+    """An app's runner of a Lua script, registered once per app and run with EVALSHA.
+
+    For callers that hold the app rather than run inside its context (the ingress).
+
+    Args:
+        app: The Flask app (its Redis client is bound).
+        source: The script.
+
+    Returns:
+        A callable ``runner(keys=[...], args=[...])``.
+    """
+    scripts: dict[str, Any] = app.extensions.setdefault("redis_scripts", {})
+    runner = scripts.get(source)
+    if runner is None:
+        runner = scripts[source] = app.extensions["redis"].register_script(source)
+    return runner
+
+
 class RedisStore:
     """Flask extension holding the app's Redis client (``app.extensions["redis"]``).
 
@@ -89,11 +108,7 @@ class RedisStore:
         Returns:
             A callable ``runner(keys=[...], args=[...])``.
         """
-        scripts: dict[str, Any] = current_app.extensions.setdefault("redis_scripts", {})
-        runner = scripts.get(source)
-        if runner is None:
-            runner = scripts[source] = self.client.register_script(source)
-        return runner
+        return app_script(current_app, source)
 
     @property
     def client(self) -> redis.Redis:

@@ -39,7 +39,7 @@ from shared import metrics
 from shared.db import db
 from shared.llm import LLMHTTPError, ModelSpec
 from shared.models import LLMModel
-from shared.redis import KEY_PREFIX
+from shared.redis import KEY_PREFIX, app_script
 from shared.runtime import VERSION_KEY, RuntimeSettings
 
 logger = logging.getLogger(__name__)
@@ -180,18 +180,15 @@ class Cooldowns:
         threshold = config.model_cooldown_failures if counts(exc) else 0
         seconds = config.model_cooldown_seconds
         try:
-            started = current_app.extensions["redis"].eval(
-                _GAVE_UP,
-                4,
-                f"{FAILURES_PREFIX}{spec.id}",
-                LAST_ERROR_KEY,
-                COOLDOWNS_KEY,
-                VERSION_KEY,
-                spec.id,
-                json.dumps({"at": now, "error": error}),
-                threshold,
-                seconds * 1000,
-                json.dumps({"until": now + seconds, "since": now, "error": error}),
+            started = app_script(current_app, _GAVE_UP)(
+                keys=[f"{FAILURES_PREFIX}{spec.id}", LAST_ERROR_KEY, COOLDOWNS_KEY, VERSION_KEY],
+                args=[
+                    spec.id,
+                    json.dumps({"at": now, "error": error}),
+                    threshold,
+                    seconds * 1000,
+                    json.dumps({"until": now + seconds, "since": now, "error": error}),
+                ],
             )
         except Exception:
             logger.warning("cooldowns: cannot record a give-up of %s", spec.name, exc_info=True)

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
-from flask import current_app
+from flask import Flask, current_app
 
-from shared.redis import KEY_PREFIX
+from shared.redis import KEY_PREFIX, app_script
 
 logger = logging.getLogger(__name__)
 
@@ -61,25 +60,21 @@ def window(lease_seconds: int) -> float:
     return 2.0 * lease_seconds
 
 
-def enter(redis: Any, chat_id: int, update_id: int, lease_seconds: int) -> bool:
+def enter(app: Flask, chat_id: int, update_id: int) -> bool:
     """At the door: note a question of the chat; whether an earlier one may still be unlogged.
 
     Args:
-        redis: The app's Redis client.
+        app: The app that queues the question (its Redis, its ``LEASE_SECONDS``).
         chat_id: The chat.
         update_id: The question's update.
-        lease_seconds: ``LEASE_SECONDS`` (the window is two of them).
 
     Returns:
         True when the chat's inbox held another question (the task must wait its turn).
     """
-    size = redis.eval(
-        _ENTER,
-        1,
-        inbox_key(chat_id),
-        int(time.time() * 1000),
-        update_id,
-        int(window(lease_seconds) * 1000),
+    span = window(app.config["AI_ROUTER"].lease_seconds)
+    size = app_script(app, _ENTER)(
+        keys=[inbox_key(chat_id)],
+        args=[int(time.time() * 1000), update_id, int(span * 1000)],
     )
     return int(size) > 1
 
@@ -94,13 +89,13 @@ def wait_for_turn(chat_id: int, update_id: int) -> float:
     Returns:
         Seconds waited (the wait gives up after :func:`window`).
     """
-    redis = current_app.extensions["redis"]
+    earlier = app_script(current_app, _EARLIER)
     span = window(current_app.config["AI_ROUTER"].lease_seconds)
     started = time.monotonic()
     pause = FIRST_PAUSE
     while True:
         oldest = int((time.time() - span) * 1000)
-        if not int(redis.eval(_EARLIER, 1, inbox_key(chat_id), oldest, update_id)):
+        if not int(earlier(keys=[inbox_key(chat_id)], args=[oldest, update_id])):
             break
         if time.monotonic() - started >= span:
             logger.warning(

@@ -13,9 +13,8 @@ from shared.services import inbox
 def test_a_later_question_waits_for_the_earlier_one_to_leave(app: Flask) -> None:
     """The door flags the second question; it waits until the first is logged (left)."""
     redis = app.extensions["redis"]
-    lease = app.config["AI_ROUTER"].lease_seconds
-    assert inbox.enter(redis, 77, 1001, lease) is False, "alone in the inbox: no wait"
-    assert inbox.enter(redis, 77, 1002, lease) is True
+    assert inbox.enter(app, 77, 1001) is False, "alone in the inbox: no wait"
+    assert inbox.enter(app, 77, 1002) is True
     with app.app_context():
         assert inbox.wait_for_turn(77, 1001) < inbox.FIRST_PAUSE, "the earliest never waits"
 
@@ -36,7 +35,7 @@ def test_an_earlier_question_that_never_comes_stops_counting(app: Flask) -> None
     lease = app.config["AI_ROUTER"].lease_seconds
     stale = (time.time() - inbox.window(lease) - 1) * 1000
     redis.zadd(inbox.inbox_key(78), {"2001": stale})
-    assert inbox.enter(redis, 78, 2002, lease) is False, "the stale entry was dropped"
+    assert inbox.enter(app, 78, 2002) is False, "the stale entry was dropped"
     redis.zadd(inbox.inbox_key(78), {"2001": stale})
     with app.app_context():
         assert inbox.wait_for_turn(78, 2002) < inbox.FIRST_PAUSE
