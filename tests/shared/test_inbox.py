@@ -39,3 +39,23 @@ def test_an_earlier_question_that_never_comes_stops_counting(app: Flask) -> None
     redis.zadd(inbox.inbox_key(78), {"2001": stale})
     with app.app_context():
         assert inbox.wait_for_turn(78, 2002) < inbox.FIRST_PAUSE
+
+
+def test_a_batch_enters_in_order_in_one_round_trip(app: Flask) -> None:
+    """The listener's batch: the second question of a chat waits, other chats do not."""
+    from shared.celery_setup import enter_questions
+
+    def question(update_id: int, chat_id: int, text: str = "hi") -> dict:
+        sender = {"id": chat_id, "is_bot": False, "first_name": "A"}
+        chat = {"id": chat_id, "type": "private"}
+        message = {"message_id": update_id, "date": 1, "chat": chat, "from": sender, "text": text}
+        return {"update_id": update_id, "message": message}
+
+    batch = [
+        question(3001, 79),
+        question(3002, 80),
+        question(3003, 79),
+        question(3004, 79, "/start"),
+    ]
+    assert enter_questions(app, batch) == {3001: False, 3002: False, 3003: True}
+    assert app.extensions["redis"].zrange(inbox.inbox_key(79), 0, -1) == ["3001", "3003"]
