@@ -373,3 +373,16 @@ def test_a_model_cannot_be_its_own_fallback_in_the_form(admin, app: Flask) -> No
     assert "a model cannot be its own fallback" in page
     with app.app_context():
         assert db.session.get(LLMModel, model_id).fallback_model_id is None
+
+
+def test_a_nul_character_in_a_form_is_an_error_not_a_crash(admin, app: Flask) -> None:
+    """PostgreSQL cannot store NUL: the form says so (200, the error shown), nothing is saved."""
+    token = _csrf(admin, "/admin/mode/new/")
+    response = admin.post(
+        "/admin/mode/new/",
+        data={"csrf_token": token, "name": "bad\x00name", "system_prompt": "x", "position": "5"},
+    )
+    assert response.status_code == 200, response.status_code
+    assert "Must not hold NUL characters." in response.text
+    with app.app_context():
+        assert db.session.scalar(select(Mode).where(Mode.name.contains("bad"))) is None

@@ -23,3 +23,19 @@ class AdminModelForm(FlaskForm):
     def __init__(self, formdata: object = None, obj: object = None, **kwargs: object) -> None:
         self._obj = obj
         super().__init__(formdata=formdata, obj=obj, **kwargs)
+
+    def validate(self, extra_validators: object = None) -> bool:
+        """Validate, refusing a NUL character in any text field (PostgreSQL cannot store one).
+
+        Args:
+            extra_validators: As for ``FlaskForm.validate``.
+
+        Returns:
+            Whether the form is valid; a field holding NUL carries an error to show.
+        """
+        holding_nul = [f for f in self if isinstance(f.data, str) and "\x00" in f.data]
+        for field in holding_nul:  # checked first: validators such as Unique query with it
+            field.errors = ["Must not hold NUL characters."]
+        if holding_nul:
+            return False
+        return super().validate(extra_validators=extra_validators)
