@@ -67,6 +67,49 @@ def test_the_listener_survives_a_redis_outage(
     assert not thread.is_alive()
 
 
+def test_the_listener_survives_a_redis_outage_in_webhook_mode(
+    app: Flask, config: Config, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    """Webhook mode (issue #10 saw the listener exit three times): it waits, then carries on.
+
+    After the outage the listener reports itself running again in webhook mode, from the
+    restarted (empty) Redis.
+    """
+    server = EmbeddedRedis(tmp_path / "r.sock", tmp_path, persist=False)
+    server.start()
+    env = app_env(tmp_path, config.database_url, server.url, TELEGRAM_API_URL=telegram.url)
+    listener_app = producer_for(app, env)
+    with app.app_context():
+        set_setting("telegram_bot_token", telegram.token)
+        set_setting("webhook_url", "https://bot.example.com/telegram/webhook")
+        db.session.commit()
+    with listener_app.app_context():
+        bot_control.set_desired(bot_control.WEBHOOK)
+    stop = threading.Event()
+    thread = threading.Thread(target=Listener(listener_app, stop, poll_timeout=1).run)
+    thread.start()
+    try:
+        telegram.wait_for_call("setWebhook", timeout=30)
+        server.stop()
+        time.sleep(4)  # several steps fail against the missing Redis
+        assert thread.is_alive(), "the listener exited during the outage"
+        server.start()
+        with listener_app.app_context():
+            bot_control.set_desired(bot_control.WEBHOOK)  # the restarted Redis is empty
+
+        def running() -> bool:
+            with listener_app.app_context():
+                status = bot_control.bot_status()
+            return status["state"] == "running" and status["desired"] == "webhook"
+
+        wait_until(running, timeout=30, what="the listener to report webhook mode again")
+    finally:
+        stop.set()
+        thread.join(30)
+        server.stop()
+    assert not thread.is_alive()
+
+
 def _ask_again(
     producer: Flask, telegram: FakeTelegram, users: range, worker: subprocess.Popen[bytes]
 ) -> None:
