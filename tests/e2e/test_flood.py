@@ -10,6 +10,8 @@ answer, nobody gets an apology, and 429s stay a rare accident.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask
@@ -39,14 +41,15 @@ def _answers(telegram: FakeTelegram) -> list:
     ]
 
 
-def test_a_burst_of_users_loses_no_answer_and_gets_no_429_storm(
-    app: Flask,
-    config: Config,
-    telegram: FakeTelegram,
-    own_redis: str,
-    tmp_path: Path,
-) -> None:
-    """400 users at once, two workers: 400 answers, one each, no apology, 429s ≤ 1 %."""
+@contextmanager
+def _two_workers_under_flood_limits(
+    app: Flask, config: Config, telegram: FakeTelegram, own_redis: str, tmp_path: Path
+) -> Iterator[tuple[SlowLLM, Flask]]:
+    """Two gevent worker processes, Telegram's flood limits on, a model answering in 0.5 s.
+
+    Yields:
+        The model and the app to enqueue updates with; the workers stop on exit.
+    """
     with SlowLLM(delay=0.5) as llm:
         use_slow_model(app, telegram, llm)
         telegram.set_flood_limits(FloodLimits())
@@ -56,18 +59,32 @@ def test_a_burst_of_users_loses_no_answer_and_gets_no_429_storm(
         )  # fmt: skip
         workers = [worker_process(env, f"flood{n}", 500) for n in (1, 2)]
         try:
-            producer = producer_for(app, env)
-            for user in range(FIRST_USER, FIRST_USER + USERS):
-                enqueue_update(producer, telegram.inject_message(user, f"question of {user}"))
-            wait_until(
-                lambda: len(_answers(telegram)) >= USERS,
-                timeout=120,
-                interval=0.5,
-                what=f"{USERS} answers under flood limits",
-            )
+            yield llm, producer_for(app, env)
         finally:
             for worker in workers:
                 stop_process(worker)
+
+
+def test_a_burst_of_users_loses_no_answer_and_gets_no_429_storm(
+    app: Flask,
+    config: Config,
+    telegram: FakeTelegram,
+    own_redis: str,
+    tmp_path: Path,
+) -> None:
+    """400 users at once, two workers: 400 answers, one each, no apology, 429s ≤ 1 %."""
+    with _two_workers_under_flood_limits(app, config, telegram, own_redis, tmp_path) as (
+        llm,
+        producer,
+    ):
+        for user in range(FIRST_USER, FIRST_USER + USERS):
+            enqueue_update(producer, telegram.inject_message(user, f"question of {user}"))
+        wait_until(
+            lambda: len(_answers(telegram)) >= USERS,
+            timeout=120,
+            interval=0.5,
+            what=f"{USERS} answers under flood limits",
+        )
     answers = _answers(telegram)
     chats = [call.params["chat_id"] for call in answers]
     assert sorted(chats) == list(range(FIRST_USER, FIRST_USER + USERS)), "one answer per user"
@@ -98,28 +115,19 @@ def test_two_messages_per_user_under_flood_limits_are_answered_once_each_in_orde
     an answer twice and mix both turns into one).
     """
     users = range(FIRST_USER, FIRST_USER + 150)
-    with SlowLLM(delay=0.5) as llm:
-        use_slow_model(app, telegram, llm)
-        telegram.set_flood_limits(FloodLimits())
-        env = app_env(
-            tmp_path, config.database_url, own_redis,
-            TELEGRAM_API_URL=telegram.url, WORKER_POOL="gevent", LOG_LEVEL="WARNING",
-        )  # fmt: skip
-        workers = [worker_process(env, f"pairs{n}", 500) for n in (1, 2)]
-        try:
-            producer = producer_for(app, env)
-            for user in users:
-                enqueue_update(producer, telegram.inject_message(user, f"first of {user}"))
-                enqueue_update(producer, telegram.inject_message(user, f"second of {user}"))
-            wait_until(
-                lambda: len(_answers(telegram)) >= 2 * len(users),
-                timeout=120,
-                interval=0.5,
-                what="two answers per user under flood limits",
-            )
-        finally:
-            for worker in workers:
-                stop_process(worker)
+    with _two_workers_under_flood_limits(app, config, telegram, own_redis, tmp_path) as (
+        llm,
+        producer,
+    ):
+        for user in users:
+            enqueue_update(producer, telegram.inject_message(user, f"first of {user}"))
+            enqueue_update(producer, telegram.inject_message(user, f"second of {user}"))
+        wait_until(
+            lambda: len(_answers(telegram)) >= 2 * len(users),
+            timeout=120,
+            interval=0.5,
+            what="two answers per user under flood limits",
+        )
     by_chat: dict[int, list[str]] = {}
     for call in _answers(telegram):
         by_chat.setdefault(int(call.params["chat_id"]), []).append(call.params["text"])

@@ -7,6 +7,7 @@ local server that takes seconds to answer and counts how many calls it serves at
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from flask import Flask
@@ -53,9 +54,19 @@ def test_hundreds_of_llm_calls_in_flight_in_one_process(
             what=f"{USERS} answers",
         )
         broker = Redis.from_url(own_redis)
-        wait_until(  # the batched transport writes its acknowledgements while it runs
-            lambda: broker.hlen("unacked") == 0, timeout=10, what="every task to be acknowledged"
-        )
+
+        def held() -> list[str]:
+            """The tasks still unacknowledged (task name and retries), for the failure text."""
+            found = []
+            for raw in broker.hvals("unacked"):
+                headers = json.loads(raw)[0].get("headers", {})  # kombu: [message, exchange, key]
+                found.append(f"{headers.get('task')} retries={headers.get('retries')}")
+            return found
+
+        try:  # the batched transport writes its acknowledgements while it runs
+            wait_until(lambda: broker.hlen("unacked") == 0, timeout=30)
+        except AssertionError:
+            raise AssertionError(f"tasks never acknowledged: {held()}") from None
         assert broker.zcard("unacked_index") == 0
     finally:
         stop_process(worker)
