@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,11 +16,12 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from bot.listener import Listener
+from shared.celery_setup import enqueue_update
 from shared.config import PROJECT_ROOT
 from shared.db import db
 from shared.services import bot_control
 from shared.services.settings import set_setting
-from tests.e2e.conftest import Conversation
+from tests.e2e.conftest import Conversation, producer_for
 from tests.support import app_env, free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -228,3 +230,17 @@ def test_only_one_listener_polls(app: Flask, conversation: Conversation) -> None
             stop.set()
         for thread in threads:
             thread.join(30)
+
+
+def test_a_queued_update_carries_its_id_not_its_text_in_the_headers(
+    app: Flask, config, telegram, own_redis: str, tmp_path: Path
+) -> None:
+    """The task message names the update (for Flower and the logs) without a copy of it."""
+    env = app_env(tmp_path, config.database_url, own_redis, TELEGRAM_API_URL=telegram.url)
+    producer = producer_for(app, env)
+    update = telegram.inject_message(BOB, "a private question " * 20)
+    enqueue_update(producer, update)
+    (raw,) = producer.extensions["redis"].lrange("llm", 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["argsrepr"] == f"(<update {update['update_id']}>)"
+    assert "private question" not in json.dumps(headers)
