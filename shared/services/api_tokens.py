@@ -47,18 +47,6 @@ def issue_token(name: str, created_by_id: int | None = None) -> tuple[ApiToken, 
     return row, plaintext
 
 
-def verify_token(token: str) -> bool:
-    """Check a bearer token: ``ADMIN_API_TOKEN``, or an issued token that is not revoked.
-
-    Args:
-        token: What came after ``Bearer``.
-
-    Returns:
-        True when valid (an issued token's ``last_used_at`` is updated, unflushed).
-    """
-    return token_owner(token) is not None
-
-
 def token_owner(token: str) -> str | None:
     """Check a bearer token and name who uses it (the audit log's actor).
 

@@ -71,12 +71,7 @@ def enter(app: Flask, chat_id: int, update_id: int) -> bool:
     Returns:
         True when the chat's inbox held another question (the task must wait its turn).
     """
-    span = window(app.config["AI_ROUTER"].lease_seconds)
-    size = app_script(app, _ENTER)(
-        keys=[inbox_key(chat_id)],
-        args=[int(time.time() * 1000), update_id, int(span * 1000)],
-    )
-    return int(size) > 1
+    return enter_many(app, [(chat_id, update_id)])[0]
 
 
 def enter_many(app: Flask, entries: list[tuple[int, int]]) -> list[bool]:
