@@ -38,6 +38,7 @@ import psutil
 import requests
 from sqlalchemy import create_engine, make_url, text
 
+from bench.cgroups import CpuCaps
 from shared.config import PROJECT_ROOT
 from tests.fakes.telegram import FakeTelegram, FloodLimits
 from tests.support import free_port, stop_process, wait_until
@@ -72,6 +73,8 @@ class Result:
     sent: int = 0
     unanswered: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    worker_cpu_cap: float | None = None
+    worker_throttled_share: float | None = None
 
 
 class Users:
@@ -204,6 +207,7 @@ class Stack:
         self.schema: str | None = None
         self.database_url = ""
         self.port = free_port()
+        self.caps: CpuCaps | None = None
 
     def __enter__(self) -> Stack:
         """Start the fakes and ``make run``'s processes; put the bot in polling mode."""
@@ -267,6 +271,11 @@ class Stack:
                 timeout=10,
             ).raise_for_status()
         self.fake.wait_for_polling(timeout=60)
+        if getattr(self.args, "worker_cpu", None):
+            self.caps = CpuCaps(self.args.worker_cpu)
+            for process in _tree(self.app.pid):
+                if _role(process) == "worker":
+                    self.caps.cap(process.pid)
         return self
 
     def _database(self) -> str:
@@ -289,8 +298,20 @@ class Stack:
             result[name] = times.user + times.system
         return result
 
-    def statuses(self) -> dict[str, int]:
-        """Log rows by status."""
+    def statuses(self, settle: float = 10.0) -> dict[str, int]:
+        """Log rows by status, once none is ``pending`` (or after ``settle`` seconds).
+
+        A reply is recorded just after it is sent, so right after the last answer arrived a busy
+        worker may still be recording the last few.
+        """
+        deadline = time.time() + settle
+        result = self._statuses()
+        while result.get("pending") and time.time() < deadline:
+            time.sleep(0.5)
+            result = self._statuses()
+        return result
+
+    def _statuses(self) -> dict[str, int]:
         engine = create_engine(self.database_url)
         result: dict[str, int] = {}
         for table in ("requests", "messages"):  # "messages" before the rename
@@ -312,6 +333,8 @@ class Stack:
                 self.app.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.app.pid, signal.SIGKILL)
+        if self.caps is not None:
+            self.caps.close()
         if self.llm is not None:
             stop_process(self.llm)
         self.fake.stop()
@@ -343,10 +366,12 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         calls_before = len(stack.fake._calls)  # noqa: SLF001
         cpu_before = _cpu(stack.app.pid)
         fakes_before = stack.fakes_cpu()
+        throttled_before = stack.caps.throttled() if stack.caps else {}
         started = time.time()
         time.sleep(args.duration)
         ended = time.time()
         cpu_after = _cpu(stack.app.pid)
+        throttled_after = stack.caps.throttled() if stack.caps else {}
         fakes_after = stack.fakes_cpu()
         calls_in_window = len(stack.fake._calls) - calls_before  # noqa: SLF001
         rss_load = _rss(stack.app.pid)
@@ -387,6 +412,16 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
             sent=users.sent,
             unanswered=users.outstanding(),
             statuses=stack.statuses(),
+            worker_cpu_cap=args.worker_cpu,
+            worker_throttled_share=(
+                round(
+                    sum(throttled_after[g] - throttled_before[g] for g in throttled_after)
+                    / (len(throttled_after) * (ended - started)),
+                    2,
+                )
+                if throttled_after
+                else None
+            ),
         )
 
 
@@ -514,6 +549,10 @@ def main(argv: list[str] | None = None) -> None:
         help="the interpreter that runs --root's run.py (default: this one)",
     )  # fmt: skip
     parser.add_argument("--env", action="append", help="NAME=VALUE for ai_router's processes")
+    parser.add_argument(
+        "--worker-cpu", type=float, default=None, metavar="CORES",
+        help="cap each worker process at this share of a core (cgroups; see bench/cgroups.py)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     results = []
