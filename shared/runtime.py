@@ -29,9 +29,10 @@ from sqlalchemy.pool import NullPool
 
 from shared.db import configure_engine
 from shared.llm import ModelSpec
-from shared.models import LLMModel, Mode, Setting
+from shared.models import LLMModel, Mode, Plan, Setting
 from shared.redis import KEY_PREFIX
 from shared.services.crypto import SecretUnreadable, decrypt
+from shared.services.plans import PlanSpec
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ VERSION_KEY = f"{KEY_PREFIX}runtime:version"
 #: Seconds between two checks of the version key in one process.
 CHECK_INTERVAL = 1.0
 #: The rows whose change makes every process reload its snapshot.
-WATCHED = (Setting, LLMModel, Mode)
+WATCHED = (Setting, LLMModel, Mode, Plan)
 _DIRTY = "ai_router.runtime_dirty"
 
 
@@ -70,6 +71,8 @@ class Snapshot:
         default_model_id: The active model: the default if enabled, else the first enabled one.
         modes: Modes by id, in display order.
         default_mode_id: The default mode, else the first one.
+        plans: Plans by id (the default first, then by price and name).
+        default_plan_id: The default plan (None only before seeding).
     """
 
     version: int
@@ -79,6 +82,8 @@ class Snapshot:
     default_model_id: int | None = None
     modes: dict[int, ModeSpec] = field(default_factory=dict)
     default_mode_id: int | None = None
+    plans: dict[int, PlanSpec] = field(default_factory=dict)
+    default_plan_id: int | None = None
 
     def setting(self, key: str, default: str | None = None) -> str | None:
         """A setting's value (decrypted), or ``default`` when unset."""
@@ -103,7 +108,7 @@ class Snapshot:
 
 
 def load_snapshot(session: Session, version: int) -> Snapshot:
-    """Read settings, enabled models and modes into a snapshot.
+    """Read settings, enabled models, modes and plans into a snapshot.
 
     Args:
         session: A session used for these reads only.
@@ -134,6 +139,11 @@ def load_snapshot(session: Session, version: int) -> Snapshot:
     default_mode = next((row.id for row in mode_rows if row.is_default), None)
     if default_mode is None and mode_rows:
         default_mode = mode_rows[0].id
+    plan_rows = session.scalars(
+        select(Plan).order_by(Plan.is_default.desc(), Plan.price_stars.nulls_first(), Plan.name)
+    )
+    plans = {row.id: PlanSpec.from_plan(row) for row in plan_rows}
+    default_plan = next((plan.id for plan in plans.values() if plan.is_default), None)
     return Snapshot(
         version=version,
         settings=settings,
@@ -142,6 +152,8 @@ def load_snapshot(session: Session, version: int) -> Snapshot:
         default_model_id=default_model,
         modes=modes,
         default_mode_id=default_mode,
+        plans=plans,
+        default_plan_id=default_plan,
     )
 
 

@@ -9,6 +9,8 @@ from shared.models.audit import AuditAction, AuditEntry
 from shared.models.dialog import Dialog, ErrorKind, Request, RequestStatus
 from shared.models.llm_model import LLMModel
 from shared.models.mode import Mode
+from shared.models.payment import Payment, PaymentStatus
+from shared.models.plan import Plan, PlanChange, PlanChangeReason, plan_models
 from shared.models.setting import Setting
 from shared.models.user import User, UserStatus
 
@@ -23,7 +25,13 @@ __all__ = [
     "Request",
     "RequestStatus",
     "Mode",
+    "Payment",
+    "PaymentStatus",
+    "Plan",
+    "PlanChange",
+    "PlanChangeReason",
     "Setting",
     "User",
     "UserStatus",
+    "plan_models",
 ]

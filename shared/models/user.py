@@ -15,6 +15,7 @@ from shared.models.types import UtcDateTime, str_enum, utcnow
 if TYPE_CHECKING:
     from shared.models.llm_model import LLMModel
     from shared.models.mode import Mode
+    from shared.models.plan import Plan
 
 
 class UserStatus(enum.StrEnum):
@@ -28,8 +29,11 @@ class UserStatus(enum.StrEnum):
 class User(db.Model):
     """A person known by their Telegram id.
 
-    Invariants: ``telegram_id`` is unique; ``daily_request_limit`` None means the default limit;
-    ``mode``/``model`` None mean the defaults chosen in the settings; ``reachable`` is False
+    Invariants: ``telegram_id`` is unique; ``daily_request_limit`` None means the plan's
+    requests per day (set, it overrides them); ``mode``/``model`` None mean the defaults chosen
+    in the settings; ``plan`` None, or a ``plan_expires_at`` in the past, means the default plan
+    (``shared.services.plans.effective_plan``; the expiry job then records the fallback);
+    ``plan_expires_at`` None means no expiry; ``reachable`` is False
     from Telegram's 403 ("bot was blocked by the user", "user is deactivated") until the user
     writes again — nothing is sent to them meanwhile.
     """
@@ -48,6 +52,9 @@ class User(db.Model):
     daily_request_limit: Mapped[int | None] = mapped_column(Integer)
     mode_id: Mapped[int | None] = mapped_column(ForeignKey("modes.id", ondelete="SET NULL"))
     model_id: Mapped[int | None] = mapped_column(ForeignKey("llm_models.id", ondelete="SET NULL"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
+    plan_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    plan_reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     note: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -57,10 +64,12 @@ class User(db.Model):
 
     mode: Mapped[Mode | None] = relationship(lazy="joined")
     model: Mapped[LLMModel | None] = relationship(lazy="joined")
+    plan: Mapped[Plan | None] = relationship(lazy="joined")
 
     __table_args__ = (
         Index("ix_users_status", "status"),
         Index("ix_users_last_seen_at", "last_seen_at"),
+        Index("ix_users_plan_expires_at", "plan_expires_at"),
     )
 
     def __repr__(self) -> str:

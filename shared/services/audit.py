@@ -44,6 +44,7 @@ from shared.models import (
     AuditEntry,
     LLMModel,
     Mode,
+    Plan,
     Setting,
     User,
 )
@@ -220,8 +221,36 @@ WATCHED: Mapping[type, Watched] = {
             "note",
             "mode_id",
             "model_id",
+            "plan_id",
+            "plan_expires_at",
         ),  # fmt: skip
-        ignored=("id", "last_name", "language_code", "created_at", "last_seen_at", "reachable"),
+        ignored=(
+            "id",
+            "last_name",
+            "language_code",
+            "created_at",
+            "last_seen_at",
+            "reachable",
+            "plan_reminded_at",
+        ),  # fmt: skip
+    ),
+    Plan: Watched(
+        kind="plan",
+        object_id=lambda p: p.id,
+        label=lambda p: p.name or "",
+        fields=(
+            "name",
+            "description",
+            "requests_per_day",
+            "tokens_per_day",
+            "tokens_per_month",
+            "cost_usd_per_month",
+            "is_default",
+            "price_stars",
+            "period_days",
+            "fallback_model_id",
+        ),  # fmt: skip
+        ignored=("id", "created_at"),
     ),
     ApiToken: Watched(
         kind="api_token",

@@ -12,13 +12,14 @@ from shared.db import db
 from shared.services import audit
 from shared.services.admins import ensure_first_admin
 from shared.services.catalog import seed_catalog
-from shared.services.settings import is_set, set_setting
+from shared.services.plans import seed_plans
+from shared.services.settings import get_int_setting, is_set, set_setting
 
 logger = logging.getLogger(__name__)
 
 
 def initialize(app: Flask) -> str | None:
-    """Apply all migrations, then create what must exist: first admin, modes, seeded settings.
+    """Apply all migrations, then create what must exist: first admin, modes, plans, settings.
 
     Safe to run on every start and from several processes in turn: each step is idempotent.
     What it creates is in the audit log as the current actor's (``cli`` for ``flask init``),
@@ -35,6 +36,7 @@ def initialize(app: Flask) -> str | None:
         upgrade(directory=app.extensions["migrate"].directory)
         password = ensure_first_admin(config.admin_username, config.admin_password)
         seed_catalog(config)
+        seed_plans(get_int_setting("default_daily_limit"))
         if config.telegram_bot_token and not is_set("telegram_bot_token"):
             set_setting("telegram_bot_token", config.telegram_bot_token)
         db.session.commit()

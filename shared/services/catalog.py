@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.config import Config
 from shared.db import db
-from shared.models import LLMModel, Mode
+from shared.models import LLMModel, Mode, Plan
 from shared.services.crypto import encrypt
 
 #: Seeded on first start. The first one is the default.
@@ -69,14 +69,14 @@ def default_model() -> LLMModel | None:
     )
 
 
-def make_default(obj: Mode | LLMModel) -> None:
-    """Make a mode or model the default, clearing the flag on all others of its kind.
+def make_default(obj: Mode | LLMModel | Plan) -> None:
+    """Make a mode, model or plan the default, clearing the flag on all others of its kind.
 
     The others are cleared *before* the object is written, so the partial unique index never
     sees two defaults, whether the object is new, edited in a form, or already stored.
 
     Args:
-        obj: The mode or model (new or persistent).
+        obj: The mode, model or plan (new or persistent).
     """
     kind = type(obj)
     with db.session.no_autoflush:

@@ -9,7 +9,8 @@ from sqlalchemy import select, update
 from shared.db import db
 from shared.models import LLMModel, Mode
 from shared.services.catalog import make_default
-from shared.services.settings import OFF, ON, get_int_setting, get_setting, is_set, set_setting
+from shared.services.plans import default_plan
+from shared.services.settings import OFF, ON, get_setting, is_set, set_setting
 
 
 class UnknownObject(ValueError):
@@ -21,17 +22,20 @@ def current_settings() -> dict[str, Any]:
 
     Returns:
         ``telegram_bot_token_set``, ``webhook_url``, ``registration``, ``default_model_id``,
-        ``default_mode_id``, ``default_daily_limit``, ``streaming``.
+        ``default_mode_id``, ``default_daily_limit`` (the default plan's requests per day:
+        the setting of before plans), ``streaming``.
     """
     model = db.session.scalar(select(LLMModel).where(LLMModel.is_default))
     mode = db.session.scalar(select(Mode).where(Mode.is_default))
+    plan = default_plan()
     return {
         "telegram_bot_token_set": is_set("telegram_bot_token"),
         "webhook_url": get_setting("webhook_url"),
         "registration": get_setting("registration"),
         "default_model_id": model.id if model else None,
         "default_mode_id": mode.id if mode else None,
-        "default_daily_limit": get_int_setting("default_daily_limit"),
+        # kept for API clients of before plans: the default plan's requests per day
+        "default_daily_limit": plan.requests_per_day if plan else None,
         "streaming": get_setting("streaming") == ON,
     }
 
@@ -59,6 +63,10 @@ def update_settings(values: dict[str, Any]) -> None:
         if obj is None:
             raise UnknownObject(f"{key}: no such object")
         make_default(obj)
+    if "default_daily_limit" in values:  # an alias of the default plan's requests per day
+        limit, plan = values.pop("default_daily_limit"), default_plan()
+        if plan is not None:
+            plan.requests_per_day = limit
     for key, value in values.items():
         if isinstance(value, bool):
             value = ON if value else OFF

@@ -327,6 +327,35 @@ def record_failure(
     return bool(done.rowcount)
 
 
+def deny_pending(request_id: int, kind: ErrorKind, error: str) -> None:
+    """Turn a row logged as pending into a refusal (a limit found reached after the insert).
+
+    Args:
+        request_id: The pending row, in the caller's unit of work.
+        kind: The refusal.
+        error: The rule or limit, for the admin.
+    """
+    db.session.connection().execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.DENIED, error_kind=kind, error=error[:2000])
+    )
+
+
+def switch_model(request_id: int, model: ModelSpec) -> None:
+    """Record that a pending row will be answered by another model (a plan's fallback).
+
+    Args:
+        request_id: The pending row, in the caller's unit of work.
+        model: The model that will answer.
+    """
+    db.session.connection().execute(
+        update(_REQUESTS)
+        .where(_REQUESTS.c.id == request_id)
+        .values(model_id=model.id, model_name=model.name)
+    )
+
+
 def record_delivery(request_id: int, parts: int, *, settled: bool, note: str | None = None) -> None:
     """Record how many parts of a reply Telegram accepted, and whether the reply is settled.
 

@@ -14,13 +14,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 
 from shared.db import db
 from shared.models import Request, RequestStatus
+
+
+def month_start(tz_name: str, now: datetime | None = None) -> datetime:
+    """Midnight of the first day of this month in ``tz_name``, as an aware datetime.
+
+    Args:
+        tz_name: IANA timezone of "this month".
+        now: The current instant (tests pass it); default: now.
+
+    Returns:
+        The start of the month.
+    """
+    return day_start(tz_name, now).replace(day=1)
+
+
+def next_day_start(tz_name: str, now: datetime | None = None) -> datetime:
+    """Midnight of tomorrow in ``tz_name``: when the daily limits reset."""
+    start = day_start(tz_name, now)
+    return datetime.combine(start.date() + timedelta(days=1), time(), start.tzinfo)
+
+
+def next_month_start(tz_name: str, now: datetime | None = None) -> datetime:
+    """Midnight of the first day of next month in ``tz_name``: when the monthly limits reset."""
+    start = month_start(tz_name, now)
+    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
+    return start.replace(year=year, month=month)
 
 
 def day_start(tz_name: str, now: datetime | None = None) -> datetime:
@@ -118,6 +145,99 @@ def tokens_used(user_ids: Iterable[int], *, since: datetime | None = None) -> di
     rows = db.session.execute(query.group_by(Request.user_id))
     tokens.update({user_id: int(n) for user_id, n in rows})
     return tokens
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a user used in a period, as the limits count it.
+
+    Attributes:
+        requests: Requests not denied (pending, answered, failed and stopped ones count).
+        tokens: Prompt plus completion tokens of the answered ones.
+        cost_usd: Their cost.
+    """
+
+    requests: int = 0
+    tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+
+
+def spent_since(
+    user_ids: Iterable[int], since: datetime, *, excluding: int | None = None
+) -> dict[int, Spent]:
+    """Requests counting against the limits, tokens and cost per user since an instant.
+
+    One grouped query: the database's truth that the quota counters are rebuilt from.
+
+    Args:
+        user_ids: The users (database ids).
+        since: The period's start (aware).
+        excluding: A request not to count (the one being checked, already inserted).
+
+    Returns:
+        ``{user_id: Spent}`` for every id asked for.
+    """
+    ids = _ids(user_ids)
+    spent = dict.fromkeys(ids, Spent())
+    if not ids:
+        return spent
+    counted = case((Request.status != RequestStatus.DENIED, 1), else_=0)
+    conditions = [Request.user_id.in_(ids), Request.request_at >= since]
+    if excluding is not None:
+        conditions.append(Request.id != excluding)
+    rows = db.session.execute(
+        select(
+            Request.user_id,
+            func.coalesce(func.sum(counted), 0),
+            func.coalesce(func.sum(Request.prompt_tokens), 0)
+            + func.coalesce(func.sum(Request.completion_tokens), 0),
+            func.coalesce(func.sum(Request.cost_usd), 0),
+        )
+        .where(*conditions)
+        .group_by(Request.user_id)
+    )
+    for user_id, requests, tokens, cost in rows:
+        spent[user_id] = Spent(int(requests), int(tokens), Decimal(cost or 0))
+    return spent
+
+
+@dataclass(frozen=True)
+class PlanUsage:
+    """A user's use this day and month, as the plan limits count it (``usage`` in the API).
+
+    Attributes:
+        requests_today: Requests today that count against the daily limit.
+        tokens_today: Tokens today.
+        tokens_month: Tokens this month.
+        cost_usd_month: Cost this month (USD).
+    """
+
+    requests_today: int = 0
+    tokens_today: int = 0
+    tokens_month: int = 0
+    cost_usd_month: Decimal = Decimal(0)
+
+
+def plan_usage(
+    user_ids: Iterable[int], tz_name: str, now: datetime | None = None
+) -> dict[int, PlanUsage]:
+    """Use today and this month for a page of users: two grouped queries for any page size.
+
+    Args:
+        user_ids: The users (database ids).
+        tz_name: IANA timezone of "today" and "this month".
+        now: The current instant (tests pass it).
+
+    Returns:
+        ``{user_id: PlanUsage}`` for every id asked for.
+    """
+    ids = _ids(user_ids)
+    today = spent_since(ids, day_start(tz_name, now))
+    month = spent_since(ids, month_start(tz_name, now))
+    return {
+        i: PlanUsage(today[i].requests, today[i].tokens, month[i].tokens, month[i].cost_usd)
+        for i in ids
+    }
 
 
 @dataclass(frozen=True)

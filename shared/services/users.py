@@ -15,7 +15,6 @@ from shared.extensions import runtime, telegram
 from shared.models import ErrorKind, LLMModel, Mode, User, UserStatus
 from shared.models.types import utcnow
 from shared.runtime import Snapshot
-from shared.services import usage
 from shared.services.settings import REGISTRATION_APPROVAL
 
 logger = logging.getLogger(__name__)
@@ -53,6 +52,8 @@ class Sender:
         mode_id: Their chosen mode, or None.
         model_id: Their chosen model, or None.
         daily_request_limit: Their own limit, or None.
+        plan_id: Their plan, or None (the default plan).
+        plan_expires_at: When their plan ends, or None.
     """
 
     id: int
@@ -61,6 +62,8 @@ class Sender:
     mode_id: int | None
     model_id: int | None
     daily_request_limit: int | None
+    plan_id: int | None = None
+    plan_expires_at: datetime | None = None
 
 
 _USERS = User.__table__
@@ -70,6 +73,8 @@ _FIND_USER = select(
     _USERS.c.mode_id,
     _USERS.c.model_id,
     _USERS.c.daily_request_limit,
+    _USERS.c.plan_id,
+    _USERS.c.plan_expires_at,
     _USERS.c.username,
     _USERS.c.first_name,
     _USERS.c.last_name,
@@ -140,6 +145,8 @@ def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None
         mode_id=row.mode_id,
         model_id=row.model_id,
         daily_request_limit=row.daily_request_limit,
+        plan_id=row.plan_id,
+        plan_expires_at=row.plan_expires_at,
     )
 
 
@@ -209,25 +216,21 @@ def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> 
     return db.session.get(User, sender.id, populate_existing=True)
 
 
-def access_refusal(user: User | Sender, snapshot: Snapshot, tz_name: str) -> Refusal | None:
-    """Whether a user may get an answer now, and if not, why.
+def access_refusal(user: User | Sender) -> Refusal | None:
+    """Whether a user may ask at all (only ``active`` users may), and if not, why.
 
-    Only ``active`` users may ask, and only while under their daily request limit.
+    The plan's limits are checked separately, atomically across workers, by
+    ``shared.services.quotas.reserve``.
 
     Args:
         user: The user.
-        snapshot: The runtime settings (the default daily limit).
-        tz_name: IANA timezone in which "today" is counted.
 
     Returns:
-        None when the request may be answered, else the refusal.
+        None when the user may ask, else the refusal.
     """
     if user.status != UserStatus.ACTIVE:
         kind = ErrorKind.BLOCKED if user.status == UserStatus.BLOCKED else ErrorKind.PENDING
         return Refusal(kind, f"user is {user.status}")
-    limit = reached_daily_limit(user, tz_name, snapshot)
-    if limit is not None:
-        return Refusal(ErrorKind.LIMIT, f"daily request limit of {limit} reached")
     return None
 
 
@@ -394,56 +397,3 @@ def find_users(
         .offset(max(0, offset))
     ).all()
     return list(users), int(total or 0)
-
-
-def daily_limit(user: User | Sender, snapshot: Snapshot | None = None) -> int | None:
-    """The user's requests-per-day limit: their own, else the default setting; None = no limit.
-
-    Args:
-        user: The user.
-        snapshot: The runtime settings (read from the process's cache when None).
-
-    Returns:
-        The limit, or None for no limit.
-    """
-    if user.daily_request_limit is not None:
-        return user.daily_request_limit
-    raw = (snapshot or runtime.get()).setting("default_daily_limit")
-    return int(raw) if raw and raw.strip().isdigit() else None
-
-
-def requests_today(user: User | Sender, tz_name: str) -> int:
-    """Requests the user made today that count against the daily limit (not denied).
-
-    The count is :func:`shared.services.usage.requests_today` for one user.
-
-    Args:
-        user: The user.
-        tz_name: IANA timezone of "today".
-
-    Returns:
-        The count.
-    """
-    return usage.requests_today([user.id], tz_name)[user.id]
-
-
-def reached_daily_limit(
-    user: User | Sender, tz_name: str, snapshot: Snapshot | None = None
-) -> int | None:
-    """The user's daily limit if today's requests have reached it (their own, else the default).
-
-    Args:
-        user: The user.
-        tz_name: IANA timezone of "today".
-        snapshot: The runtime settings (read from the process's cache when None).
-
-    Returns:
-        The limit when it is set and reached, else None.
-    """
-    limit = daily_limit(user, snapshot)
-    return limit if limit is not None and requests_today(user, tz_name) >= limit else None
-
-
-def over_daily_limit(user: User, tz_name: str) -> bool:
-    """Whether the user has used up today's requests (see :func:`reached_daily_limit`)."""
-    return reached_daily_limit(user, tz_name) is not None

@@ -2,7 +2,7 @@
 
 Callback data (pyTelegramBotAPI's ``CallbackData``): ``new`` (start a new dialog),
 ``mode:<id>``, ``model:<id>`` — the same strings as before, so buttons under old messages keep
-working.
+working — ``buy`` (list the plans on sale, as ``/buy``) and ``plan:<id>`` (buy that plan).
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ NEW_DIALOG = "new"
 MODE = CallbackData("id", prefix="mode")
 #: ``model:<id>`` — switch the model.
 MODEL = CallbackData("id", prefix="model")
+#: The «Купить тариф» button: what ``/buy`` shows.
+BUY = "buy"
+#: ``plan:<id>`` — send the invoice of a plan on sale.
+PLAN = CallbackData("id", prefix="plan")
 
 
 class Choice(Protocol):
@@ -68,4 +72,39 @@ def settings_keyboard(
                 InlineKeyboardButton(f"{tick}🤖 {model.name}", callback_data=MODEL.new(id=model.id))
             )
     markup.add(InlineKeyboardButton(t("new_dialog_button", lang), callback_data=NEW_DIALOG))
+    return markup
+
+
+class Offer(Protocol):
+    """A plan on sale (row or snapshot)."""
+
+    id: int
+    name: str
+    price_stars: int | None
+    period_days: int
+
+
+def buy_keyboard(lang: str) -> InlineKeyboardMarkup:
+    """The «Купить тариф» button (under a limit refusal and an expiry reminder)."""
+    markup = InlineKeyboardMarkup()
+    markup.add(InlineKeyboardButton(t("buy_button", lang), callback_data=BUY))
+    return markup
+
+
+def plans_keyboard(lang: str, offers: Iterable[Offer]) -> InlineKeyboardMarkup:
+    """One button per plan on sale: its name, price in Stars and period.
+
+    Args:
+        lang: Text language.
+        offers: The plans on sale.
+
+    Returns:
+        The keyboard.
+    """
+    markup = InlineKeyboardMarkup(row_width=1)
+    for offer in offers:
+        label = t(
+            "plan_button", lang, name=offer.name, stars=offer.price_stars, days=offer.period_days
+        )
+        markup.add(InlineKeyboardButton(label, callback_data=PLAN.new(id=offer.id)))
     return markup

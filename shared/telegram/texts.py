@@ -64,6 +64,29 @@ TEXTS: dict[str, dict[str, str]] = {
         RU: "Вы исчерпали дневной лимит запросов. Попробуйте завтра.",
         EN: "You have used up today's requests. Please try again tomorrow.",
     },
+    "limit_requests_per_day": {
+        RU: "Вы исчерпали дневной лимит запросов вашего тарифа ({limit}). "
+        "Лимит обновится {resets}.",
+        EN: "You have used all {limit} requests of your plan for today. The limit resets {resets}.",
+    },
+    "limit_tokens_per_day": {
+        RU: "Вы исчерпали дневной лимит токенов вашего тарифа ({limit}). Лимит обновится {resets}.",
+        EN: "You have used your plan's {limit} tokens for today. The limit resets {resets}.",
+    },
+    "limit_tokens_per_month": {
+        RU: "Вы исчерпали месячный лимит токенов вашего тарифа ({limit}). "
+        "Лимит обновится {resets}.",
+        EN: "You have used your plan's {limit} tokens for this month. The limit resets {resets}.",
+    },
+    "limit_cost_usd_per_month": {
+        RU: "Вы исчерпали месячный бюджет вашего тарифа (${limit}). Лимит обновится {resets}.",
+        EN: "You have used your plan's ${limit} budget for this month. The limit resets {resets}.",
+    },
+    "buy_button": {RU: "⭐ Купить тариф", EN: "⭐ Buy a plan"},
+    "plan_button": {
+        RU: "{name} — {stars} ⭐ на {days} дн.",
+        EN: "{name} — {stars} ⭐ for {days} days",
+    },
     "llm_error": {
         RU: "Извините, сейчас не удалось получить ответ от модели. Попробуйте ещё раз чуть позже.",
         EN: "Sorry, the model could not answer right now. Please try again a little later.",

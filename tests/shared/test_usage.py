@@ -10,8 +10,6 @@ from flask import Flask
 from shared.db import db
 from shared.models import RequestStatus
 from shared.services import usage
-from shared.services.settings import set_setting
-from shared.services.users import over_daily_limit, requests_today
 from tests.shared.support import add_request, add_user, count_queries
 
 TZ = "Asia/Tokyo"  # UTC+9, no DST: "today" there is not "today" in UTC for 9 hours a day
@@ -58,21 +56,33 @@ def test_limit_counts_need_a_start(ctx) -> None:
         usage.count_requests([1], limit_only=True)
 
 
-def test_the_bot_side_helpers_use_the_same_count(ctx) -> None:
-    """``users.requests_today`` and ``over_daily_limit`` agree with the batch count."""
-    midnight = usage.day_start(TZ)
-    user = add_user(5, daily_request_limit=2)
-    add_request(user, midnight + timedelta(seconds=1))
-    add_request(user, midnight + timedelta(seconds=2), RequestStatus.DENIED)
-    assert requests_today(user, TZ) == usage.requests_today([user.id], TZ)[user.id] == 1
-    assert not over_daily_limit(user, TZ)
-    add_request(user, midnight + timedelta(seconds=3))
-    assert over_daily_limit(user, TZ)
-    user.daily_request_limit = None
-    assert not over_daily_limit(user, TZ), "no own limit and no default: unlimited"
-    set_setting("default_daily_limit", "2")
-    db.session.commit()  # settings reach the bot through the runtime snapshot, once committed
-    assert over_daily_limit(user, TZ)
+def test_plan_usage_counts_what_the_limits_count(ctx) -> None:
+    """Today and this month in the timezone: requests not denied, tokens and cost of all rows."""
+    now = datetime(2026, 3, 1, 0, 30, tzinfo=UTC) + timedelta(hours=-9)  # 1 March 00:30 in Tokyo
+    midnight = usage.day_start(TZ, now)
+    assert midnight.isoformat() == "2026-03-01T00:00:00+09:00"
+    assert usage.month_start(TZ, now) == midnight
+    assert usage.next_day_start(TZ, now).isoformat() == "2026-03-02T00:00:00+09:00"
+    assert usage.next_month_start(TZ, now).isoformat() == "2026-04-01T00:00:00+09:00"
+    december = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)  # 1 January 2027 in Tokyo
+    assert usage.next_month_start(TZ, december).isoformat() == "2027-02-01T00:00:00+09:00"
+    user = add_user(5)
+    add_request(user, midnight - timedelta(days=1), tokens=(1000, 0))  # February
+    add_request(user, midnight + timedelta(seconds=1), tokens=(10, 5), cost="0.25")
+    add_request(
+        user, midnight + timedelta(seconds=2), RequestStatus.DENIED, tokens=(0, 0), cost="0"
+    )
+    add_request(user, midnight + timedelta(seconds=3), RequestStatus.ERROR, tokens=(0, 0), cost="0")
+    today = usage.spent_since([user.id], midnight)[user.id]
+    assert (today.requests, today.tokens, float(today.cost_usd)) == (2, 15, 0.25)
+    march = usage.plan_usage([user.id], TZ, now)[user.id]
+    assert march == usage.PlanUsage(2, 15, 15, today.cost_usd)
+    assert (
+        usage.spent_since([user.id], usage.month_start(TZ, midnight - timedelta(hours=1)))[
+            user.id
+        ].tokens
+        == 1015
+    ), "February's month counts since 1 February"
 
 
 def test_a_page_of_users_costs_the_same_queries_as_one(ctx) -> None:

@@ -348,7 +348,7 @@ def next_open(chat_id: int) -> int | None:
 def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     """The LLM call, the record, and the reply built in memory."""
     outcome = ask(prompt, cancel)
-    if not record(prompt.request_id, outcome):
+    if not record(prompt, outcome):
         return  # no longer pending: deleted, or recorded by another settler
     if isinstance(outcome, Exception):
         answered = ReplyView(RequestStatus.ERROR, None, ErrorKind.LLM, view.lang, view.reply_to)
@@ -413,7 +413,7 @@ def settle(request_id: int) -> None:
             with claimed(request_id) as cancel:
                 if cancel is None:
                     raise ClaimHeld(f"request {request_id} is being answered elsewhere")
-                record(prompt.request_id, ask(prompt, cancel))
+                record(prompt, ask(prompt, cancel))
         deliver(request_id)
     except SendDeferred as exc:
         db.session.rollback()

@@ -14,14 +14,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from shared.db import db
 from shared.extensions import llm, runtime, telegram
 from shared.llm import Cancel, ChatResult, LLMError, ModelSpec, build_messages
 from shared.models import ErrorKind, Request, RequestStatus, User
+from shared.models.types import utcnow
 from shared.runtime import Snapshot
+from shared.services import quotas
 from shared.services.conversation.delivery import DraftPreview
-from shared.services.dialogs import LoggedRequest, history, record_answer, record_failure
+from shared.services.dialogs import (
+    LoggedRequest,
+    cost_usd,
+    history,
+    record_answer,
+    record_failure,
+)
+from shared.services.plans import effective_plan, model_for
+from shared.services.quotas import Limits
 from shared.services.settings import ON
 from shared.services.users import Sender
 from shared.timers import later
@@ -42,6 +53,9 @@ class Prompt:
         spec: The model to ask first.
         messages: The Chat Completions messages.
         drafts: Show the answer growing (a private chat, the ``streaming`` setting on).
+        user_id: Who asked (whose quota the usage settles on).
+        requested_at: When (the day and month the usage counts in).
+        metered: The user's plan has limits: the usage settles their quota reservation.
     """
 
     request_id: int
@@ -49,24 +63,34 @@ class Prompt:
     spec: ModelSpec
     messages: list[dict[str, str]]
     drafts: bool = False
+    user_id: int = 0
+    requested_at: datetime | None = None
+    metered: bool = False
 
 
 def build_prompt(
-    row: Request | LoggedRequest, user: User | Sender, snapshot: Snapshot
+    row: Request | LoggedRequest, user: User | Sender, snapshot: Snapshot, *, metered: bool
 ) -> Prompt | tuple[ErrorKind, str]:
     """The prompt for a pending row, or why it cannot be answered at all.
 
-    Runs inside the caller's unit of work (one query: the dialog's earlier turns).
+    Runs inside the caller's unit of work (one query: the dialog's earlier turns). The model
+    is the one intake chose for the row (the user's, within their plan, or the plan's
+    fallback), else — disabled since — what the plan allows now.
 
     Args:
         row: The pending row (flushed).
-        user: Its user (their chosen model and mode).
+        user: Its user (their chosen model and mode, their plan).
         snapshot: The runtime settings.
+        metered: Whether the user's plan has limits (the usage settles a reservation).
 
     Returns:
         The prompt, or ``(kind, error)`` when no model is enabled or its key is unreadable.
     """
-    spec, mode = snapshot.model(user.model_id), snapshot.mode(user.mode_id)
+    spec = snapshot.models.get(row.model_id) if row.model_id is not None else None
+    if spec is None:
+        plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
+        spec = model_for(snapshot, plan, user.model_id)
+    mode = snapshot.mode(user.mode_id)
     if spec is None:
         return ErrorKind.NO_MODEL, "no enabled model is configured"
     if spec.key_error is not None:
@@ -74,7 +98,7 @@ def build_prompt(
     turns = history(row.dialog_id, row.number)
     messages = build_messages(mode.system_prompt if mode else None, turns, row.request_text, spec)
     drafts = row.chat_id > 0 and snapshot.setting("streaming", ON) == ON
-    return Prompt(row.id, row.chat_id, spec, messages, drafts)
+    return Prompt(row.id, row.chat_id, spec, messages, drafts, row.user_id, row.request_at, metered)
 
 
 def prepare(request_id: int) -> Prompt | None:
@@ -90,12 +114,17 @@ def prepare(request_id: int) -> Prompt | None:
         row = db.session.get(Request, request_id)
         if row is None or row.status != RequestStatus.PENDING:
             return None
-        prompt = build_prompt(row, row.user, runtime.get())
+        snapshot, user = runtime.get(), row.user
+        plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
+        metered = not Limits.of(plan, user.daily_request_limit).unlimited
+        prompt = build_prompt(row, user, snapshot, metered=metered)
         if isinstance(prompt, Prompt):
             return prompt
         kind, error = prompt
         record_failure(request_id, error, kind=kind)
         db.session.commit()
+        if metered:
+            quotas.settle(row.user_id, request_id, row.request_at, 0, None)
         return None
     finally:
         db.session.close()  # nothing stays checked out for the length of the LLM call
@@ -135,22 +164,32 @@ def ask(prompt: Prompt, cancel: Cancel) -> ChatResult | LLMError:
     return result
 
 
-def record(request_id: int, outcome: ChatResult | LLMError) -> bool:
-    """Write the outcome of the LLM call in one UPDATE and commit.
+def record(prompt: Prompt, outcome: ChatResult | LLMError) -> bool:
+    """Write the outcome of the LLM call in one UPDATE and commit; settle the user's quota.
+
+    The quota settles once, by whoever recorded the outcome (the UPDATE only matches a
+    pending row): the reservation becomes the real usage, or nothing for a failed call.
 
     Args:
-        request_id: The row.
+        prompt: The prompt that was asked (its row, user and time).
         outcome: The answer or the error.
 
     Returns:
         Whether the row was still pending (False: it was deleted, or recorded by someone else).
     """
+    request_id = prompt.request_id
     try:
         if isinstance(outcome, LLMError):
             done = record_failure(request_id, str(outcome), kind=ErrorKind.LLM)
         else:
             done = record_answer(request_id, outcome)
         db.session.commit()
-        return done
     finally:
         db.session.close()
+    if done and prompt.metered and prompt.requested_at is not None:
+        tokens, cost = 0, None
+        if not isinstance(outcome, LLMError):
+            tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
+            cost = cost_usd(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        quotas.settle(prompt.user_id, request_id, prompt.requested_at, tokens, cost)
+    return done

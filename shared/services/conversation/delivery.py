@@ -27,15 +27,17 @@ import time
 from dataclasses import dataclass
 
 from telebot.apihelper import ApiTelegramException
+from telebot.types import InlineKeyboardMarkup
 
 from shared import metrics
 from shared.db import db
-from shared.extensions import telegram
+from shared.extensions import runtime, telegram
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.services.dialogs import record_delivery
+from shared.services.quotas import LimitHit
 from shared.services.users import close_unreachable, mark_unreachable
 from shared.telegram.client import ChatUnreachable, OutgoingPart, answer_parts
-from shared.telegram.keyboards import new_dialog_keyboard
+from shared.telegram.keyboards import buy_keyboard, new_dialog_keyboard
 from shared.telegram.texts import lang_of, t
 from shared.timers import Cancellable
 
@@ -74,6 +76,7 @@ class ReplyView:
         error_kind: The refusal or failure (for ``denied`` and ``error``).
         lang: The user's text language.
         reply_to: The user's message the reply answers.
+        error: The row's ``error`` (a plan limit's refusal names the limit and its reset).
     """
 
     status: RequestStatus
@@ -81,6 +84,7 @@ class ReplyView:
     error_kind: ErrorKind | None
     lang: str
     reply_to: int | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
         )
     kind = view.error_kind or ErrorKind.LLM
     denied = view.status == RequestStatus.DENIED
+    if kind == ErrorKind.LIMIT:
+        text, markup = limit_refusal(view.error, view.lang)
+        return [OutgoingPart(text=text, reply_markup=markup, reply_to_message_id=view.reply_to)]
     return [
         OutgoingPart(
             text=t(TEXT_OF_KIND[kind], view.lang),
@@ -133,6 +140,27 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
             reply_to_message_id=view.reply_to if denied else None,
         )
     ]
+
+
+def limit_refusal(error: str | None, lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The refusal of a request over a plan limit: which limit, when it resets, and «Buy».
+
+    Args:
+        error: The row's ``error`` (:meth:`~shared.services.quotas.LimitHit.to_error`); an
+            older row's plain text gives the generic daily-limit refusal.
+        lang: Text language.
+
+    Returns:
+        The text, and the «Купить тариф» button when a plan is on sale (else None).
+    """
+    hit = LimitHit.parse(error)
+    if hit is None:
+        text = t(TEXT_OF_KIND[ErrorKind.LIMIT], lang)
+    else:
+        resets = f"{hit.resets_at.strftime('%d.%m.%Y %H:%M')} ({hit.resets_at.tzname()})"
+        text = t(f"limit_{hit.limit}", lang, limit=hit.value, resets=resets)
+    on_sale = any(plan.on_sale for plan in runtime.get().plans.values())
+    return text, buy_keyboard(lang) if on_sale else None
 
 
 class DraftPreview:
@@ -221,6 +249,7 @@ def outbox_for(request_id: int) -> Outbox | None:
             request.error_kind,
             lang_of(language_code),
             request.telegram_message_id,
+            request.error,
         )
         return Outbox(
             request_id, request.chat_id, reply_parts(view), request.delivered_parts, view.status

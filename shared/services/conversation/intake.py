@@ -21,21 +21,33 @@ import dataclasses
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
 from shared.extensions import runtime
-from shared.models import Request, RequestStatus
+from shared.llm import ModelSpec
+from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
+from shared.runtime import Snapshot
+from shared.services import quotas
 from shared.services.conversation.answering import Prompt, build_prompt
 from shared.services.conversation.delivery import ReplyView
-from shared.services.dialogs import Logged, find_by_update, log_request, record_failure
-from shared.services.users import access_refusal, register_sender
+from shared.services.dialogs import (
+    Logged,
+    LoggedRequest,
+    deny_pending,
+    find_by_update,
+    log_request,
+    record_failure,
+    switch_model,
+)
+from shared.services.plans import PlanSpec, effective_plan, model_for
+from shared.services.quotas import LimitHit, Limits
+from shared.services.users import Refusal, access_refusal, register_sender
 from shared.telegram.texts import lang_of
 
 logger = logging.getLogger(__name__)
@@ -180,7 +192,10 @@ def older_open(chat_id: int, request_id: int) -> bool:
 
 
 def intake(incoming: Incoming) -> Intake:
-    """Register the sender, log the request and prepare its work; commit once.
+    """Register the sender, check access and limits, log the request and prepare its work.
+
+    One unit of work, committed once. A quota reservation made for the row is given back if
+    the unit of work fails after it (the task's retry reserves again).
 
     Args:
         incoming: The text message.
@@ -188,11 +203,13 @@ def intake(incoming: Incoming) -> Intake:
     Returns:
         The decision with the row's id (and, for a new row, its ticket).
     """
+    reserved: list[tuple[int, int, datetime]] = []
     try:
         for attempt in range(2):
             try:
-                outcome = _log_new(incoming)
+                outcome = _log_new(incoming, reserved)
                 db.session.commit()
+                reserved.clear()
                 return outcome
             except IntegrityError:
                 # The update was logged before (a redelivery, or a concurrent copy), or a
@@ -205,15 +222,23 @@ def intake(incoming: Incoming) -> Intake:
                     raise
         raise AssertionError("unreachable")
     finally:
+        for user_id, request_id, at in reserved:  # the row was never committed
+            quotas.release(user_id, request_id, at)
         db.session.close()
 
 
-def _log_new(incoming: Incoming) -> Intake:
-    """Write the row of a new request and prepare its ticket (inside the unit of work)."""
+def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> Intake:
+    """Write the row of a new request and prepare its ticket (inside the unit of work).
+
+    Args:
+        incoming: The text message.
+        reserved: Gets ``(user_id, request_id, at)`` of a quota reservation made here.
+    """
     snapshot = runtime.get()
     user = register_sender(incoming.sender, snapshot=snapshot)
-    refusal = access_refusal(user, snapshot, current_app.config["AI_ROUTER"].timezone)
-    mode, model = snapshot.mode(user.mode_id), snapshot.model(user.model_id)
+    refusal = access_refusal(user)
+    plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
+    mode, model = snapshot.mode(user.mode_id), model_for(snapshot, plan, user.model_id)
     row = log_request(
         user,
         incoming.text,
@@ -227,6 +252,17 @@ def _log_new(incoming: Incoming) -> Intake:
         error_kind=refusal.kind if refusal else None,
         error=refusal.detail if refusal else None,
     )
+    limits = Limits.of(plan, user.daily_request_limit)
+    if refusal is None and not limits.unlimited:
+        hit = _reserve(row, user.id, limits, plan, model, incoming.text, snapshot)
+        if hit is None:
+            reserved.append((user.id, row.id, row.request_at))
+        else:
+            deny_pending(row.id, ErrorKind.LIMIT, hit.to_error())
+            row = dataclasses.replace(
+                row, status=RequestStatus.DENIED, error_kind=ErrorKind.LIMIT, error=hit.to_error()
+            )
+            refusal = Refusal(ErrorKind.LIMIT, hit.to_error())
     decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
     if older_open(incoming.chat_id, row.id):
         # Queued behind an open reply: the chat's holder settles it from the database, so
@@ -235,13 +271,48 @@ def _log_new(incoming: Incoming) -> Intake:
     lang = lang_of(incoming.sender.get("language_code"))
     prompt: Prompt | None = None
     if refusal is None:
-        built = build_prompt(row, user, snapshot)
+        built = build_prompt(row, user, snapshot, metered=not limits.unlimited)
         if isinstance(built, Prompt):
             prompt = built
         else:
             kind, error = built
             record_failure(row.id, error, kind=kind)
             row = dataclasses.replace(row, status=RequestStatus.ERROR, error_kind=kind)
-    reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id)
+    reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id, row.error)
     ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
     return Intake(decision, row.id, incoming.chat_id, ticket, older_open=False)
+
+
+def _reserve(
+    row: LoggedRequest,
+    user_id: int,
+    limits: Limits,
+    plan: PlanSpec | None,
+    model: ModelSpec | None,
+    text: str,
+    snapshot: Snapshot,
+) -> LimitHit | None:
+    """Reserve the row's share of the user's limits; a plan's fallback model past its dollars.
+
+    Returns:
+        None when the row may be answered (its model switched to the plan's fallback if the
+        dollar limit was reached), else the limit it hit.
+    """
+    hit = quotas.reserve(user_id, row.id, limits, quotas.estimate(model, text), at=row.request_at)
+    if hit is None or hit.limit != "cost_usd_per_month" or plan is None:
+        return hit
+    fallback = snapshot.models.get(plan.fallback_model_id) if plan.fallback_model_id else None
+    if fallback is None or (model is not None and fallback.id == model.id):
+        return hit
+    cheaper = quotas.reserve(
+        user_id,
+        row.id,
+        limits,
+        quotas.estimate(fallback, text),
+        at=row.request_at,
+        ignore_cost=True,
+    )
+    if cheaper is None:
+        switch_model(row.id, fallback)
+        logger.info("request_id=%s answered by the plan's fallback %s", row.id, fallback.name)
+    return cheaper

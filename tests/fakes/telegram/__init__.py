@@ -25,17 +25,26 @@ Behaviour that mirrors Telegram:
 * with a webhook set, updates are POSTed to it one at a time, in order, and retried on failure;
 * ``parse_mode=HTML`` is validated like Telegram's parser (a port of TDLib's ``parse_html``), the
   stored message holds the parsed text and entities (offsets in UTF-16 code units) and the
-  leading/trailing whitespace is trimmed.
+  leading/trailing whitespace is trimmed;
+* Telegram Stars payments: ``sendInvoice`` posts an invoice message; the user side is
+  :meth:`~FakeTelegram.pay_invoice`, or step by step
+  :meth:`~FakeTelegram.inject_pre_checkout_query` (a ``pre_checkout_query`` update the bot must
+  answer within 10 s, once), :meth:`~FakeTelegram.inject_successful_payment` (a ``message`` with
+  ``successful_payment`` and a new charge id) and :meth:`~FakeTelegram.inject_duplicate_payment`
+  (the same payment delivered again); ``refundStarPayment`` refunds a charge once and
+  ``getStarTransactions`` lists payments and refunds.
 
 Deliberate differences: a ``&`` that does not start ``&lt;``, ``&gt;``, ``&amp;``, ``&quot;`` or a
 numeric reference is rejected (Telegram keeps it literally; pass ``strict_html_entities=False``
 to get that), webhooks may use plain ``http://`` URLs on any port, ``Markdown``/``MarkdownV2``
-text is stored unparsed, and only the methods listed in :data:`SUPPORTED_METHODS` exist (any
-other answers 404 ``Not Found``, so an unexpected call is loud). Errors Telegram would give on
-its own (403 blocked by the user...) only happen when a test asks for them with
-:meth:`FakeTelegram.fail_next`; flood control (429 with ``retry_after``) is enforced when the fake
-is given :class:`FloodLimits` (``flood.py``: a bot-wide and a per-chat token bucket, 20 per minute
-per group, growing penalties for calls sent into a 429).
+text is stored unparsed, payments only exist in Telegram Stars (``sendInvoice`` with another
+currency answers ``PAYMENT_PROVIDER_INVALID`` whatever the provider token), and only the methods
+listed in :data:`SUPPORTED_METHODS` exist (any other answers 404 ``Not Found``, so an
+unexpected call is loud). Errors Telegram would give on its own (403 blocked by the user...) only
+happen when a test asks for them with :meth:`FakeTelegram.fail_next`; flood control (429 with
+``retry_after``) is enforced when the fake is given :class:`FloodLimits` (``flood.py``: a
+bot-wide and a per-chat token bucket, 20 per minute per group, growing penalties for calls sent
+into a 429).
 
 Layout (the names exported here are the API; ``_``-prefixed names in the modules are internal
 to the package):
@@ -50,6 +59,7 @@ to the package):
 * ``html.py`` -- the port of Telegram's HTML parser (:func:`parse_html`);
 * ``params.py`` -- reading and decoding request parameters;
 * ``markup.py`` -- keyboard (reply markup) validation;
+* ``payments.py`` -- ``sendInvoice`` parameter checks and the Telegram Stars payment objects;
 * ``answers.py`` -- answer envelopes and Telegram's error texts;
 * ``records.py`` -- :class:`Call`, :class:`Delivery` and :class:`UploadedFile`;
 * ``tests/`` -- the fake's own tests.
@@ -66,6 +76,7 @@ from tests.fakes.telegram.fake import FakeTelegram
 from tests.fakes.telegram.flood import COUNTED_METHODS, FloodLimits
 from tests.fakes.telegram.html import HtmlParseError, parse_html, utf16_length
 from tests.fakes.telegram.markup import MAX_CALLBACK_DATA_BYTES
+from tests.fakes.telegram.payments import PRE_CHECKOUT_TIMEOUT, STARS_CURRENCY
 from tests.fakes.telegram.records import Call, Delivery, UploadedFile
 
 __all__ = [
@@ -74,7 +85,9 @@ __all__ = [
     "MAX_MESSAGE_LENGTH",
     "NOT_MODIFIED",
     "POLLING_CONFLICT",
+    "PRE_CHECKOUT_TIMEOUT",
     "QUERY_TOO_OLD",
+    "STARS_CURRENCY",
     "SUPPORTED_METHODS",
     "WEBHOOK_CONFLICT",
     "Call",

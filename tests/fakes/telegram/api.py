@@ -27,6 +27,12 @@ from tests.fakes.telegram.answers import (
 from tests.fakes.telegram.html import HtmlParseError, _strip_text, parse_html
 from tests.fakes.telegram.markup import _checked_inline_markup, _checked_reply_markup
 from tests.fakes.telegram.params import _decode_params, _int_param, _parse_body
+from tests.fakes.telegram.payments import (
+    _checked_invoice,
+    _checked_invoice_markup,
+    _invoice_object,
+    _star_transaction,
+)
 from tests.fakes.telegram.records import Call
 from tests.fakes.telegram.state import _commands_key, _FakeState
 
@@ -56,6 +62,10 @@ SUPPORTED_METHODS = (
     "setWebhook",
     "deleteWebhook",
     "getWebhookInfo",
+    "sendInvoice",
+    "answerPreCheckoutQuery",
+    "refundStarPayment",
+    "getStarTransactions",
 )
 
 _CHAT_ACTIONS = frozenset(
@@ -377,6 +387,90 @@ class _BotApi(_FakeState):
 
     def _api_get_webhook_info(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._webhook_info()
+
+    def _api_send_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Like the Bot API server: the invoice parameters are read before the chat.
+        invoice = _checked_invoice(params)
+        chat_id = self._target_chat(params)
+        markup = _checked_invoice_markup(params.get("reply_markup"))
+        reply_to = self._reply_target(chat_id, params)
+        thread_id = _int_param(params, "message_thread_id")
+        message: dict[str, Any] = {
+            "message_id": self._allocate_message_id(chat_id),
+            "from": self._bot_sender(),
+            "chat": self._chat_object(chat_id),
+            "date": int(time.time()),
+        }
+        if thread_id:
+            message["message_thread_id"] = thread_id
+        if reply_to is not None:
+            message["reply_to_message"] = reply_to
+        message["invoice"] = _invoice_object(invoice)
+        if markup is not None:
+            message["reply_markup"] = markup
+        self._chats.setdefault(chat_id, {})[message["message_id"]] = message
+        self._invoices.append(
+            {"chat_id": chat_id, "message_id": message["message_id"], **invoice, "at": time.time()}
+        )
+        return copy.deepcopy(message)
+
+    def _api_answer_pre_checkout_query(self, params: dict[str, Any]) -> bool:
+        ok = params.get("ok") is True
+        error_message = params.get("error_message") or ""
+        if not ok and not error_message:
+            raise _bad_request('parameter "error_message" is required')
+        query = self._pre_checkout_queries.get(str(params.get("pre_checkout_query_id", "")))
+        now = time.monotonic()
+        if (
+            query is None
+            or query["answer"] is not None
+            or now - query["injected_monotonic"] > self._pre_checkout_timeout
+        ):
+            raise _bad_request(QUERY_TOO_OLD.removeprefix("Bad Request: "))
+        answer = {
+            "pre_checkout_query_id": query["id"],
+            "user_id": query["user_id"],
+            "ok": ok,
+            "error_message": None if ok else str(error_message),
+            "total_amount": query["total_amount"],
+            "invoice_payload": query["invoice_payload"],
+            "answered_at": time.time(),
+            "delay": now - query["injected_monotonic"],
+        }
+        query["answer"] = answer
+        self._pre_checkout_answers.append(answer)
+        return True
+
+    def _api_refund_star_payment(self, params: dict[str, Any]) -> bool:
+        user_id = _int_param(params, "user_id")
+        if user_id is None:
+            raise _bad_request("invalid user_id specified")
+        charge_id = params.get("telegram_payment_charge_id")
+        if not charge_id:
+            raise _bad_request('parameter "telegram_payment_charge_id" is required')
+        payment = self._payments.get(str(charge_id))
+        if payment is None or payment["user_id"] != user_id:
+            raise _bad_request("CHARGE_ID_INVALID")
+        if payment["refunded"]:
+            raise _bad_request("CHARGE_ALREADY_REFUNDED")
+        payment["refunded"] = True
+        now = time.time()
+        self._refunds.append(
+            {
+                "telegram_payment_charge_id": payment["telegram_payment_charge_id"],
+                "user_id": user_id,
+                "total_amount": payment["total_amount"],
+                "invoice_payload": payment["invoice_payload"],
+                "at": now,
+            }
+        )
+        self._star_transactions.append(_star_transaction(payment, refund=True, date=int(now)))
+        return True
+
+    def _api_get_star_transactions(self, params: dict[str, Any]) -> dict[str, Any]:
+        offset = max(_int_param(params, "offset", 0) or 0, 0)
+        limit = min(max(_int_param(params, "limit", 100) or 100, 1), 100)
+        return {"transactions": copy.deepcopy(self._star_transactions[offset : offset + limit])}
 
     # ---------------------------------------------------------------- internals: API helpers
 

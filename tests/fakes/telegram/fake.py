@@ -8,6 +8,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,11 @@ from tests.fakes.telegram.api import SUPPORTED_METHODS, _BotApi
 from tests.fakes.telegram.flood import FloodLimits, FloodState
 from tests.fakes.telegram.html import utf16_length
 from tests.fakes.telegram.markup import _callback_data_of
+from tests.fakes.telegram.payments import (
+    PRE_CHECKOUT_TIMEOUT,
+    STARS_CURRENCY,
+    _star_transaction,
+)
 from tests.fakes.telegram.records import Call, Delivery
 from tests.fakes.telegram.server import _Handler, _Server
 from tests.fakes.telegram.state import _commands_key, _Failure, _matches
@@ -51,6 +57,7 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         strict_html_entities: bool = True,
         first_update_id: int = 1000,
         flood_limits: FloodLimits | None = None,
+        pre_checkout_timeout: float = PRE_CHECKOUT_TIMEOUT,
     ) -> None:
         """Create the fake (not yet listening; see :meth:`start`).
 
@@ -64,6 +71,9 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
             first_update_id: The ``update_id`` of the first injected update.
             flood_limits: Enforce Telegram's flood control (429 with ``retry_after``); None (the
                 default) lets every call through. See :meth:`set_flood_limits`.
+            pre_checkout_timeout: Seconds the bot has to answer a ``pre_checkout_query`` (counted
+                from its injection); a later ``answerPreCheckoutQuery`` is refused, as Telegram
+                does after 10 s.
 
         Raises:
             ValueError: If the token has no numeric bot id.
@@ -83,6 +93,7 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         self._webhook_timeout = webhook_timeout
         self._strict_html_entities = strict_html_entities
         self._flood_limits = flood_limits
+        self._pre_checkout_timeout = pre_checkout_timeout
 
         self._cond = threading.Condition()
         self._server: _Server | None = None
@@ -92,6 +103,7 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
 
         self._next_update_id = first_update_id
         self._callback_ids = itertools.count(1)
+        self._pre_checkout_ids = itertools.count(1)
         self._poll_generation = 0
         self._waiting_polls = 0
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -170,8 +182,9 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
     def reset(self) -> None:
         """Forget calls, messages, updates, failures, drafts, commands, the webhook, flood limits.
 
-        The server keeps running and update ids keep increasing (a bot still polling with an
-        old offset is not confused).
+        Payments are forgotten too: invoices, pre-checkout queries and answers, payments, refunds
+        and Star transactions. The server keeps running and update ids keep increasing (a bot
+        still polling with an old offset is not confused).
         """
         with self._cond:
             self._flood_limits = None
@@ -338,6 +351,299 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
                         f"recorded calls: {[c.method for c in self._calls][-20:]}"
                     )
                 self._cond.wait(remaining)
+
+    # ---------------------------------------------------------------- test-side: Stars payments
+
+    def inject_pre_checkout_query(
+        self,
+        user_id: int,
+        message_id: int | None = None,
+        *,
+        chat_id: int | None = None,
+        total_amount: int | None = None,
+        invoice_payload: str | None = None,
+        language_code: str | None = "ru",
+    ) -> str:
+        """Queue a ``pre_checkout_query`` update: the user pressed Pay on one of the bot's invoices.
+
+        The bot has ``pre_checkout_timeout`` seconds (from now) to answer it with
+        ``answerPreCheckoutQuery``; once it answered ``ok=True``,
+        :meth:`inject_successful_payment` completes the payment.
+
+        Args:
+            user_id: Who pays (their name is remembered from :meth:`inject_message`).
+            message_id: The invoice message; None takes the chat's latest invoice.
+            chat_id: The chat of the invoice, when not the user's private chat.
+            total_amount: The amount in Stars to send instead of the invoice's (e.g. an invoice
+                whose price changed since it was sent).
+            invoice_payload: The payload to send instead of the invoice's.
+            language_code: The user's client language (None to omit it).
+
+        Returns:
+            The query id (``update["pre_checkout_query"]["id"]``).
+
+        Raises:
+            LookupError: If there is no such invoice in the chat (sent by ``sendInvoice`` and not
+                deleted), unless ``message_id`` is None and both ``total_amount`` and
+                ``invoice_payload`` are given.
+        """
+        with self._cond:
+            chat_id = user_id if chat_id is None else chat_id
+            invoice = self._find_invoice(chat_id, message_id)
+            if invoice is None and (
+                message_id is not None or total_amount is None or invoice_payload is None
+            ):
+                raise LookupError(
+                    f"no invoice {message_id if message_id is not None else ''} in chat "
+                    f"{chat_id}; invoices there: "
+                    f"{[i['message_id'] for i in self._invoices if i['chat_id'] == chat_id]}"
+                )
+            known = self._users.get(user_id, {})
+            user = self._remember_user(
+                user_id, known.get("first_name", "Test"), known.get("username"), language_code
+            )
+            query_id = str(6_000_000_000_000_000_000 + next(self._pre_checkout_ids))
+            if total_amount is None:
+                total_amount = invoice["total_amount"]
+            if invoice_payload is None:
+                invoice_payload = invoice["payload"]
+            self._pre_checkout_queries[query_id] = {
+                "id": query_id,
+                "user_id": user_id,
+                "user": user,
+                "chat_id": chat_id,
+                "message_id": invoice["message_id"] if invoice else None,
+                "total_amount": total_amount,
+                "invoice_payload": invoice_payload,
+                "injected_monotonic": time.monotonic(),
+                "answer": None,
+                "charge_id": None,
+            }
+            self._enqueue(
+                {
+                    "pre_checkout_query": {
+                        "id": query_id,
+                        "from": user,
+                        "currency": STARS_CURRENCY,
+                        "total_amount": total_amount,
+                        "invoice_payload": invoice_payload,
+                    }
+                }
+            )
+            return query_id
+
+    def inject_successful_payment(self, pre_checkout_query_id: str) -> str:
+        """Queue the ``message`` update with ``successful_payment`` that completes a payment.
+
+        Telegram only charges the user after the bot answered the pre-checkout query with
+        ``ok=True`` (in time); the message goes to the chat of the invoice.
+
+        Args:
+            pre_checkout_query_id: A query from :meth:`inject_pre_checkout_query`.
+
+        Returns:
+            The new, unique ``telegram_payment_charge_id`` (``provider_payment_charge_id`` is "").
+
+        Raises:
+            LookupError: For an unknown query.
+            ValueError: If the bot did not answer the query ``ok=True``, or the query was paid
+                already (see :meth:`inject_duplicate_payment`).
+        """
+        with self._cond:
+            query = self._pre_checkout_queries.get(pre_checkout_query_id)
+            if query is None:
+                raise LookupError(
+                    f"no pre_checkout_query {pre_checkout_query_id!r}; known: "
+                    f"{list(self._pre_checkout_queries)}"
+                )
+            answer = query["answer"]
+            if answer is None or not answer["ok"]:
+                state = (
+                    "not answered" if answer is None else f"refused ({answer['error_message']!r})"
+                )
+                raise ValueError(
+                    f"pre_checkout_query {pre_checkout_query_id} was {state}; Telegram only "
+                    "charges the user after answerPreCheckoutQuery with ok=True"
+                )
+            if query["charge_id"] is not None:
+                raise ValueError(
+                    f"pre_checkout_query {pre_checkout_query_id} was paid already (charge "
+                    f"{query['charge_id']}); use inject_duplicate_payment to deliver it again"
+                )
+            charge_id = "stx" + uuid.uuid4().hex
+            chat_id = query["chat_id"]
+            message: dict[str, Any] = {
+                "message_id": self._allocate_message_id(chat_id),
+                "from": copy.deepcopy(query["user"]),
+                "chat": self._chat_object(chat_id),
+                "date": int(time.time()),
+                "successful_payment": {
+                    "currency": STARS_CURRENCY,
+                    "total_amount": query["total_amount"],
+                    "invoice_payload": query["invoice_payload"],
+                    "telegram_payment_charge_id": charge_id,
+                    "provider_payment_charge_id": "",
+                },
+            }
+            self._chats.setdefault(chat_id, {})[message["message_id"]] = copy.deepcopy(message)
+            update = self._enqueue({"message": message})
+            query["charge_id"] = charge_id
+            payment = {
+                "telegram_payment_charge_id": charge_id,
+                "user_id": query["user_id"],
+                "user": copy.deepcopy(query["user"]),
+                "chat_id": chat_id,
+                "currency": STARS_CURRENCY,
+                "total_amount": query["total_amount"],
+                "invoice_payload": query["invoice_payload"],
+                "pre_checkout_query_id": pre_checkout_query_id,
+                "at": time.time(),
+                "refunded": False,
+                "update_ids": [update["update_id"]],
+                "message": message,
+            }
+            self._payments[charge_id] = payment
+            self._star_transactions.append(
+                _star_transaction(payment, refund=False, date=message["date"])
+            )
+            return charge_id
+
+    def pay_invoice(
+        self,
+        user_id: int,
+        message_id: int | None = None,
+        *,
+        chat_id: int | None = None,
+        language_code: str | None = "ru",
+        timeout: float = 10.0,
+    ) -> str:
+        """Pay an invoice the way a user does: pre-checkout query, the bot's answer, the payment.
+
+        Injects the ``pre_checkout_query``, blocks until the (running) bot answered it, then
+        injects the ``successful_payment`` message.
+
+        Args:
+            user_id: Who pays.
+            message_id: The invoice message; None takes the chat's latest invoice.
+            chat_id: The chat of the invoice, when not the user's private chat.
+            language_code: The user's client language (None to omit it).
+            timeout: Seconds to wait for the bot's answer.
+
+        Returns:
+            The ``telegram_payment_charge_id`` of the payment.
+
+        Raises:
+            LookupError: If there is no such invoice.
+            AssertionError: If the bot did not answer in time (listing the calls recorded) or
+                answered ``ok=False`` (with its ``error_message``).
+        """
+        query_id = self.inject_pre_checkout_query(
+            user_id, message_id, chat_id=chat_id, language_code=language_code
+        )
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            query = self._pre_checkout_queries[query_id]
+            while query["answer"] is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"pre_checkout_query {query_id} not answered: "
+                        + self._describe_wait_failure("answerPreCheckoutQuery", 1, [], timeout)
+                    )
+                self._cond.wait(remaining)
+            if not query["answer"]["ok"]:
+                raise AssertionError(
+                    f"the bot refused pre_checkout_query {query_id}: "
+                    f"{query['answer']['error_message']!r}"
+                )
+            return self.inject_successful_payment(query_id)
+
+    def inject_duplicate_payment(self, telegram_payment_charge_id: str) -> dict[str, Any]:
+        """Queue the ``successful_payment`` message of a payment once more (a new ``update_id``).
+
+        Telegram may deliver an update twice; the bot must not credit the payment twice.
+
+        Args:
+            telegram_payment_charge_id: A charge from :meth:`inject_successful_payment`.
+
+        Returns:
+            The queued update (a copy): the same message, same charge id.
+
+        Raises:
+            LookupError: For an unknown charge.
+        """
+        with self._cond:
+            payment = self._payments.get(telegram_payment_charge_id)
+            if payment is None:
+                raise LookupError(
+                    f"no payment {telegram_payment_charge_id!r}; known: {list(self._payments)}"
+                )
+            update = self._enqueue({"message": payment["message"]})
+            payment["update_ids"].append(update["update_id"])
+            return update
+
+    def invoices(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """The invoices the bot sent with ``sendInvoice``, oldest first.
+
+        Args:
+            chat_id: Only the invoices of this chat.
+
+        Returns:
+            Dicts with ``chat_id``, ``message_id``, ``title``, ``description``, ``payload``,
+            ``currency``, ``prices`` (LabeledPrice objects), ``total_amount``,
+            ``start_parameter`` and ``at`` (``time.time()`` when sent).
+        """
+        with self._cond:
+            return copy.deepcopy(
+                [i for i in self._invoices if chat_id is None or i["chat_id"] == chat_id]
+            )
+
+    def pre_checkout_answers(self) -> list[dict[str, Any]]:
+        """The accepted ``answerPreCheckoutQuery`` answers, oldest first.
+
+        Refused calls (unknown, expired or already answered queries) are only in :meth:`calls`.
+
+        Returns:
+            Dicts with ``pre_checkout_query_id``, ``user_id``, ``ok``, ``error_message`` (None
+            when ok), ``total_amount`` and ``invoice_payload`` of the query, ``answered_at``
+            (``time.time()``) and ``delay`` (seconds since the query was injected).
+        """
+        with self._cond:
+            return copy.deepcopy(self._pre_checkout_answers)
+
+    def payments(self) -> list[dict[str, Any]]:
+        """The payments completed by :meth:`inject_successful_payment`, oldest first.
+
+        Returns:
+            Dicts with ``telegram_payment_charge_id``, ``user_id``, ``user``, ``chat_id``,
+            ``currency``, ``total_amount``, ``invoice_payload``, ``pre_checkout_query_id``,
+            ``at``, ``refunded``, ``update_ids`` (every update that carried it, duplicates
+            included) and ``message`` (the ``successful_payment`` message).
+        """
+        with self._cond:
+            return copy.deepcopy(list(self._payments.values()))
+
+    def refunds(self) -> list[dict[str, Any]]:
+        """The refunds the bot made with ``refundStarPayment``, oldest first.
+
+        Returns:
+            Dicts with ``telegram_payment_charge_id``, ``user_id``, ``total_amount``,
+            ``invoice_payload`` and ``at`` (``time.time()``).
+        """
+        with self._cond:
+            return copy.deepcopy(self._refunds)
+
+    def _find_invoice(self, chat_id: int, message_id: int | None) -> dict[str, Any] | None:
+        """The chat's invoice (its latest when ``message_id`` is None) still in the chat."""
+        present = self._chats.get(chat_id, {})
+        found = [
+            invoice
+            for invoice in self._invoices
+            if invoice["chat_id"] == chat_id
+            and invoice["message_id"] in present
+            and (message_id is None or invoice["message_id"] == message_id)
+        ]
+        return found[-1] if found else None
 
     # ---------------------------------------------------------------- test-side: failures
 

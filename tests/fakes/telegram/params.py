@@ -36,6 +36,8 @@ _JSON_PARAMS = frozenset(
         "results",
         "menu_button",
         "rights",
+        "prices",
+        "suggested_tip_amounts",
     }
 )
 # Parameters that are integers when they look like one (chat_id may also be "@channel").
@@ -53,6 +55,10 @@ _INT_PARAMS = frozenset(
         "message_thread_id",
         "cache_time",
         "from_chat_id",
+        "max_tip_amount",
+        "photo_size",
+        "photo_width",
+        "photo_height",
     }
 )
 _BOOL_PARAMS = frozenset(
@@ -67,6 +73,14 @@ _BOOL_PARAMS = frozenset(
         "keep_on_stop",
         "allow_paid_broadcast",
         "for_channels",
+        "ok",
+        "need_name",
+        "need_phone_number",
+        "need_email",
+        "need_shipping_address",
+        "send_phone_number_to_provider",
+        "send_email_to_provider",
+        "is_flexible",
     }
 )
 _TRUE_STRINGS = frozenset({"true", "1"})

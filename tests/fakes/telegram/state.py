@@ -1,4 +1,4 @@
-"""The fake's bookkeeping: calls, chats and messages, users, pending updates, the webhook.
+"""The fake's bookkeeping: calls, chats and messages, users, pending updates, the webhook, payments.
 
 :class:`_FakeState` is the base of every part of :class:`~tests.fakes.telegram.FakeTelegram`: it
 declares the state, (re)creates it (:meth:`_FakeState._clear_state`) and holds the helpers that
@@ -53,6 +53,7 @@ class _FakeState:
     _methods: dict[str, Callable[[dict[str, Any]], Any]]
     _canonical: dict[str, str]
     _flood_limits: FloodLimits | None
+    _pre_checkout_timeout: float
 
     def _clear_state(self) -> None:
         """Forget everything except the update_id counter (callers hold the lock or own self)."""
@@ -71,6 +72,13 @@ class _FakeState:
         self._next_delivery_at = 0.0
         self._deliveries: list[Delivery] = []
         self._flood = FloodState(self._flood_limits) if self._flood_limits else None
+        # Telegram Stars payments (see payments.py).
+        self._invoices: list[dict[str, Any]] = []
+        self._pre_checkout_queries: dict[str, dict[str, Any]] = {}
+        self._pre_checkout_answers: list[dict[str, Any]] = []
+        self._payments: dict[str, dict[str, Any]] = {}
+        self._refunds: list[dict[str, Any]] = []
+        self._star_transactions: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- internals: state helpers
 
