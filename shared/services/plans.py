@@ -496,3 +496,40 @@ def reminders_due(now: datetime | None = None, *, days: int = 3, batch: int = 50
         user.plan_reminded_at = now
     db.session.flush()
     return users
+
+
+def plan_of(user: User, now: datetime | None = None) -> tuple[Plan | None, datetime | None]:
+    """The plan governing a user now, and when it ends (rows, for the admin and the API).
+
+    Args:
+        user: The user.
+        now: The current instant (tests pass it).
+
+    Returns:
+        ``(plan, expires_at)``: their own plan and its end while it has not expired, else the
+        default plan and None (the expiry job records the fallback a little later).
+    """
+    now = now or utcnow()
+    if user.plan is not None and (user.plan_expires_at is None or user.plan_expires_at > now):
+        return user.plan, user.plan_expires_at
+    return default_plan(), None
+
+
+def history_of(user_id: int, limit: int = 50) -> list[PlanChange]:
+    """A user's plan changes, newest first.
+
+    Args:
+        user_id: The user (database id).
+        limit: At most this many.
+
+    Returns:
+        The changes.
+    """
+    return list(
+        db.session.scalars(
+            select(PlanChange)
+            .where(PlanChange.user_id == user_id)
+            .order_by(PlanChange.at.desc(), PlanChange.id.desc())
+            .limit(limit)
+        )
+    )

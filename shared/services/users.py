@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
 from shared.extensions import runtime, telegram
-from shared.models import ErrorKind, LLMModel, Mode, User, UserStatus
+from shared.models import ErrorKind, LLMModel, Mode, Plan, PlanChangeReason, User, UserStatus
 from shared.models.types import utcnow
 from shared.runtime import Snapshot
+from shared.services import audit, plans
 from shared.services.settings import REGISTRATION_APPROVAL
 
 logger = logging.getLogger(__name__)
@@ -334,11 +335,27 @@ def set_status(users: list[User], status: UserStatus) -> int:
 
 
 #: Fields of a user an admin may change (the Telegram id is the user's address, never changed).
-EDITABLE_FIELDS = ("username", "first_name", "status", "daily_request_limit", "note")
+EDITABLE_FIELDS = (
+    "username",
+    "first_name",
+    "status",
+    "daily_request_limit",
+    "note",
+    "plan_id",
+    "plan_expires_at",
+)
+
+
+class UnknownPlan(ValueError, LookupError):
+    """A plan id given for a user does not exist."""
 
 
 def update_user(user: User, values: dict[str, Any]) -> User:
     """Apply an admin's changes to a user; a status change goes through :func:`set_status`.
+
+    A plan or expiry change goes through ``shared.services.plans.change_plan`` and is recorded
+    in the user's plan history as the current audit actor's (reason ``admin``). Giving
+    ``plan_id`` alone keeps the expiry; giving the default plan's id clears it.
 
     Args:
         user: The user.
@@ -349,6 +366,7 @@ def update_user(user: User, values: dict[str, Any]) -> User:
 
     Raises:
         ValueError: On a field that is not editable.
+        UnknownPlan: When ``plan_id`` names no plan.
     """
     values = dict(values)
     unknown = set(values) - set(EDITABLE_FIELDS)
@@ -356,10 +374,31 @@ def update_user(user: User, values: dict[str, Any]) -> User:
         raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
     if "status" in values:
         set_status([user], UserStatus(values.pop("status")))
+    if "plan_id" in values or "plan_expires_at" in values:
+        _assign_plan(user, values)
     for key, value in values.items():
         setattr(user, key, value)
     db.session.flush()
     return user
+
+
+def _assign_plan(user: User, values: dict[str, Any]) -> None:
+    """Apply ``plan_id`` / ``plan_expires_at`` from an admin's changes (popped from ``values``)."""
+    plan_id = values.pop("plan_id", user.plan_id)
+    expires_at = values.pop("plan_expires_at", user.plan_expires_at)
+    if plan_id is not None:
+        plan = db.session.get(Plan, plan_id)
+        if plan is None:
+            raise UnknownPlan(f"plan_id: no plan {plan_id}")
+        if plan.is_default:
+            plan_id, expires_at = None, None
+    plans.change_plan(
+        user,
+        plan_id,
+        expires_at,
+        reason=PlanChangeReason.ADMIN,
+        actor=audit.current_actor() or audit.SYSTEM,
+    )
 
 
 #: Largest page of users one call answers.

@@ -87,6 +87,10 @@ TEXTS: dict[str, dict[str, str]] = {
         RU: "{name} — {stars} ⭐ на {days} дн.",
         EN: "{name} — {stars} ⭐ for {days} days",
     },
+    "invoice_description": {
+        RU: "Доступ по тарифу на {days} дн.",
+        EN: "Access under this plan for {days} days",
+    },
     "llm_error": {
         RU: "Извините, сейчас не удалось получить ответ от модели. Попробуйте ещё раз чуть позже.",
         EN: "Sorry, the model could not answer right now. Please try again a little later.",
