@@ -58,7 +58,8 @@ def dispatch(raw_update: dict) -> None:
         raw_update: The update as Telegram sent it.
     """
     update = Update.de_json(raw_update)
-    for event in (update.message, update.edited_message, update.callback_query):
+    events = (update.message, update.edited_message, update.callback_query)
+    for event in (*events, update.pre_checkout_query):
         if event is not None:
             event.update_id = update.update_id
     dispatcher().process_new_updates([update])

@@ -1,6 +1,6 @@
 """The one middleware of the dispatcher: who is talking, in which language, one commit, then send.
 
-For every message and button press it registers or refreshes the sender
+For every message, button press and pre-checkout query it registers or refreshes the sender
 (``shared.services.users.touch_user``) and picks the text language, and hands both to the
 handler with an :class:`Outbox`. Handlers change the database and *queue* their replies; after
 the handler returns, the middleware commits once and only then sends the queued replies, so no
@@ -21,7 +21,7 @@ from typing import Any
 
 from telebot.apihelper import ApiTelegramException
 from telebot.handler_backends import BaseMiddleware
-from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message
+from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, PreCheckoutQuery
 
 from shared.db import db
 from shared.extensions import telegram
@@ -52,6 +52,10 @@ class Outbox:
     def toast(self, query_id: str, text: str) -> None:
         """Queue the answer to a button press (the small notice at the top of the chat)."""
         self.actions.append(("answer_callback_query", (query_id, text), {}))
+
+    def call(self, method: str, params: dict[str, Any]) -> None:
+        """Queue any Bot API call (``sendInvoice``, ``answerPreCheckoutQuery`` …)."""
+        self.actions.append(("call", (method, params), {}))
 
     def edit(
         self, chat_id: int, message_id: int, text: str, markup: InlineKeyboardMarkup | None
@@ -100,13 +104,15 @@ class UserMiddleware(BaseMiddleware):
 
     def __init__(self) -> None:
         super().__init__()
-        self.update_types = ["message", "callback_query"]
+        self.update_types = ["message", "callback_query", "pre_checkout_query"]
 
-    def pre_process(self, message: Message | CallbackQuery, data: dict[str, Any]) -> None:
+    def pre_process(
+        self, message: Message | CallbackQuery | PreCheckoutQuery, data: dict[str, Any]
+    ) -> None:
         """Register or refresh the sender and prepare the outbox.
 
         Args:
-            message: The message or button press.
+            message: The message, button press or pre-checkout query.
             data: Handed to the handler (``user``, ``lang``, ``out``).
         """
         data["user"] = touch_user(message.from_user.to_dict())
@@ -114,7 +120,10 @@ class UserMiddleware(BaseMiddleware):
         data["out"] = Outbox(update_id=getattr(message, "update_id", None))
 
     def post_process(
-        self, message: Message | CallbackQuery, data: dict[str, Any], exception: BaseException
+        self,
+        message: Message | CallbackQuery | PreCheckoutQuery,
+        data: dict[str, Any],
+        exception: BaseException,
     ) -> None:
         """Commit once and send the replies; on a handler error roll back and re-raise it.
 
@@ -137,6 +146,6 @@ class UserMiddleware(BaseMiddleware):
             chat = (
                 message.chat
                 if isinstance(message, Message)
-                else getattr(message.message, "chat", None)
+                else getattr(getattr(message, "message", None), "chat", None)
             )
             outbox.flush(chat.id if chat is not None else None)

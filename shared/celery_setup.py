@@ -27,18 +27,19 @@ from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
 from shared.heap import freeze_startup_heap
 from shared.redis import celery_url
+from shared.schedule import UPDATES_QUEUE
 from shared.services import inbox, workers
 from shared.telegram import updates
 
 logger = logging.getLogger(__name__)
 
-#: Fast work: Telegram updates, commands, button presses.
-UPDATES_QUEUE = "updates"
+#: Fast work: Telegram updates, commands, button presses (``UPDATES_QUEUE``, from
+#: ``shared.schedule``, which Celery beat imports without this module).
 #: Slow work: LLM calls and the replies they produce.
 LLM_QUEUE = "llm"
 
 #: The bot's commands (``/start`` …): handled on the fast queue, listed in Telegram's menu.
-BOT_COMMANDS = ("start", "help", "settings", "new", "stop")
+BOT_COMMANDS = ("start", "help", "settings", "new", "usage", "buy", "stop")
 
 #: Seconds between two sweeps for tasks of dead workers (at most a third of the visibility
 #: timeout, i.e. of ``LEASE_SECONDS``), and how many tasks one sweep restores at most.
@@ -46,7 +47,7 @@ SWEEP_INTERVAL = 60.0
 SWEEP_BATCH = 100
 
 #: Modules the worker imports to register tasks (explicit, no autodiscovery).
-TASK_MODULES = ("tasks.health", "tasks.updates", "tasks.replies")
+TASK_MODULES = ("tasks.health", "tasks.updates", "tasks.replies", "tasks.plans")
 
 
 def celery_settings(config: Config) -> dict[str, Any]:
@@ -97,6 +98,7 @@ def celery_settings(config: Config) -> dict[str, Any]:
         "task_routes": {
             "tasks.updates.*": {"queue": UPDATES_QUEUE},
             "tasks.health.*": {"queue": UPDATES_QUEUE},
+            "tasks.plans.*": {"queue": UPDATES_QUEUE},
             "tasks.replies.*": {"queue": LLM_QUEUE},
         },
         "worker_pool": pool,
@@ -299,6 +301,8 @@ UPDATE_KINDS = frozenset(
     )
 )  # fmt: skip
 TEXT_TASK = "tasks.replies.answer_text"
+#: The messages of the periodic plan check (``shared.schedule``: what Celery beat runs).
+NOTIFY_TASK = "tasks.plans.notify"
 REPLY_TASK = "tasks.replies.generate_reply"
 
 

@@ -172,7 +172,8 @@ class Config:
         openai_api_key: Seeds a default model on first start when set.
         openai_base_url: Base URL of that seeded model.
         openai_model: Provider model id of that seeded model.
-        timezone: IANA timezone in which statistics are bucketed into days.
+        timezone: IANA timezone of "today" and "this month": statistics are bucketed into its
+            days, and the plan limits reset at its midnights.
         port: Port of the web server started by ``make run``.
         host: Interface the web server started by ``make run`` binds to.
         flower_port: Port of the Flower ``make run`` starts on 127.0.0.1 (``FLOWER_PORT``; 0, or
@@ -212,6 +213,8 @@ class Config:
             0 turns the global lane off, e.g. for a bot allowed paid broadcasts).
         telegram_chat_rate: Messages per second into one private chat (Telegram: about 1).
         telegram_group_rate: Messages per minute into one group (Telegram: 20).
+        plan_check_seconds: How often Celery beat runs the plan check (expiry and reminders).
+        plan_remind_days: A plan ending within this many days gets one reminder.
     """
 
     env: str = "development"
@@ -255,6 +258,8 @@ class Config:
     telegram_global_rate: float = 30.0
     telegram_chat_rate: float = 1.0
     telegram_group_rate: int = 20
+    plan_check_seconds: int = 300
+    plan_remind_days: int = 3
 
     @property
     def is_production(self) -> bool:
@@ -371,4 +376,8 @@ class Config:
             telegram_group_rate=max(
                 1, _env_int(env, "TELEGRAM_GROUP_RATE", defaults.telegram_group_rate)
             ),
+            plan_check_seconds=max(
+                5, _env_int(env, "PLAN_CHECK_SECONDS", defaults.plan_check_seconds)
+            ),
+            plan_remind_days=max(0, _env_int(env, "PLAN_REMIND_DAYS", defaults.plan_remind_days)),
         )

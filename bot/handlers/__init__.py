@@ -11,8 +11,8 @@ from telebot import TeleBot
 from telebot.callback_data import CallbackDataFilter
 from telebot.custom_filters import AdvancedCustomFilter
 
-from bot.handlers import commands, dialog, settings
-from shared.telegram.keyboards import MODE, MODEL, NEW_DIALOG
+from bot.handlers import commands, dialog, plans, settings
+from shared.telegram.keyboards import BUY, MODE, MODEL, NEW_DIALOG, PLAN
 
 
 class CallbackFilter(AdvancedCustomFilter):
@@ -37,8 +37,14 @@ def register_handlers(bot: TeleBot) -> None:
     bot.register_message_handler(settings.show, commands=["settings"])
     bot.register_message_handler(dialog.new_command, commands=["new"])
     bot.register_message_handler(dialog.stop_command, commands=["stop"])
+    bot.register_message_handler(plans.usage, commands=["usage"])
+    bot.register_message_handler(plans.buy, commands=["buy"])
+    bot.register_message_handler(plans.paid, content_types=["successful_payment"])
     bot.register_message_handler(dialog.text, content_types=["text"])
     bot.register_message_handler(dialog.non_text, content_types=dialog.NON_TEXT)
     bot.register_callback_query_handler(dialog.new_button, func=lambda q: q.data == NEW_DIALOG)
     bot.register_callback_query_handler(settings.switch_mode, func=None, config=MODE.filter())
     bot.register_callback_query_handler(settings.switch_model, func=None, config=MODEL.filter())
+    bot.register_callback_query_handler(plans.buy_button, func=lambda q: q.data == BUY)
+    bot.register_callback_query_handler(plans.plan_button, func=None, config=PLAN.filter())
+    bot.register_pre_checkout_query_handler(plans.pre_checkout, func=lambda _query: True)

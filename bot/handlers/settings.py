@@ -8,7 +8,7 @@ from bot.middleware import Outbox
 from shared.extensions import runtime
 from shared.models import User
 from shared.models.types import row_id
-from shared.services.users import choose_mode, choose_model
+from shared.services.users import choose_mode, choose_model, model_of, models_for
 from shared.telegram.keyboards import MODE, MODEL, settings_keyboard
 from shared.telegram.texts import t
 
@@ -24,7 +24,7 @@ def render(user: User, lang: str) -> tuple[str, InlineKeyboardMarkup]:
         The text and the keyboard.
     """
     snapshot = runtime.get()
-    mode, model = snapshot.mode(user.mode_id), snapshot.model(user.model_id)
+    mode, model = snapshot.mode(user.mode_id), model_of(user, snapshot)
     text = t(
         "settings",
         lang,
@@ -34,7 +34,7 @@ def render(user: User, lang: str) -> tuple[str, InlineKeyboardMarkup]:
     keyboard = settings_keyboard(
         lang,
         snapshot.modes.values(),
-        snapshot.models.values(),
+        models_for(user, snapshot),
         mode.id if mode else None,
         model.id if model else None,
     )
@@ -55,7 +55,7 @@ def switch_mode(query: CallbackQuery, user: User, lang: str, out: Outbox) -> Non
 
 
 def switch_model(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
-    """Apply a model button (only enabled models can be chosen; a forged id is refused)."""
+    """Apply a model button (only enabled models of the user's plan; a forged id is refused)."""
     model_id = row_id(MODEL.parse(query.data)["id"])
     chosen = choose_model(user, model_id) if model_id is not None else None
     _switch(query, user, lang, out, chosen, "model_set")

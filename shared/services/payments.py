@@ -3,7 +3,7 @@
 The flow, all through the Bot API (currency ``XTR``, no provider token):
 
 1. ``/buy`` lists the plans on sale (:func:`offers`); a choice sends an invoice
-   (:func:`send_invoice`) whose payload names the plan, its price and the buyer
+   (:func:`invoice_params`) whose payload names the plan, its price and the buyer
    (:func:`invoice_payload`);
 2. Telegram asks ``pre_checkout_query`` and wants an answer within 10 seconds:
    :func:`pre_checkout_verdict` says ``ok`` only while that plan is still on sale at that price,
@@ -82,8 +82,8 @@ class Payload:
             return None
 
 
-def send_invoice(chat_id: int, plan: PlanSpec, telegram_id: int, lang: str) -> Any:
-    """Send a plan's invoice in Stars to a chat (paced like every message).
+def invoice_params(chat_id: int, plan: PlanSpec, telegram_id: int, lang: str) -> dict[str, Any]:
+    """The ``sendInvoice`` parameters of a plan, in Stars (no provider token).
 
     Args:
         chat_id: The chat.
@@ -92,44 +92,45 @@ def send_invoice(chat_id: int, plan: PlanSpec, telegram_id: int, lang: str) -> A
         lang: Text language.
 
     Returns:
-        The invoice message.
+        The parameters.
     """
     title = plan.name[:32]
-    description = (plan.description or t("invoice_description", lang, days=plan.period_days))[:255]
-    return telegram.call(
-        "sendInvoice",
-        {
-            "chat_id": chat_id,
-            "title": title,
-            "description": description,
-            "payload": invoice_payload(plan, telegram_id),
-            "currency": STARS,
-            "prices": [{"label": title, "amount": plan.price_stars}],
-        },
-    )
+    description = plan.description or t("invoice_description", lang, days=plan.period_days)
+    return {
+        "chat_id": chat_id,
+        "title": title,
+        "description": description[:255],
+        "payload": invoice_payload(plan, telegram_id),
+        "currency": STARS,
+        "prices": [{"label": title, "amount": plan.price_stars}],
+    }
 
 
-def pre_checkout_verdict(query: dict[str, Any], snapshot: Snapshot) -> str | None:
+def pre_checkout_verdict(
+    sender_id: int, currency: str, total_amount: int, payload: str, snapshot: Snapshot
+) -> str | None:
     """Whether to accept a ``pre_checkout_query``: None for ok, else the reason (a text key).
 
     Accepted only for a payload of ours, in Stars, from the buyer it names, for a plan still on
     sale at the price the invoice was sent with.
 
     Args:
-        query: The ``pre_checkout_query`` object.
+        sender_id: Who pays (the query's ``from``).
+        currency: The query's currency.
+        total_amount: What Telegram will charge.
+        payload: The invoice's payload.
         snapshot: The runtime settings (the plans).
 
     Returns:
         None to answer ``ok: true``; else ``"plan_unavailable"`` or ``"price_changed"``.
     """
-    payload = Payload.parse(query.get("invoice_payload"))
-    sender = query.get("from") or {}
-    if payload is None or query.get("currency") != STARS or sender.get("id") != payload.telegram_id:
+    parsed = Payload.parse(payload)
+    if parsed is None or currency != STARS or sender_id != parsed.telegram_id:
         return "plan_unavailable"
-    plan = snapshot.plans.get(payload.plan_id)
+    plan = snapshot.plans.get(parsed.plan_id)
     if plan is None or not plan.on_sale:
         return "plan_unavailable"
-    if plan.price_stars != payload.stars or query.get("total_amount") != plan.price_stars:
+    if plan.price_stars != parsed.stars or total_amount != plan.price_stars:
         return "price_changed"
     return None
 

@@ -368,3 +368,60 @@ def release(user_id: int, request_id: int, requested_at: datetime) -> None:
         requested_at: When it was made.
     """
     settle(user_id, request_id, requested_at, 0, None, drop=True)
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """What ``/usage`` shows: the plan, and each limit with what is used of it.
+
+    Attributes:
+        plan_name: The effective plan (None when no plan exists).
+        expires_at: When it ends (None = never).
+        used: ``{limit name: amount used}`` for every name of :data:`LIMIT_NAMES`.
+        limits: The limits that apply.
+        day_resets_at: When the daily limits start again.
+        month_resets_at: When the monthly limits start again.
+    """
+
+    plan_name: str | None
+    expires_at: datetime | None
+    used: dict[str, int | Decimal]
+    limits: Limits
+    day_resets_at: datetime
+    month_resets_at: datetime
+
+
+def report(
+    user_id: int,
+    plan: PlanSpec | None,
+    expires_at: datetime | None,
+    own_daily_limit: int | None,
+    now: datetime | None = None,
+) -> UsageReport:
+    """A user's use against their limits, from the database (the source of truth).
+
+    Args:
+        user_id: The user.
+        plan: Their effective plan.
+        expires_at: When it ends.
+        own_daily_limit: ``User.daily_request_limit`` (overrides the plan's requests per day).
+        now: The current instant (tests pass it).
+
+    Returns:
+        The report.
+    """
+    tz_name = current_app.config["AI_ROUTER"].timezone
+    spent = usage.plan_usage([user_id], tz_name, now)[user_id]
+    return UsageReport(
+        plan_name=plan.name if plan else None,
+        expires_at=expires_at,
+        used={
+            "requests_per_day": spent.requests_today,
+            "tokens_per_day": spent.tokens_today,
+            "tokens_per_month": spent.tokens_month,
+            "cost_usd_per_month": spent.cost_usd_month,
+        },
+        limits=Limits.of(plan, own_daily_limit),
+        day_resets_at=usage.next_day_start(tz_name, now),
+        month_resets_at=usage.next_month_start(tz_name, now),
+    )

@@ -253,21 +253,54 @@ def choose_mode(user: User, mode_id: int) -> Mode | None:
 
 
 def choose_model(user: User, model_id: int) -> LLMModel | None:
-    """Switch the user's model, among the enabled ones.
+    """Switch the user's model, among the enabled ones their plan allows.
 
     Args:
         user: The user.
         model_id: The chosen model.
 
     Returns:
-        The model, or None if it does not exist or is disabled (nothing changes then).
+        The model, or None if it does not exist, is disabled or is not in the user's plan
+        (nothing changes then).
     """
     model = db.session.get(LLMModel, model_id)
     if model is None or not model.enabled:
         return None
+    if model.id not in {spec.id for spec in models_for(user)}:
+        return None
     user.model = model
     db.session.flush()
     return model
+
+
+def models_for(user: User | Sender, snapshot: Snapshot | None = None) -> list[Any]:
+    """The enabled models a user's plan lets them choose, in display order (``ModelSpec``).
+
+    Args:
+        user: The user.
+        snapshot: The runtime settings (read from the process's cache when None).
+
+    Returns:
+        The models.
+    """
+    snapshot = snapshot or runtime.get()
+    plan = plans.effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
+    return plans.allowed_models(snapshot, plan)
+
+
+def model_of(user: User | Sender, snapshot: Snapshot | None = None) -> Any:
+    """The model a user is answered by now (their choice within their plan, else a default).
+
+    Args:
+        user: The user.
+        snapshot: The runtime settings (read from the process's cache when None).
+
+    Returns:
+        The ``ModelSpec``, or None when no enabled model is allowed.
+    """
+    snapshot = snapshot or runtime.get()
+    plan = plans.effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
+    return plans.model_for(snapshot, plan, user.model_id)
 
 
 class UserExists(ValueError):

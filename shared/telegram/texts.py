@@ -5,6 +5,9 @@ Pick a language with :func:`lang_of` (Telegram's ``language_code``) and a text w
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 RU = "ru"
 EN = "en"
 
@@ -28,6 +31,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "/help — эта справка\n"
         "/settings — режим ответа и модель\n"
         "/new — начать новый диалог\n"
+        "/usage — тариф и остаток лимитов\n"
+        "/buy — купить тариф за Telegram Stars\n"
         "/stop — остановить ответ, который я пишу\n\n"
         "Пишите вопросы обычным текстом: в рамках диалога я помню предыдущие сообщения.",
         EN: "Commands:\n"
@@ -35,6 +40,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "/help — this help\n"
         "/settings — answer mode and model\n"
         "/new — start a new dialog\n"
+        "/usage — your plan and what is left\n"
+        "/buy — buy a plan with Telegram Stars\n"
         "/stop — stop the answer I am writing\n\n"
         "Write your questions as plain text: within a dialog I remember earlier messages.",
     },
@@ -113,7 +120,73 @@ TEXTS: dict[str, dict[str, str]] = {
     "command_help": {RU: "Справка", EN: "Help"},
     "command_settings": {RU: "Режим и модель", EN: "Mode and model"},
     "command_new": {RU: "Новый диалог", EN: "New dialog"},
+    "command_usage": {RU: "Тариф и лимиты", EN: "Plan and limits"},
+    "command_buy": {RU: "Купить тариф", EN: "Buy a plan"},
+    "usage_plan": {RU: "Тариф: {plan}", EN: "Plan: {plan}"},
+    "usage_until": {RU: " (до {date})", EN: " (until {date})"},
+    "usage_no_plan": {RU: "без тарифа", EN: "no plan"},
+    "usage_today": {RU: "Сегодня (обновится {at}):", EN: "Today (resets {at}):"},
+    "usage_month": {RU: "В этом месяце (обновится {at}):", EN: "This month (resets {at}):"},
+    "usage_requests_per_day": {RU: "запросы", EN: "requests"},
+    "usage_tokens_per_day": {RU: "токены", EN: "tokens"},
+    "usage_tokens_per_month": {RU: "токены", EN: "tokens"},
+    "usage_cost_usd_per_month": {RU: "расходы, $", EN: "spent, $"},
+    "usage_line": {
+        RU: "• {what}: {used} из {limit}, осталось {left}",
+        EN: "• {what}: {used} of {limit}, {left} left",
+    },
+    "usage_line_unlimited": {
+        RU: "• {what}: {used}, без ограничений",
+        EN: "• {what}: {used}, unlimited",
+    },
+    "buy_list": {
+        RU: "Тарифы за Telegram Stars:\n\n{plans}\n\nВыберите тариф — я пришлю счёт.",
+        EN: "Plans for Telegram Stars:\n\n{plans}\n\nChoose one and I will send the invoice.",
+    },
+    "buy_plan_line": {
+        RU: "⭐ {name} — {stars} Stars на {days} дн.{description}",
+        EN: "⭐ {name} — {stars} Stars for {days} days{description}",
+    },
+    "buy_nothing": {
+        RU: "Сейчас нет тарифов для покупки.",
+        EN: "There are no plans on sale right now.",
+    },
+    "buy_invoice_sent": {RU: "Счёт отправлен", EN: "Invoice sent"},
+    "pay_plan_unavailable": {
+        RU: "Этот тариф больше не продаётся. Откройте /buy ещё раз.",
+        EN: "This plan is no longer on sale. Please open /buy again.",
+    },
+    "pay_price_changed": {
+        RU: "Цена тарифа изменилась. Откройте /buy и оплатите новый счёт.",
+        EN: "The plan's price has changed. Please open /buy and pay the new invoice.",
+    },
+    "paid_thanks": {
+        RU: "Спасибо за оплату! Тариф «{plan}» действует до {date}.",
+        EN: "Thank you for your payment! Your «{plan}» plan is active until {date}.",
+    },
+    "plan_expired": {
+        RU: "Срок тарифа «{plan}» закончился, вы снова на тарифе «{default}».",
+        EN: "Your «{plan}» plan has ended; you are back on «{default}».",
+    },
+    "plan_expires_soon": {
+        RU: "Тариф «{plan}» закончится {date}. Продлить его можно через /buy.",
+        EN: "Your «{plan}» plan ends on {date}. You can extend it with /buy.",
+    },
 }
+
+
+def local_time(moment: datetime, tz_name: str) -> str:
+    """A moment as users read it, in a timezone: ``05.01.2027 14:00 (MSK)``.
+
+    Args:
+        moment: An aware instant.
+        tz_name: IANA timezone (the configured ``STATS_TIMEZONE``).
+
+    Returns:
+        The text.
+    """
+    local = moment.astimezone(ZoneInfo(tz_name))
+    return f"{local.strftime('%d.%m.%Y %H:%M')} ({local.tzname()})"
 
 
 def lang_of(language_code: str | None) -> str:

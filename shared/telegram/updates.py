@@ -3,7 +3,8 @@
 Telegram sends well-formed updates; a forged one that parses as JSON with an integer
 ``update_id`` (anyone who learns the webhook secret, or a buggy proxy) must not reach a task
 that would fail on it and be retried. :func:`problem` checks what the handlers rely on for the
-kinds they serve (``message``, ``callback_query``): the ids are integers a database column can
+kinds they serve (``message`` — with ``successful_payment`` —, ``callback_query``,
+``pre_checkout_query``): the ids are integers a database column can
 hold, the sender and chat carry the fields the Bot API always sends, text and button data are
 strings (button data at most 64 bytes, Telegram's own limit). Kinds the bot does not serve
 pass unchecked; their task ignores them.
@@ -57,6 +58,27 @@ def _message_problem(message: Any, *, sender_required: bool) -> str | None:
             return problem
     if "text" in message and not isinstance(message["text"], str):
         return "text"
+    if "successful_payment" in message:
+        payment = message["successful_payment"]
+        if not isinstance(payment, dict) or "from" not in message:
+            return "successful_payment"
+        if not isinstance(payment.get("telegram_payment_charge_id"), str) or not _is_id(
+            payment.get("total_amount")
+        ):
+            return "successful_payment fields"
+    return None
+
+
+def _pre_checkout_problem(query: Any) -> str | None:
+    if not isinstance(query, dict) or not isinstance(query.get("id"), str):
+        return "query id"
+    problem = _user_problem(query.get("from"))
+    if problem:
+        return problem
+    if not isinstance(query.get("currency"), str) or not _is_id(query.get("total_amount")):
+        return "amount"
+    if not isinstance(query.get("invoice_payload"), str):
+        return "payload"
     return None
 
 
@@ -94,4 +116,7 @@ def problem(update: dict[str, Any]) -> str | None:
     if "callback_query" in update:
         reason = _callback_problem(update["callback_query"])
         return f"callback_query: {reason}" if reason else None
+    if "pre_checkout_query" in update:
+        reason = _pre_checkout_problem(update["pre_checkout_query"])
+        return f"pre_checkout_query: {reason}" if reason else None
     return None

@@ -26,6 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from flask import current_app
 from telebot.apihelper import ApiTelegramException
 from telebot.types import InlineKeyboardMarkup
 
@@ -38,7 +39,7 @@ from shared.services.quotas import LimitHit
 from shared.services.users import close_unreachable, mark_unreachable
 from shared.telegram.client import ChatUnreachable, OutgoingPart, answer_parts
 from shared.telegram.keyboards import buy_keyboard, new_dialog_keyboard
-from shared.telegram.texts import lang_of, t
+from shared.telegram.texts import lang_of, local_time, t
 from shared.timers import Cancellable
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ def limit_refusal(error: str | None, lang: str) -> tuple[str, InlineKeyboardMark
     if hit is None:
         text = t(TEXT_OF_KIND[ErrorKind.LIMIT], lang)
     else:
-        resets = f"{hit.resets_at.strftime('%d.%m.%Y %H:%M')} ({hit.resets_at.tzname()})"
+        resets = local_time(hit.resets_at, current_app.config["AI_ROUTER"].timezone)
         text = t(f"limit_{hit.limit}", lang, limit=hit.value, resets=resets)
     on_sale = any(plan.on_sale for plan in runtime.get().plans.values())
     return text, buy_keyboard(lang) if on_sale else None

@@ -254,9 +254,11 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
     )
     limits = Limits.of(plan, user.daily_request_limit)
     if refusal is None and not limits.unlimited:
-        hit = _reserve(row, user.id, limits, plan, model, incoming.text, snapshot)
+        hit, model = _reserve(row, user.id, limits, plan, model, incoming.text, snapshot)
         if hit is None:
             reserved.append((user.id, row.id, row.request_at))
+            if model is not None and model.id != row.model_id:
+                row = dataclasses.replace(row, model_id=model.id, model_name=model.name)
         else:
             deny_pending(row.id, ErrorKind.LIMIT, hit.to_error())
             row = dataclasses.replace(
@@ -291,19 +293,19 @@ def _reserve(
     model: ModelSpec | None,
     text: str,
     snapshot: Snapshot,
-) -> LimitHit | None:
+) -> tuple[LimitHit | None, ModelSpec | None]:
     """Reserve the row's share of the user's limits; a plan's fallback model past its dollars.
 
     Returns:
-        None when the row may be answered (its model switched to the plan's fallback if the
-        dollar limit was reached), else the limit it hit.
+        ``(None, model)`` when the row may be answered — by the plan's fallback (recorded on
+        the row) if the dollar limit was reached — else ``(the limit it hit, model)``.
     """
     hit = quotas.reserve(user_id, row.id, limits, quotas.estimate(model, text), at=row.request_at)
     if hit is None or hit.limit != "cost_usd_per_month" or plan is None:
-        return hit
+        return hit, model
     fallback = snapshot.models.get(plan.fallback_model_id) if plan.fallback_model_id else None
     if fallback is None or (model is not None and fallback.id == model.id):
-        return hit
+        return hit, model
     cheaper = quotas.reserve(
         user_id,
         row.id,
@@ -312,7 +314,8 @@ def _reserve(
         at=row.request_at,
         ignore_cost=True,
     )
-    if cheaper is None:
-        switch_model(row.id, fallback)
-        logger.info("request_id=%s answered by the plan's fallback %s", row.id, fallback.name)
-    return cheaper
+    if cheaper is not None:
+        return cheaper, model
+    switch_model(row.id, fallback)
+    logger.info("request_id=%s answered by the plan's fallback %s", row.id, fallback.name)
+    return None, fallback
