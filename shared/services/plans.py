@@ -158,16 +158,23 @@ def default_plan() -> Plan | None:
 def seed_plans(legacy_daily_limit: int | None = None) -> None:
     """Create «Free» (the default) and «Paid» when no plan exists; idempotent.
 
+    A new install gets «Free» with modest limits. An install upgraded from before plans (it
+    has users) keeps what its users had: «Free» limits requests per day by the old
+    ``default_daily_limit`` setting only (none if it was unset) — an upgrade never starts
+    refusing anyone; the admin sets the limits they want.
+
     Args:
-        legacy_daily_limit: The old ``default_daily_limit`` setting, if an upgraded install had
-            one: it becomes «Free»'s requests per day.
+        legacy_daily_limit: The old ``default_daily_limit`` setting, if any.
     """
     if db.session.scalar(select(Plan.id).limit(1)) is not None:
         return
+    upgrading = db.session.scalar(select(User.id).limit(1)) is not None
     for index, (name, description, values) in enumerate(DEFAULT_PLANS):
         plan = Plan(name=name, description=description, is_default=index == 0, **values)
-        if index == 0 and legacy_daily_limit is not None:
+        if index == 0 and (upgrading or legacy_daily_limit is not None):
             plan.requests_per_day = legacy_daily_limit
+        if index == 0 and upgrading:
+            plan.tokens_per_day = plan.tokens_per_month = None
         db.session.add(plan)
     db.session.flush()
 

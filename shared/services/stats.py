@@ -1,4 +1,4 @@
-"""Usage statistics for a period: requests, active users, tokens, cost, errors, per day.
+"""Usage statistics for a period: requests, active users, tokens, cost, errors, Stars, per day.
 
 Days are calendar days in the configured timezone (``STATS_TIMEZONE``, UTC by default). The
 day boundaries are computed in Python (right across daylight-saving changes) and the per-day
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Integer, case, func, literal, select
 
 from shared.db import db
-from shared.models import Request, RequestStatus, User
+from shared.models import Payment, PaymentStatus, Request, RequestStatus, User
 from shared.models.types import UtcDateTime
 
 #: The longest period one request may ask for.
@@ -153,8 +153,10 @@ def _row_dict(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def _day_index(starts: Sequence[datetime], low: int, high: int) -> ColumnElement[int]:
-    """SQL giving the index (``low`` ≤ i < ``high``) of the day a row's ``request_at`` falls in.
+def _day_index(
+    starts: Sequence[datetime], low: int, high: int, column: Any = Request.request_at
+) -> ColumnElement[int]:
+    """SQL giving the index (``low`` ≤ i < ``high``) of the day a row's ``column`` falls in.
 
     ``starts[i]`` is the first instant of day ``i``. The CASE is a binary search, so each row
     costs a handful of comparisons even for a year of days; it runs on SQLite and PostgreSQL
@@ -163,14 +165,48 @@ def _day_index(starts: Sequence[datetime], low: int, high: int) -> ColumnElement
     if high - low == 1:
         return literal(low, Integer)
     middle = (low + high) // 2
-    before_middle = Request.request_at < literal(starts[middle], UtcDateTime)
+    before_middle = column < literal(starts[middle], UtcDateTime)
     return case(
-        (before_middle, _day_index(starts, low, middle)), else_=_day_index(starts, middle, high)
+        (before_middle, _day_index(starts, low, middle, column)),
+        else_=_day_index(starts, middle, high, column),
     )
 
 
-def _daily(period: Period) -> list[dict[str, Any]]:
-    """The per-day series of a period, from one grouped query (days without requests are 0)."""
+def _revenue(period: Period, starts: Sequence[datetime]) -> tuple[dict[str, int], dict[int, Any]]:
+    """Telegram Stars taken in a period (refunded payments excluded) and the users who paid.
+
+    Two queries: the totals and one grouped by day (``starts`` as in :func:`_daily`).
+
+    Returns:
+        ``({"stars_revenue", "paying_users"}, {day index: (stars, paying users)})``.
+    """
+    paid = (
+        Payment.created_at >= period.start,
+        Payment.created_at < period.end,
+        Payment.status == PaymentStatus.PAID,
+    )
+    sums = (func.coalesce(func.sum(Payment.stars), 0), func.count(func.distinct(Payment.user_id)))
+    stars, payers = db.session.execute(select(*sums).where(*paid)).one()
+    day = _day_index(starts, 0, len(starts), Payment.created_at).label("day")
+    rows = select(day, Payment.stars, Payment.user_id).where(*paid).subquery()
+    by_day = {
+        int(index): (int(day_stars), int(day_payers))
+        for index, day_stars, day_payers in db.session.execute(
+            select(
+                rows.c.day,
+                func.coalesce(func.sum(rows.c.stars), 0),
+                func.count(func.distinct(rows.c.user_id)),
+            ).group_by(rows.c.day)
+        )
+    }
+    return {"stars_revenue": int(stars), "paying_users": int(payers)}, by_day
+
+
+def _daily(period: Period) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The per-day series of a period (days without requests are 0) and its Stars totals.
+
+    One grouped query for the requests, two for the payments (:func:`_revenue`).
+    """
     days = period.days()
     starts = [datetime.combine(day, time(), period.tz).astimezone(UTC) for day in days]
     rows = (
@@ -189,9 +225,11 @@ def _daily(period: Period) -> list[dict[str, Any]]:
     grouped = db.session.execute(select(rows.c.day, *_sums(rows.c)).group_by(rows.c.day)).all()
     by_day = {int(row[0]): _row_dict(row[1:]) for row in grouped}
     empty = _row_dict((0, 0, 0, 0, 0, 0))
+    revenue_totals, revenue = _revenue(period, starts)
     daily = []
     for index, day in enumerate(days):
         totals = by_day.get(index, empty)
+        stars, payers = revenue.get(index, (0, 0))
         daily.append(
             {
                 "date": day.isoformat(),
@@ -200,17 +238,20 @@ def _daily(period: Period) -> list[dict[str, Any]]:
                 "total_tokens": totals["total_tokens"],
                 "cost_usd": totals["cost_usd"],
                 "errors": totals["errors"],
+                "stars_revenue": stars,
+                "paying_users": payers,
             }
         )
-    return daily
+    return daily, revenue_totals
 
 
 def statistics(period: Period) -> dict[str, Any]:
     """Totals, a per-day series, per-model and top-user breakdowns for a period.
 
     ``requests`` counts every logged request, denied and failed included; ``errors`` the failed.
-    Four queries whatever the length of the period: totals, the days (one grouped query),
-    models, top users.
+    Six queries whatever the length of the period: totals, the days (one grouped query),
+    models, top users, and the Telegram Stars taken (``stars_revenue``, ``paying_users``; in
+    total and per day; refunded payments excluded).
 
     Args:
         period: From :func:`make_period`.
@@ -220,7 +261,8 @@ def statistics(period: Period) -> dict[str, Any]:
     """
     in_period = (Request.request_at >= period.start, Request.request_at < period.end)
     result = _row_dict(db.session.execute(select(*_sums()).where(*in_period)).one())
-    daily = _daily(period)
+    daily, revenue = _daily(period)
+    result.update(revenue)
     tokens = func.coalesce(func.sum(Request.prompt_tokens), 0) + func.coalesce(
         func.sum(Request.completion_tokens), 0
     )

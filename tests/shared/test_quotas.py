@@ -8,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 from flask import Flask
+from sqlalchemy import delete, func, select
 
 from shared.db import db
-from shared.models import RequestStatus
+from shared.models import Plan, RequestStatus
 from shared.models.types import utcnow
 from shared.services import quotas, usage
-from shared.services.plans import PlanSpec
+from shared.services.plans import PlanSpec, seed_plans
 from shared.services.quotas import LimitHit, Limits
 from tests.shared.support import add_request, add_user
 
@@ -170,3 +171,23 @@ def test_the_day_and_month_follow_the_configured_timezone() -> None:
     assert period.month_key.endswith(":quota:9:m:2026-04")
     assert period.resets_at("requests_per_day").isoformat() == "2026-04-02T00:00:00+09:00"
     assert period.resets_at("tokens_per_month").isoformat() == "2026-05-01T00:00:00+09:00"
+
+
+def test_seeded_plans_limit_a_new_install_but_not_an_upgraded_one(ctx) -> None:
+    """A new install's «Free» has modest limits; after an upgrade its users keep theirs."""
+    db.session.execute(delete(Plan))  # the app's start seeded them: start again
+    seed_plans()
+    free, paid = (db.session.scalar(select(Plan).where(Plan.name == n)) for n in ("Free", "Paid"))
+    assert free.is_default and free.requests_per_day == 30 and free.tokens_per_day == 50_000
+    assert not paid.is_default and paid.price_stars == 250 and paid.period_days == 30
+    seed_plans()  # idempotent
+    assert db.session.scalar(select(func.count()).select_from(Plan)) == 2
+    db.session.execute(delete(Plan))
+    add_user(77)
+    seed_plans(legacy_daily_limit=None)
+    free = db.session.scalar(select(Plan).where(Plan.name == "Free"))
+    assert (free.requests_per_day, free.tokens_per_day, free.tokens_per_month) == (None,) * 3
+    db.session.execute(delete(Plan))
+    seed_plans(legacy_daily_limit=12)
+    free = db.session.scalar(select(Plan).where(Plan.name == "Free"))
+    assert (free.requests_per_day, free.tokens_per_day) == (12, None)

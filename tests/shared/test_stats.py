@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from shared.db import db
-from shared.models import RequestStatus
+from shared.models import Payment, PaymentStatus, RequestStatus, User
 from shared.services.stats import PeriodError, make_period, statistics
 from tests.shared.support import add_request, add_user, count_queries
 
@@ -82,3 +82,28 @@ def test_bad_periods_are_refused() -> None:
     for since, until in (("2025-02-01", "2025-01-01"), ("2020-01-01", "2025-01-01"), ("x", None)):
         with pytest.raises(PeriodError):
             make_period(since, until, "UTC", date(2025, 6, 1))
+
+
+def test_stars_revenue_and_paying_users_per_day_without_refunds(ctx) -> None:
+    """Stars taken per local day and in total; refunded payments do not count."""
+    ann, bob = add_user(1), add_user(2)
+
+    def pay(user: User, at: str, stars: int, status: PaymentStatus = PaymentStatus.PAID) -> None:
+        db.session.add(
+            Payment(
+                user_id=user.id, telegram_id=user.telegram_id, plan_name="Paid", stars=stars,
+                period_days=30, telegram_payment_charge_id=f"c-{user.id}-{at}",
+                invoice_payload="plan:1:250:1", status=status, created_at=_utc(at),
+            )
+        )  # fmt: skip
+
+    pay(ann, "2025-03-28T22:59:00", 250)  # 28 March in Berlin
+    pay(ann, "2025-03-28T23:00:00", 250)  # 29 March
+    pay(bob, "2025-03-29T10:00:00", 100)
+    pay(bob, "2025-03-29T11:00:00", 100, PaymentStatus.REFUNDED)
+    pay(bob, "2025-04-02T10:00:00", 999)  # after the period
+    db.session.flush()
+    stats = statistics(make_period("2025-03-28", "2025-03-30", BERLIN))
+    assert (stats["stars_revenue"], stats["paying_users"]) == (600, 2)
+    days = [(d["date"], d["stars_revenue"], d["paying_users"]) for d in stats["daily"]]
+    assert days == [("2025-03-28", 250, 1), ("2025-03-29", 350, 2), ("2025-03-30", 0, 0)]
