@@ -1,14 +1,14 @@
 """``make run``'s supervisor: start every process of ai_router and stop them all together.
 
 Order: embedded Redis (only when ``REDIS_URL`` is unset) → migrations and the first admin →
-web (gunicorn), the Celery worker(s), the bot listener, Celery beat (``beat_app``: the periodic
-plan check), Flower (on 127.0.0.1:``FLOWER_PORT`` behind a login, unless ``FLOWER_PORT`` is 0;
-see ``shared.flower``). A child that dies on its
+web (gunicorn), the Celery worker(s), the bot listener (which also runs Celery beat's
+scheduler: ``shared.schedule``), Flower (on 127.0.0.1:``FLOWER_PORT`` behind a login, unless
+``FLOWER_PORT`` is 0; see ``shared.flower``). A child that dies on its
 own is started again, after a pause that doubles with each quick death (1 s, 2 s, 4 s … at
 most :data:`MAX_BACKOFF`; back to 1 s once it has run a minute), and every death and restart
 is logged — as a process manager would on a single host; the embedded Redis is restarted the
-same way. Ctrl-C or SIGTERM stops the children in the reverse order of need (Flower, beat,
-listener, worker, web, then Redis) and waits for each, so nothing is left behind.
+same way. Ctrl-C or SIGTERM stops the children in the reverse order of need (Flower, listener,
+worker, web, then Redis) and waits for each, so nothing is left behind.
 """
 
 from __future__ import annotations
@@ -134,12 +134,11 @@ def child_commands(config: Config) -> list[Child]:
         config: The configuration (port, host, worker concurrency).
 
     Returns:
-        Web, worker, listener, beat and Flower (unless ``FLOWER_PORT`` is 0), in start order.
+        Web, worker, listener and Flower (unless ``FLOWER_PORT`` is 0), in start order.
         The web is one gunicorn process with 8 threads (the admin and the webhook are light;
         each more process costs ~100 MiB); the worker is one gevent process (``WORKER_POOL``)
-        running up to ``WORKER_CONCURRENCY`` tasks at once; beat (``beat_app``) is
-        broker-only; Flower (``flower_app``) takes its login from the environment it sets
-        itself, never from its command line.
+        running up to ``WORKER_CONCURRENCY`` tasks at once; Flower (``flower_app``) takes its
+        login from the environment it sets itself, never from its command line.
     """
     python = sys.executable
     flower = (
@@ -166,11 +165,6 @@ def child_commands(config: Config) -> list[Child]:
             for index in range(1, config.worker_processes + 1)
         ),
         Child("bot", [python, "-m", "bot"]),
-        Child(
-            "beat",
-            [python, "-m", "celery", "-A", "beat_app", "beat", "--loglevel", config.log_level,
-             "--schedule", str(config.instance_path / "celerybeat-schedule")],
-        ),
         *flower,
     ]  # fmt: skip
 

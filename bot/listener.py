@@ -13,7 +13,9 @@ One listener leads (a Redis lock) in polling and webhook mode; others stand by a
 when the leader stops renewing the lock.
 
 It writes a heartbeat with its state every few seconds, and sets the command menu
-(``setMyCommands``) whenever it starts serving.
+(``setMyCommands``) whenever it starts serving. A thread runs Celery beat's scheduler for the
+periodic jobs (the plan check), in one listener of the deployment at a time
+(``shared.schedule``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from shared.heap import freeze_startup_heap
 from shared.logging import configure_logging, redact, stop_on_signals
 from shared.models.types import utcnow
 from shared.redis import current_redis
+from shared.schedule import start_beat
 from shared.services import bot_control
 from shared.services.bot_control import POLLING, STOPPED, ListenerStatus
 from shared.services.settings import set_setting
@@ -244,4 +247,6 @@ def main() -> None:
     configure_logging("bot", config.log_level, config.log_format)
     app = create_core_app(config)
     freeze_startup_heap()
-    Listener(app, stop_on_signals(logger)).run()
+    stop = stop_on_signals(logger)
+    start_beat(app, stop)
+    Listener(app, stop).run()

@@ -33,8 +33,8 @@ from shared.telegram import updates
 
 logger = logging.getLogger(__name__)
 
-#: Fast work: Telegram updates, commands, button presses (``UPDATES_QUEUE``, from
-#: ``shared.schedule``, which Celery beat imports without this module).
+#: Fast work: Telegram updates, commands, button presses, periodic jobs (``UPDATES_QUEUE``,
+#: defined in ``shared.schedule``, which the schedule needs without importing this module).
 #: Slow work: LLM calls and the replies they produce.
 LLM_QUEUE = "llm"
 
@@ -301,7 +301,7 @@ UPDATE_KINDS = frozenset(
     )
 )  # fmt: skip
 TEXT_TASK = "tasks.replies.answer_text"
-#: The messages of the periodic plan check (``shared.schedule``: what Celery beat runs).
+#: The messages the periodic plan check sends (``shared.schedule`` queues the check).
 NOTIFY_TASK = "tasks.plans.notify"
 REPLY_TASK = "tasks.replies.generate_reply"
 

@@ -1,4 +1,4 @@
-"""Plan expiry, run by Celery beat (``beat_app``): fall back to the default plan, remind before.
+"""Plan expiry, queued by Celery beat (``shared.schedule``): back to the default plan, reminders.
 
 ``tasks.plans.check_plans`` runs every ``PLAN_CHECK_SECONDS`` (queue ``updates``): it moves users
 whose plan has ended back to the default plan (each change recorded as ``expiry``) and marks

@@ -40,9 +40,9 @@ def test_compose_file_matches_the_compose_specification() -> None:
 
 
 def test_compose_runs_every_process(compose: dict) -> None:
-    """Redis, PostgreSQL, web, worker, listener, beat and Flower, plus a one-shot migration."""
+    """Redis, PostgreSQL, web, worker, listener and Flower, plus a one-shot migration."""
     assert set(compose["services"]) == {
-        "redis", "postgres", "migrate", "web", "worker", "bot", "beat", "flower",
+        "redis", "postgres", "migrate", "web", "worker", "bot", "flower",
     }  # fmt: skip
 
 
@@ -57,8 +57,6 @@ def test_commands_point_at_real_entry_points(compose: dict) -> None:
     # Flower as `make run` starts it: the broker-only app, which sets its login.
     assert _command(compose, "flower")[:4] == ["celery", "-A", "flower_app", "flower"]
     assert (PROJECT_ROOT / "flower_app.py").exists()
-    assert _command(compose, "beat")[:4] == ["celery", "-A", "beat_app", "beat"]
-    assert (PROJECT_ROOT / "beat_app.py").exists()
     worker = _command(compose, "worker")
     queues = worker[worker.index("-Q") + 1].split(",")
     assert sorted(queues) == sorted([UPDATES_QUEUE, LLM_QUEUE])
@@ -70,13 +68,13 @@ def test_commands_point_at_real_entry_points(compose: dict) -> None:
 
 def test_app_services_share_production_settings(compose: dict) -> None:
     """App containers run in production mode against the stack's PostgreSQL and Redis."""
-    for service in ("migrate", "web", "worker", "bot", "beat", "flower"):
+    for service in ("migrate", "web", "worker", "bot", "flower"):
         env = compose["services"][service]["environment"]
         assert env["AI_ROUTER_ENV"] == "production"
         assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["REDIS_URL"] == "redis://redis:6379/0"
-    for service in ("web", "worker", "bot", "beat", "flower"):
+    for service in ("web", "worker", "bot", "flower"):
         depends = compose["services"][service]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
 
@@ -131,20 +129,6 @@ def test_worker_and_listener_do_not_load_the_admin(tmp_path: Path) -> None:
     result = _python(code, tmp_path / "instance", SECRET_KEY="x")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
-
-
-def test_beat_app_loads_no_flask_app(tmp_path: Path) -> None:
-    """Beat's entry point is broker-only too, and schedules the plan check on the fast queue."""
-    code = (
-        "import sys, beat_app; "
-        "print(sorted(m for m in ('flask', 'sqlalchemy', 'shared.app', 'shared.db', "
-        "'shared.celery_setup', 'prometheus_client') if m in sys.modules)); "
-        "entry = beat_app.celery.conf.beat_schedule['check-plans']; "
-        "print(entry['task'], entry['schedule'], entry['options']['queue'])"
-    )
-    result = _python(code, tmp_path / "instance", SECRET_KEY="x", PLAN_CHECK_SECONDS="60")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:2] == ["[]", "tasks.plans.check_plans 60.0 updates"]
 
 
 def test_flower_app_loads_no_flask_app(tmp_path: Path) -> None:

@@ -129,7 +129,6 @@ def test_run_serves_and_stops_cleanly(instance: Path) -> None:
             "gunicorn",
             "celery_app worker",
             "-m bot",
-            "beat_app beat",
             "flower_app flower",
         ):
             assert part in names
