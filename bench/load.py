@@ -75,6 +75,7 @@ class Result:
     statuses: dict[str, int] = field(default_factory=dict)
     worker_cpu_cap: float | None = None
     worker_throttled_share: float | None = None
+    plan_limits: str = "on"
 
 
 class Users:
@@ -263,6 +264,7 @@ class Stack:
             timeout=10,
         )
         response.raise_for_status()
+        self._set_plan_limits(base)
         if getattr(self.args, "streaming", "on") == "off":  # on is the default (and older
             requests.patch(  # checkouts know no such setting)
                 f"{base}/admin/api/settings",
@@ -277,6 +279,29 @@ class Stack:
                 if _role(process) == "worker":
                     self.caps.cap(process.pid)
         return self
+
+    def _set_plan_limits(self, base: str) -> None:
+        """Set the default plan's limits for the run (older checkouts have no plans).
+
+        ``on``: limits no user reaches, so each question is checked and reserved in Redis (the
+        real path); ``off``: none at all (no check).
+        """
+        headers = {"Authorization": f"Bearer {API_TOKEN}"}
+        plans = requests.get(f"{base}/admin/api/plans", headers=headers, timeout=10)
+        if plans.status_code == 404:
+            return
+        plans.raise_for_status()
+        default = next(plan for plan in plans.json()["items"] if plan["is_default"])
+        high = getattr(self.args, "plan_limits", "on") == "on"
+        limits = {
+            "requests_per_day": 10**8 if high else None,
+            "tokens_per_day": 10**12 if high else None,
+            "tokens_per_month": 10**12 if high else None,
+            "cost_usd_per_month": 10**6 if high else None,
+        }
+        requests.patch(
+            f"{base}/admin/api/plans/{default['id']}", json=limits, headers=headers, timeout=10
+        ).raise_for_status()
 
     def _database(self) -> str:
         if self.database == "sqlite":
@@ -413,6 +438,7 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
             unanswered=users.outstanding(),
             statuses=stack.statuses(),
             worker_cpu_cap=args.worker_cpu,
+            plan_limits=args.plan_limits,
             worker_throttled_share=(
                 round(
                     sum(throttled_after[g] - throttled_before[g] for g in throttled_after)
@@ -549,6 +575,11 @@ def main(argv: list[str] | None = None) -> None:
         help="the interpreter that runs --root's run.py (default: this one)",
     )  # fmt: skip
     parser.add_argument("--env", action="append", help="NAME=VALUE for ai_router's processes")
+    parser.add_argument(
+        "--plan-limits", choices=("on", "off"), default="on",
+        help="the default plan's limits: on = checked for every question but never reached "
+        "(the real path), off = none (no check)",
+    )  # fmt: skip
     parser.add_argument(
         "--worker-cpu", type=float, default=None, metavar="CORES",
         help="cap each worker process at this share of a core (cgroups; see bench/cgroups.py)",

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
@@ -520,6 +520,51 @@ def plan_of(user: User, now: datetime | None = None) -> tuple[Plan | None, datet
     if user.plan is not None and (user.plan_expires_at is None or user.plan_expires_at > now):
         return user.plan, user.plan_expires_at
     return default_plan(), None
+
+
+def plans_of(
+    users: Iterable[User], now: datetime | None = None
+) -> dict[int, tuple[Plan | None, datetime | None]]:
+    """:func:`plan_of` for a page of users, reading the default plan once.
+
+    Args:
+        users: The users (their ``plan`` relationship loaded with them).
+        now: The current instant (tests pass it).
+
+    Returns:
+        ``{user id: (plan, expires_at)}``.
+    """
+    now = now or utcnow()
+    users = list(users)
+    default: list[Plan | None] = []
+    result: dict[int, tuple[Plan | None, datetime | None]] = {}
+    for user in users:
+        if user.plan is not None and (user.plan_expires_at is None or user.plan_expires_at > now):
+            result[user.id] = (user.plan, user.plan_expires_at)
+            continue
+        if not default:
+            default.append(default_plan())
+        result[user.id] = (default[0], None)
+    return result
+
+
+def governed_by(plan: Plan, now: datetime | None = None) -> ColumnElement[bool]:
+    """SQL matching the users a plan governs now (:func:`plan_of`'s rule, for list filters).
+
+    Args:
+        plan: The plan.
+        now: The current instant (tests pass it).
+
+    Returns:
+        The condition on ``User``: the plan's own users whose plan has not ended, plus — for
+        the default plan — users with no plan or an ended one.
+    """
+    now = now or utcnow()
+    running = or_(User.plan_expires_at.is_(None), User.plan_expires_at > now)
+    own = and_(User.plan_id == plan.id, running)
+    if not plan.is_default:
+        return own
+    return or_(own, User.plan_id.is_(None), User.plan_expires_at <= now)
 
 
 def history_of(user_id: int, limit: int = 50) -> list[PlanChange]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
@@ -416,15 +416,27 @@ def update_user(user: User, values: dict[str, Any]) -> User:
 
 
 def _assign_plan(user: User, values: dict[str, Any]) -> None:
-    """Apply ``plan_id`` / ``plan_expires_at`` from an admin's changes (popped from ``values``)."""
+    """Apply ``plan_id`` / ``plan_expires_at`` from an admin's changes (popped from ``values``).
+
+    The rules: the default plan never expires (its id, or None, clears the expiry); a new plan
+    given without an expiry has none (an old plan's end is not carried over); an expiry given
+    alone applies to the user's current plan.
+    """
+    changing = "plan_id" in values
     plan_id = values.pop("plan_id", user.plan_id)
-    expires_at = values.pop("plan_expires_at", user.plan_expires_at)
+    if changing and plan_id != user.plan_id and "plan_expires_at" not in values:
+        expires_at = None
+    else:
+        expires_at = values.pop("plan_expires_at", user.plan_expires_at)
+    values.pop("plan_expires_at", None)
     if plan_id is not None:
         plan = db.session.get(Plan, plan_id)
         if plan is None:
             raise UnknownPlan(f"plan_id: no plan {plan_id}")
         if plan.is_default:
-            plan_id, expires_at = None, None
+            plan_id = None
+    if plan_id is None:
+        expires_at = None
     plans.change_plan(
         user,
         plan_id,
@@ -442,6 +454,7 @@ def find_users(
     *,
     status: UserStatus | None = None,
     search: str | None = None,
+    plan_id: int | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[User], int]:
@@ -450,6 +463,8 @@ def find_users(
     Args:
         status: Only users with this status.
         search: Text looked for in the username and first name (case-insensitive).
+        plan_id: Only users this plan governs now (``plans.governed_by``; an unknown plan
+            matches nobody).
         limit: Page size (capped at :data:`MAX_PAGE`).
         offset: Rows to skip.
 
@@ -462,6 +477,9 @@ def find_users(
     if search:
         pattern = f"%{search}%"
         query = query.where(User.username.ilike(pattern) | User.first_name.ilike(pattern))
+    if plan_id is not None:
+        plan = db.session.get(Plan, plan_id)
+        query = query.where(plans.governed_by(plan) if plan is not None else false())
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     users = db.session.scalars(
         query.order_by(User.last_seen_at.desc().nulls_last(), User.id.desc())

@@ -154,6 +154,8 @@ def test_polling_listener_brings_messages_to_the_bot(
         "help",
         "settings",
         "new",
+        "usage",
+        "buy",
         "stop",
     ]
 

@@ -46,9 +46,11 @@ def _error(response, status: int, code: str | None = None) -> dict:
     return body["error"]
 
 
-@pytest.mark.parametrize(
-    "path", ["/settings", "/models", "/modes", "/users", "/messages", "/stats", "/bot", "/audit"]
-)
+API_PATHS = ["/settings", "/models", "/modes", "/users", "/plans", "/payments", "/messages",
+             "/stats", "/bot", "/audit"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", API_PATHS)
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "x"}])
 def test_no_valid_token_no_data(client, path: str, headers: dict) -> None:
     """Without a valid bearer token every resource answers 401 with a JSON error."""
@@ -127,6 +129,7 @@ def test_openapi_describes_request_bodies_and_queries(client) -> None:
         ("patch", "/admin/api/models/{model_id}"), ("post", "/admin/api/modes"),
         ("patch", "/admin/api/modes/{mode_id}"), ("post", "/admin/api/users"),
         ("patch", "/admin/api/users/{telegram_id}"), ("post", "/admin/api/bot/start"),
+        ("post", "/admin/api/plans"), ("patch", "/admin/api/plans/{plan_id}"),
     }  # fmt: skip
     for ref in bodies.values():
         schema = _schema(document, ref)
@@ -148,6 +151,7 @@ def test_openapi_describes_request_bodies_and_queries(client) -> None:
     assert query("/admin/api/messages") >= {"telegram_id", "dialog_id", "since", "until",
                                             "limit", "offset"}  # fmt: skip
     assert query("/admin/api/users") >= {"status", "q", "limit", "offset"}
+    assert query("/admin/api/payments") == {"telegram_id", "status", "limit", "offset"}
     assert query("/admin/api/stats") == {"since", "until"}
     assert query("/admin/api/audit") == {"kind", "object_id", "actor", "since", "until",
                                          "limit", "offset"}  # fmt: skip

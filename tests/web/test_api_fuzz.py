@@ -16,6 +16,7 @@ Generation is derandomized so CI runs the same cases every time; ``FUZZ_EXAMPLES
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import schemathesis
 from flask import Flask
@@ -26,7 +27,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from shared.db import db
 from shared.services.catalog import seed_catalog
+from shared.services.plans import seed_plans
+from tests.fakes.telegram import FakeTelegram
 from tests.support import ADMIN_API_TOKEN
+from tests.web.test_api_payments import pay
 
 #: 400 messages for valid-looking requests that break a rule beyond the document.
 SEMANTIC_REFUSALS = (
@@ -47,8 +51,16 @@ def accepts_valid_requests(ctx, response, case) -> None:
     return positive_data_acceptance(ctx, response, case)
 
 
-def _known_ids(app: Flask) -> dict[str, int]:
-    """Create a model, a mode and a user through the API; their path parameters."""
+def _known_ids(app: Flask, telegram: FakeTelegram) -> tuple[dict[str, int], dict[str, int]]:
+    """Create a model, a mode, a user, plans and a payment; their path parameters.
+
+    The bot token is the fake Bot API's and the payment is one it charged, so a refund of it
+    goes through (once). Deletions get a plan of their own: no other operation can make it the
+    default (which cannot be deleted).
+
+    Returns:
+        The ids for every operation, and the ids for deletions.
+    """
     client = app.test_client()
     auth = {"Authorization": f"Bearer {ADMIN_API_TOKEN}"}
 
@@ -60,17 +72,34 @@ def _known_ids(app: Flask) -> dict[str, int]:
     model = create("/models", {"name": "Fuzz", "base_url": "http://127.0.0.1:9/v1", "model": "m"})
     mode = create("/modes", {"name": "Fuzz mode"})
     user = create("/users", {"telegram_id": 4242})
-    patched = client.patch("/admin/api/settings", json={"telegram_bot_token": "1:T"}, headers=auth)
+    plan = create("/plans", {"name": "Fuzz plan", "price_stars": 5})
+    doomed = create("/plans", {"name": "Fuzz plan to delete"})
+    token = {"telegram_bot_token": telegram.token}
+    patched = client.patch("/admin/api/settings", json=token, headers=auth)
     assert patched.status_code == 200
-    return {"model_id": model["id"], "mode_id": mode["id"], "telegram_id": user["telegram_id"]}
+    known = {
+        "model_id": model["id"],
+        "mode_id": mode["id"],
+        "telegram_id": user["telegram_id"],
+        "plan_id": plan["id"],
+        "payment_id": pay(app, telegram, user["telegram_id"], plan["id"]),
+    }
+    return known, {**known, "plan_id": doomed["id"]}
 
 
-def test_every_operation_answers_inside_its_document(app: Flask) -> None:
+def _order(run: tuple[GenerationMode, Any]) -> int:
+    """Refunds first (before the fuzzed settings change the bot token), deletions last."""
+    method, path = run[1].method.upper(), run[1].path
+    return 0 if path.endswith("/refund") else 2 if method == "DELETE" else 1
+
+
+def test_every_operation_answers_inside_its_document(app: Flask, telegram: FakeTelegram) -> None:
     """Positive and negative requests to every operation: no 5xx, no answer off the document."""
     with app.app_context():
         seed_catalog(app.config["AI_ROUTER"])
+        seed_plans()
         db.session.commit()
-    known = _known_ids(app)
+    known, deletable = _known_ids(app, telegram)
     config = SchemathesisConfig.from_dict(
         {"auth": {"openapi": {"bearer": {"bearer": ADMIN_API_TOKEN}}}}
     )
@@ -80,14 +109,12 @@ def test_every_operation_answers_inside_its_document(app: Flask) -> None:
     assert len(operations) >= 20
     failures: list[str] = []
     accepted: set[str] = set()
-    # Deletions last, so the other operations meet the rows that exist.
-    runs = sorted(
-        ((mode, op) for mode in GenerationMode for op in operations),
-        key=lambda run: run[1].method.upper() == "DELETE",
-    )
+    # Deletions last, so the other operations meet the rows that exist; refunds first (_order).
+    runs = sorted(((mode, op) for mode in GenerationMode for op in operations), key=_order)
     for mode, operation in runs:
         strategy = operation.as_strategy(generation_mode=mode)
-        path = {name: known[name] for name in known if "{" + name + "}" in operation.path}
+        ids = deletable if operation.method.upper() == "DELETE" else known
+        path = {name: ids[name] for name in ids if "{" + name + "}" in operation.path}
         if path:  # random ids (mostly 404) and the ids of rows that exist
             strategy |= operation.as_strategy(generation_mode=mode, path_parameters=path)
 

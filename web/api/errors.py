@@ -1,8 +1,9 @@
 """Errors of the admin API: one JSON shape, ``{"error": {"code": "...", "message": "..."}}``.
 
-Handlers raise :class:`ApiError` (through :func:`invalid`, :func:`not_found`, :func:`conflict`);
-webargs' validation errors and Werkzeug's 404/405 are turned into the same shape by the
-blueprint's error handlers (``web.api``). :class:`ErrorSchema` documents the shape in OpenAPI.
+Handlers raise :class:`ApiError` (through :func:`invalid`, :func:`not_found`, :func:`conflict`,
+:func:`bad_gateway`); webargs' validation errors and Werkzeug's 404/405 are turned into the same
+shape by the blueprint's error handlers (``web.api``). :class:`ErrorSchema` documents the shape
+in OpenAPI.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def conflict(message: str) -> ApiError:
     return ApiError(409, "conflict", message)
 
 
+def bad_gateway(message: str) -> ApiError:
+    """A 502: Telegram refused what was asked of it, or could not be reached; nothing changed."""
+    return ApiError(502, "bad_gateway", message)
+
+
 def describe(messages: Any, field: str = "") -> str:
     """One line from marshmallow's error messages, naming each field.
 
@@ -89,7 +95,9 @@ class ErrorDetailSchema(ma.Schema):
 
     code = ma.fields.String(
         required=True,
-        metadata={"description": "validation_error, unauthorized, not_found, conflict, …"},
+        metadata={
+            "description": "validation_error, unauthorized, not_found, conflict, bad_gateway, …"
+        },
     )
     message = ma.fields.String(required=True, metadata={"description": "For people."})
 

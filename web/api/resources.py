@@ -1,4 +1,4 @@
-"""Resources of the admin API: settings, models, modes, users, messages, stats, bot, audit log.
+"""Resources of the admin API: settings, catalog, users, plans, payments, log, stats, bot, audit.
 
 One flask-smorest blueprint per resource (its name is the OpenAPI tag), nested in ``web.api.bp``
 through :data:`RESOURCES`. Handlers stay thin: the schemas (``web.api.schemas``) validate the
@@ -18,14 +18,22 @@ from flask import current_app
 from flask.views import MethodView
 
 from shared.db import db
-from shared.models import LLMModel, Mode, RequestStatus, User, UserStatus
-from shared.services import bot_control, catalog, usage
+from shared.models import LLMModel, Mode, Payment, Plan, PlanChange, RequestStatus, User, UserStatus
+from shared.services import audit, bot_control, catalog, payments, plans, usage
 from shared.services.audit import AuditFilter, query_audit
 from shared.services.configuration import UnknownObject, current_settings, update_settings
 from shared.services.message_log import LogFilter, query_log
 from shared.services.stats import PeriodError, make_period, parse_bound, statistics
-from shared.services.users import UserExists, create_user, find_users, get_user, update_user
-from web.api.errors import conflict, invalid, not_found
+from shared.services.usage import PlanUsage
+from shared.services.users import (
+    UnknownPlan,
+    UserExists,
+    create_user,
+    find_users,
+    get_user,
+    update_user,
+)
+from web.api.errors import ErrorSchema, bad_gateway, conflict, invalid, not_found
 from web.api.openapi import ResourceBlueprint as Blueprint
 from web.api.schemas import (
     MAX_ID,
@@ -42,9 +50,16 @@ from web.api.schemas import (
     ModelSchema,
     ModePatchSchema,
     ModeSchema,
+    PaymentListSchema,
+    PaymentSchema,
+    PaymentsQuerySchema,
+    PlanListSchema,
+    PlanPatchSchema,
+    PlanSchema,
     SettingsSchema,
     StatsQuerySchema,
     StatsSchema,
+    UserDetailSchema,
     UserListSchema,
     UserPatchSchema,
     UserSchema,
@@ -54,6 +69,16 @@ from web.api.schemas import (
 # Responses documented on the operations that can give them (components of flask-smorest).
 NOT_FOUND = {"response": "NOT_FOUND"}
 CONFLICT = {"response": "CONFLICT"}
+#: A 502 of the refund: Telegram said no (or could not be reached).
+REFUND_REFUSED = {
+    "schema": ErrorSchema,
+    "description": "Telegram refused the refund or could not be reached; nothing changed",
+}
+
+
+def _actor() -> str:
+    """Who makes the change (the API token's name), for histories the services keep."""
+    return audit.current_actor() or audit.SYSTEM
 
 
 def _get(kind: type, object_id: int, what: str) -> Any:
@@ -235,19 +260,51 @@ users = Blueprint("users", __name__, description="Telegram users, addressed by T
 
 @dataclass(frozen=True)
 class _Counted:
-    """A user with its request count: what :class:`UserSchema` dumps."""
+    """A user as :class:`UserSchema` dumps it: the row, its counts and its effective plan.
+
+    ``plan_id`` and ``plan_expires_at`` shadow the row's columns: they are the plan governing
+    the user now (``plans.plan_of``), so an expired plan reads as the default plan.
+    """
 
     user: User
     requests_total: int
+    plan_id: int | None = None
+    plan_expires_at: datetime | None = None
+    usage: PlanUsage = PlanUsage()
+    plan_history: list[PlanChange] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.user, name)
 
 
-def _counted(found: list[User]) -> list[_Counted]:
-    """Users with their request counts, counted in one batch."""
-    totals = usage.count_requests(user.id for user in found)
-    return [_Counted(user, totals[user.id]) for user in found]
+def _counted(found: list[User], *, history: bool = False) -> list[_Counted]:
+    """Users with their request counts and plan use (one batch each), and effective plans.
+
+    Args:
+        found: The users of the page.
+        history: Add each user's plan history (single-user answers only).
+
+    Returns:
+        What :class:`UserSchema` (or :class:`UserDetailSchema`) dumps, in the same order.
+    """
+    ids = [user.id for user in found]
+    totals = usage.count_requests(ids)
+    used = usage.plan_usage(ids, current_app.config["AI_ROUTER"].timezone)
+    governing = plans.plans_of(found)
+    counted = []
+    for user in found:
+        plan, expires_at = governing[user.id]
+        counted.append(
+            _Counted(
+                user,
+                totals[user.id],
+                plan.id if plan is not None else None,
+                expires_at,
+                used[user.id],
+                plans.history_of(user.id) if history else None,
+            )
+        )
+    return counted
 
 
 def _user(telegram_id: int) -> User:
@@ -259,6 +316,18 @@ def _user(telegram_id: int) -> User:
     return user
 
 
+#: Fields of a user's body that assign a plan (``users.update_user`` records the change).
+PLAN_FIELDS = ("plan_id", "plan_expires_at")
+
+
+def _updated(user: User, values: dict[str, Any]) -> User:
+    """Apply a user's changes through ``users.update_user``; an unknown plan is a 400."""
+    try:
+        return update_user(user, values)
+    except UnknownPlan as exc:
+        raise invalid(f"{exc} (no such object)") from exc
+
+
 @users.route("/users")
 class Users(MethodView):
     """``/admin/api/users``."""
@@ -266,10 +335,11 @@ class Users(MethodView):
     @users.arguments(UsersQuerySchema, location="query")
     @users.response(200, UserListSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
-        """List users, most recently active first; status and q (name/username) filter."""
+        """List users, most recently active first; status, q (name/username) and plan filter."""
         found, total = find_users(
             status=UserStatus(query["status"]) if "status" in query else None,
             search=query.get("q"),
+            plan_id=query.get("plan_id"),
             limit=query["limit"],
             offset=query["offset"],
         )
@@ -279,33 +349,175 @@ class Users(MethodView):
     @users.response(201, UserSchema)
     @users.alt_response(409, **CONFLICT)
     def post(self, values: dict[str, Any]) -> _Counted:
-        """Create (pre-authorize or pre-block) a Telegram id before the person writes."""
+        """Create (pre-authorize or pre-block) a Telegram id before the person writes.
+
+        ``plan_id`` / ``plan_expires_at`` assign a plan at once (recorded in its history).
+        """
+        assignment = {key: values.pop(key) for key in PLAN_FIELDS if key in values}
         try:
             user = create_user(**values)
         except UserExists as exc:
             raise conflict(str(exc)) from exc
+        if assignment:
+            _updated(user, assignment)
         db.session.commit()
-        return _Counted(user, 0)
+        return _counted([user])[0]
 
 
 @users.route("/users/<int:telegram_id>")
 class UserItem(MethodView):
     """``/admin/api/users/{telegram_id}``."""
 
-    @users.response(200, UserSchema)
+    @users.response(200, UserDetailSchema)
     @users.alt_response(404, **NOT_FOUND)
     def get(self, telegram_id: int) -> _Counted:
-        """Read a user."""
-        return _counted([_user(telegram_id)])[0]
+        """Read a user, with their plan history (newest first)."""
+        return _counted([_user(telegram_id)], history=True)[0]
 
     @users.arguments(UserPatchSchema(partial=True))
     @users.response(200, UserSchema)
     @users.alt_response(404, **NOT_FOUND)
     def patch(self, values: dict[str, Any], telegram_id: int) -> _Counted:
-        """Change a user (status, limit, note); status blocked takes access away at once."""
-        user = update_user(_user(telegram_id), values)
+        """Change a user (status, limit, note, plan); status blocked takes access away at once.
+
+        ``plan_id`` assigns a plan (keeping the expiry unless ``plan_expires_at`` is sent too;
+        the default plan's id clears it); the change is recorded in the user's plan history
+        under the API token's name.
+        """
+        user = _updated(_user(telegram_id), values)
         db.session.commit()
         return _counted([user])[0]
+
+
+# -- plans and payments ---------------------------------------------------------------------
+
+plans_api = Blueprint(
+    "plans", __name__, description="Plans: limits, allowed models, price in Telegram Stars"
+)
+
+
+def _saved_plan(plan: Plan, values: dict[str, Any]) -> Plan:
+    """Apply validated values through ``plans.save_plan`` and commit; map its refusals.
+
+    Args:
+        plan: A new or stored plan.
+        values: The validated body.
+
+    Returns:
+        The saved plan.
+
+    Raises:
+        ApiError: 409 for a taken name or unticking the default; 400 for unknown models.
+    """
+    try:
+        plans.save_plan(plan, values)
+    except plans.UnknownModels as exc:
+        raise invalid(f"{exc} (no such object)") from exc
+    except plans.PlanError as exc:  # PlanNameTaken, DefaultPlanRequired
+        raise conflict(str(exc)) from exc
+    db.session.commit()
+    return plan
+
+
+@plans_api.route("/plans")
+class Plans(MethodView):
+    """``/admin/api/plans``."""
+
+    @plans_api.response(200, PlanListSchema)
+    def get(self) -> dict[str, Any]:
+        """List the plans: the default first, then by price and name."""
+        items = plans.list_plans()
+        return {"items": items, "total": len(items)}
+
+    @plans_api.arguments(PlanSchema)
+    @plans_api.response(201, PlanSchema)
+    @plans_api.alt_response(409, **CONFLICT)
+    def post(self, values: dict[str, Any]) -> Plan:
+        """Add a plan; is_default: true makes it the default."""
+        return _saved_plan(Plan(description="", is_default=False), values)
+
+
+@plans_api.route("/plans/<int:plan_id>")
+class PlanItem(MethodView):
+    """``/admin/api/plans/{plan_id}``."""
+
+    @plans_api.response(200, PlanSchema)
+    @plans_api.alt_response(404, **NOT_FOUND)
+    def get(self, plan_id: int) -> Plan:
+        """Read a plan."""
+        return _get(Plan, plan_id, "plan")
+
+    @plans_api.arguments(PlanPatchSchema(partial=True))
+    @plans_api.response(200, PlanSchema)
+    @plans_api.alt_response(404, **NOT_FOUND)
+    @plans_api.alt_response(409, **CONFLICT)
+    def patch(self, values: dict[str, Any], plan_id: int) -> Plan:
+        """Change a plan; is_default: true moves the default here (false on it is a 409)."""
+        return _saved_plan(_get(Plan, plan_id, "plan"), values)
+
+    @plans_api.response(204)
+    @plans_api.alt_response(404, **NOT_FOUND)
+    @plans_api.alt_response(409, **CONFLICT)
+    def delete(self, plan_id: int) -> None:
+        """Delete a plan; its users move to the default plan (recorded in their history).
+
+        The default plan cannot be deleted (409): make another plan the default first.
+        """
+        try:
+            plans.delete_plan(_get(Plan, plan_id, "plan"), actor=_actor())
+        except plans.DefaultPlanRequired as exc:
+            raise conflict(str(exc)) from exc
+        db.session.commit()
+
+
+payments_api = Blueprint(
+    "payments", __name__, description="Plans bought with Telegram Stars, and refunds"
+)
+
+
+@payments_api.route("/payments")
+class Payments(MethodView):
+    """``/admin/api/payments``."""
+
+    @payments_api.arguments(PaymentsQuerySchema, location="query")
+    @payments_api.response(200, PaymentListSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Payments, newest first, filtered by buyer and status."""
+        rows, total = payments.list_payments(
+            telegram_id=query.get("telegram_id"),
+            status=query.get("status"),
+            limit=query["limit"],
+            offset=query["offset"],
+        )
+        return {"items": rows, "total": total}
+
+
+@payments_api.route("/payments/<int:payment_id>/refund")
+class PaymentRefund(MethodView):
+    """``/admin/api/payments/{payment_id}/refund``."""
+
+    @payments_api.response(200, PaymentSchema)
+    @payments_api.alt_response(404, **NOT_FOUND)
+    @payments_api.alt_response(409, **CONFLICT)
+    @payments_api.alt_response(502, **REFUND_REFUSED)
+    def post(self, payment_id: int) -> Payment:
+        """Refund through Telegram (refundStarPayment) and take the plan's period back.
+
+        409 when the payment was refunded before; 502 when Telegram refused the refund or
+        could not be reached (the payment stays paid, the plan unchanged).
+        """
+        if not 1 <= payment_id <= MAX_ID:
+            raise not_found("payment")
+        try:
+            payment = payments.refund(payment_id, actor=_actor())
+        except payments.PaymentNotFound as exc:
+            raise not_found("payment") from exc
+        except payments.AlreadyRefunded as exc:
+            raise conflict(str(exc)) from exc
+        except payments.RefundRefused as exc:
+            raise bad_gateway(str(exc)) from exc
+        db.session.commit()
+        return payment
 
 
 # -- messages and stats ---------------------------------------------------------------------
@@ -441,4 +653,15 @@ class Audit(MethodView):
 
 
 #: Every resource blueprint, in the order of the OpenAPI document's tags.
-RESOURCES = (settings, models, modes, users, messages, stats, bot, audit_log)
+RESOURCES = (
+    settings,
+    models,
+    modes,
+    users,
+    plans_api,
+    payments_api,
+    messages,
+    stats,
+    bot,
+    audit_log,
+)

@@ -13,14 +13,16 @@ stripped.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import validate
 
-from shared.models import AuditAction, RequestStatus, UserStatus
+from shared.models import AuditAction, PaymentStatus, PlanChangeReason, RequestStatus, UserStatus
 from shared.models.types import MAX_ROW_ID
 from shared.services import audit, bot_control, cooldowns, stats
+from shared.services.plans import MAX_PERIOD_DAYS
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
 # -- strict JSON fields ---------------------------------------------------------------------
@@ -124,6 +126,35 @@ class Moment(ma.fields.String):
         return text
 
 
+class Instant(ma.fields.DateTime):
+    """An instant in a body: an ISO 8601 datetime WITH a UTC offset, loaded as aware UTC.
+
+    A naive datetime is refused (a body has no "configured timezone" to guess from; the
+    document's ``date-time`` format, RFC 3339, requires the offset anyway). Years outside
+    ``stats.MIN_YEAR``–``stats.MAX_YEAR`` are refused like a period bound out of range: they
+    would overflow date arithmetic (a refund takes days off an expiry).
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid", obj_type=self.OBJ_TYPE)
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise self.make_error("invalid", obj_type=self.OBJ_TYPE) from exc
+        if instant.tzinfo is None:
+            raise ma.ValidationError("must carry a UTC offset (Z or ±hh:mm)")
+        try:
+            instant = instant.astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 pushed over the edge by its offset
+            instant = None
+        if instant is None or not stats.MIN_YEAR <= instant.year < stats.MAX_YEAR:
+            raise ma.ValidationError(
+                f"out of range (years {stats.MIN_YEAR}–{stats.MAX_YEAR - 1}): {value!r}"
+            )
+        return instant
+
+
 class StrictInteger(ma.fields.Integer):
     """A JSON integer: no strings, no floats, no booleans."""
 
@@ -183,6 +214,10 @@ MAX_TELEGRAM_ID = 2**63 - 1
 MAX_PRICE = 999_999
 #: The largest offset a list accepts.
 MAX_OFFSET = 10**9
+#: Token limits are BIGINT columns.
+MAX_TOKENS = 2**63 - 1
+#: Telegram's bounds for one Stars invoice item.
+MIN_STARS, MAX_STARS = 1, 10_000
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -352,6 +387,18 @@ class ModePatchSchema(ModeSchema):
 # -- users ----------------------------------------------------------------------------------
 
 
+class UsageSchema(ma.Schema):
+    """A user's use today and this month, as their plan's limits count it.
+
+    Days and months are in the configured timezone; denied requests do not count.
+    """
+
+    requests_today = ma.fields.Integer()
+    tokens_today = ma.fields.Integer()
+    tokens_month = ma.fields.Integer()
+    cost_usd_month = ma.fields.Float(metadata=_doc("USD"))
+
+
 class UserSchema(ma.Schema):
     """A Telegram user, addressed by Telegram id."""
 
@@ -381,6 +428,53 @@ class UserSchema(ma.Schema):
     requests_total = ma.fields.Integer(
         dump_only=True, metadata=_doc("Every logged request, denied and failed included")
     )
+    plan_id = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata=_doc(
+            "Read: the plan governing the user now (the default plan's id when they have none "
+            "or theirs expired). Write: assigns a plan, keeping its end unless "
+            "plan_expires_at is sent too (the default plan's id: the default plan, no end); "
+            "the change is recorded in the plan history"
+        ),
+    )
+    plan_expires_at = Instant(
+        allow_none=True,
+        metadata=_doc(
+            "When the plan ends (ISO 8601 with a UTC offset; null: no expiry); then the user "
+            "falls back to the default plan. Sent without plan_id, it changes the current "
+            "plan's end"
+        ),
+    )
+    usage = ma.fields.Nested(UsageSchema, dump_only=True)
+
+
+class PlanChangeSchema(ma.Schema):
+    """One change of a user's plan or its expiry (the plan history)."""
+
+    at = ma.fields.DateTime()
+    reason = ma.fields.String(validate=validate.OneOf([r.value for r in PlanChangeReason]))
+    actor = ma.fields.String(
+        metadata=_doc("An admin, an API token's name, telegram (a purchase), system (expiry)")
+    )
+    from_plan_id = ma.fields.Integer(allow_none=True)
+    from_plan_name = ma.fields.String(allow_none=True, metadata=_doc("null: the default plan"))
+    from_expires_at = ma.fields.DateTime(allow_none=True)
+    to_plan_id = ma.fields.Integer(allow_none=True)
+    to_plan_name = ma.fields.String(allow_none=True, metadata=_doc("null: the default plan"))
+    to_expires_at = ma.fields.DateTime(allow_none=True, metadata=_doc("null: no expiry"))
+    payment_id = ma.fields.Integer(allow_none=True, metadata=_doc("For purchase and refund"))
+    note = ma.fields.String(allow_none=True)
+
+
+class UserDetailSchema(UserSchema):
+    """A user with their plan history (the answer of ``GET /users/{telegram_id}``)."""
+
+    plan_history = ma.fields.List(
+        ma.fields.Nested(PlanChangeSchema),
+        dump_only=True,
+        metadata=_doc("Newest first (at most 50)"),
+    )
 
 
 class UserPatchSchema(UserSchema):
@@ -397,8 +491,102 @@ class UsersQuerySchema(QuerySchema):
 
     status = ma.fields.String(validate=validate.OneOf([s.value for s in UserStatus]))
     q = QueryText(metadata=_doc("Text in the username or first name"))
+    plan_id = ma.fields.Integer(
+        validate=validate.Range(min=1, max=MAX_ROW_ID),
+        metadata=_doc("Only users this plan governs now (an ended plan counts as the default)"),
+    )
     limit = ma.fields.Integer(
         load_default=100,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata=_doc("At most 500 are answered"),
+    )
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
+
+
+# -- plans and payments ---------------------------------------------------------------------
+
+
+class PlanSchema(ma.Schema):
+    """A plan: limits (null = unlimited), the models allowed, a price in Telegram Stars."""
+
+    id = ma.fields.Integer(dump_only=True)
+    name = Text(required=True, validate=validate.Length(min=1, max=64), metadata=_doc("For users"))
+    description = Text(validate=validate.Length(max=255), metadata=_doc("Shown in /buy"))
+    requests_per_day = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_ID),
+        metadata=_doc("null: unlimited; a user's own daily_request_limit overrides it"),
+    )
+    tokens_per_day = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_TOKENS),
+        metadata=_doc("null: unlimited"),
+    )
+    tokens_per_month = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_TOKENS),
+        metadata=_doc("null: unlimited"),
+    )
+    cost_usd_per_month = Price(
+        allow_none=True,
+        validate=validate.Range(min=0, max=MAX_PRICE),
+        metadata=_doc("USD; null: unlimited"),
+    )
+    model_ids = ma.fields.List(
+        StrictInteger(validate=validate.Range(min=1, max=MAX_ID)),
+        validate=validate.Length(max=1000),
+        metadata=_doc("The models its users may choose; empty: every enabled model"),
+    )
+    is_default = Flag(
+        metadata=_doc(
+            "The plan of every user without one: exactly one. true moves the flag here; "
+            "false on the default plan is refused (409): make another plan the default"
+        )
+    )
+    price_stars = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=MIN_STARS, max=MAX_STARS),
+        metadata=_doc("Price in Telegram Stars; null: not for sale"),
+    )
+    period_days = StrictInteger(
+        validate=validate.Range(min=1, max=MAX_PERIOD_DAYS),
+        metadata=_doc("What one purchase adds (default 30)"),
+    )
+    fallback_model_id = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata=_doc("Answers instead of a refusal once the dollar limit is reached"),
+    )
+    created_at = ma.fields.DateTime(dump_only=True)
+
+
+class PlanPatchSchema(PlanSchema):
+    """Changes to a plan: any subset of its writable fields (loaded with ``partial=True``)."""
+
+
+class PaymentSchema(ma.Schema):
+    """A plan bought with Telegram Stars (plan name and period as at the purchase)."""
+
+    id = ma.fields.Integer()
+    telegram_id = ma.fields.Integer()
+    plan_id = ma.fields.Integer(allow_none=True, metadata=_doc("null once the plan is deleted"))
+    plan_name = ma.fields.String()
+    stars = ma.fields.Integer()
+    period_days = ma.fields.Integer()
+    telegram_payment_charge_id = ma.fields.String()
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
+    created_at = ma.fields.DateTime()
+    refunded_at = ma.fields.DateTime(allow_none=True)
+    refunded_by = ma.fields.String(allow_none=True, metadata=_doc("Who refunded it"))
+
+
+class PaymentsQuerySchema(QuerySchema):
+    """Filters and paging of the payments."""
+
+    telegram_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
+    limit = ma.fields.Integer(
+        load_default=50,
         validate=validate.Range(min=1, max=MAX_OFFSET),
         metadata=_doc("At most 500 are answered"),
     )
@@ -589,5 +777,7 @@ class AuditQuerySchema(QuerySchema):
 ModelListSchema = collection(ModelSchema, "ModelList")
 ModeListSchema = collection(ModeSchema, "ModeList")
 UserListSchema = collection(UserSchema, "UserList")
+PlanListSchema = collection(PlanSchema, "PlanList")
+PaymentListSchema = collection(PaymentSchema, "PaymentList")
 MessageListSchema = collection(MessageSchema, "MessageList")
 AuditListSchema = collection(AuditEntrySchema, "AuditList")
