@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from shared.db import db
-from shared.models import Dialog, Request, RequestStatus, Setting, User
+from shared.models import Dialog, Payment, Request, RequestStatus, Setting, User
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import seed_catalog
 from shared.services.settings import get_setting
@@ -346,6 +347,19 @@ def test_stats_for_a_period(api, app: Flask) -> None:
     assert sum(day["requests"] for day in stats["daily"]) == 4
     assert stats["daily"][-1]["requests"] == 3
     assert stats["by_model"][0]["model"] == "GPT"
+    assert (stats["stars_revenue"], stats["paying_users"]) == (0, 0)
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.telegram_id == 1))
+        db.session.add(
+            Payment(
+                user_id=user.id, telegram_id=1, plan_name="Paid", stars=250, period_days=30,
+                telegram_payment_charge_id="charge-1", invoice_payload="plan:1:250:1",
+            )
+        )  # fmt: skip
+        db.session.commit()
+    paid = api.get("/stats").get_json()
+    assert (paid["stars_revenue"], paid["paying_users"]) == (250, 1)
+    assert (paid["daily"][-1]["stars_revenue"], paid["daily"][-1]["paying_users"]) == (250, 1)
     today = datetime.now(UTC).date()
     month = api.get(f"/stats?since={(today - timedelta(days=40)).isoformat()}&until={today}")
     assert month.get_json()["requests"] == 5 and len(month.get_json()["daily"]) == 41

@@ -657,6 +657,8 @@ class DaySchema(ma.Schema):
     total_tokens = ma.fields.Integer()
     cost_usd = ma.fields.Float()
     errors = ma.fields.Integer()
+    stars_revenue = ma.fields.Integer(metadata=_doc("Telegram Stars taken (refunds excluded)"))
+    paying_users = ma.fields.Integer()
 
 
 class ModelUsageSchema(ma.Schema):
@@ -687,6 +689,8 @@ class StatsSchema(ma.Schema):
     total_tokens = ma.fields.Integer()
     cost_usd = ma.fields.Float()
     errors = ma.fields.Integer()
+    stars_revenue = ma.fields.Integer(metadata=_doc("Telegram Stars taken (refunds excluded)"))
+    paying_users = ma.fields.Integer(metadata=_doc("Users with a payment in the period"))
     daily = ma.fields.List(ma.fields.Nested(DaySchema))
     by_model = ma.fields.List(ma.fields.Nested(ModelUsageSchema))
     top_users = ma.fields.List(ma.fields.Nested(TopUserSchema))
