@@ -140,6 +140,8 @@ class Watched:
         encrypted: Secret attributes holding Fernet tokens: same plaintext = re-encrypted.
         ignored: Columns not audited (ids, activity, bookkeeping).
         secret_if: When true of an object, its ``fields`` are secrets too (secret settings).
+        collections: Many-to-many relationships → the name recorded for them, as ``[old
+            ids, new ids]`` (a plan's ``models`` → ``model_ids``).
     """
 
     kind: str
@@ -150,6 +152,7 @@ class Watched:
     encrypted: frozenset[str] = frozenset()
     ignored: tuple[str, ...] = ()
     secret_if: Callable[[Any], bool] | None = None
+    collections: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -158,7 +161,7 @@ class Watched:
 
     def name_of(self, attribute: str) -> str:
         """The name an attribute is recorded under."""
-        return self.secrets.get(attribute, attribute)
+        return self.secrets.get(attribute) or self.collections.get(attribute, attribute)
 
     def is_secret(self, obj: Any, attribute: str) -> bool:
         """Whether an attribute of this object holds a secret."""
@@ -251,6 +254,7 @@ WATCHED: Mapping[type, Watched] = {
             "fallback_model_id",
         ),  # fmt: skip
         ignored=("id", "created_at"),
+        collections={"models": "model_ids"},
     ),
     ApiToken: Watched(
         kind="api_token",
@@ -455,6 +459,24 @@ class _Gone:
     about: tuple[Any, str]
 
 
+def _ids(objects: Any) -> list[Any]:
+    """The sorted ids of a collection's members (a many-to-many relationship's value)."""
+    return sorted(obj.id for obj in objects or ())
+
+
+def _collection_changes(watched: Watched, state: InstanceState[Any]) -> dict[str, Any]:
+    """``{recorded name: [old ids, new ids]}`` of the watched collections a flush changed."""
+    changes = {}
+    for key, name in watched.collections.items():
+        history = state.attrs[key].history
+        if history.added or history.deleted:
+            kept = list(history.unchanged or ())
+            old, new = _ids([*kept, *history.deleted]), _ids([*kept, *history.added])
+            if old != new:
+                changes[name] = [old, new]
+    return changes
+
+
 def _unknown(state: InstanceState[Any], attributes: tuple[str, ...]) -> bool:
     """Whether some attribute's stored value is not in memory (expired, or set while expired)."""
     return any(
@@ -480,6 +502,9 @@ def _before_flush(session: Session, _context: object, _instances: object) -> Non
         if watched is not None:
             values = ((key, getattr(obj, key), None) for key in watched.attributes)
             changes = _changes(watched, obj, values, secrets=False)
+            for key, name in watched.collections.items():
+                if _ids(getattr(obj, key)):
+                    changes[name] = [_ids(getattr(obj, key)), None]
             before[inspect(obj)] = _Gone(changes, _about(watched, obj))
     for obj in session.dirty:
         watched = WATCHED.get(type(obj))
@@ -503,6 +528,9 @@ def _after_flush(session: Session, _context: object) -> None:
         state = inspect(obj)
         values = ((key, None, state.dict.get(key)) for key in watched.attributes)
         changes = _changes(watched, obj, values)
+        for key, name in watched.collections.items():
+            if _ids(state.dict.get(key)):
+                changes[name] = [None, _ids(state.dict.get(key))]
         identity = tuple(state.mapper.primary_key_from_instance(obj))  # not yet state.identity
         _record(session, watched, identity, AuditAction.CREATE, changes, _about(watched, obj))
     for obj in session.dirty:
@@ -518,6 +546,7 @@ def _after_flush(session: Session, _context: object) -> None:
                 old = history.deleted[0] if history.deleted else stored.get(key)
                 values.append((key, old, history.added[0]))
         changes = _changes(watched, obj, iter(values))
+        changes.update(_collection_changes(watched, state))
         _record(session, watched, state.identity, AuditAction.UPDATE, changes, _about(watched, obj))
     for obj in session.deleted:
         watched = WATCHED.get(type(obj))

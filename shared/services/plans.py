@@ -67,6 +67,10 @@ DEFAULT_PLANS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 #: A plan's period may not exceed this many days (one purchase).
 MAX_PERIOD_DAYS = 3660
+#: Telegram's bounds for one Stars price.
+MIN_STARS, MAX_STARS = 1, 10_000
+#: The limits of a plan (None = unlimited; never negative).
+LIMIT_FIELDS = ("requests_per_day", "tokens_per_day", "tokens_per_month", "cost_usd_per_month")
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,23 @@ class UnknownModels(PlanError, LookupError):
     """A model id given for a plan does not exist."""
 
 
+class InvalidPlanValue(PlanError):
+    """A limit below zero, a period out of 1..MAX_PERIOD_DAYS, or a price Telegram refuses."""
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    """The value rules of a plan (forms and schemas check them too; this is the last word)."""
+    for name in LIMIT_FIELDS:
+        if values.get(name) is not None and values[name] < 0:
+            raise InvalidPlanValue(f"{name} cannot be negative")
+    period = values.get("period_days")
+    if "period_days" in values and (period is None or not 1 <= period <= MAX_PERIOD_DAYS):
+        raise InvalidPlanValue(f"period_days must be 1..{MAX_PERIOD_DAYS}")
+    price = values.get("price_stars")
+    if price is not None and not MIN_STARS <= price <= MAX_STARS:
+        raise InvalidPlanValue(f"price_stars must be {MIN_STARS}..{MAX_STARS} (or none)")
+
+
 def list_plans() -> list[Plan]:
     """Every plan: the default first, then by price and name."""
     return list(
@@ -194,8 +215,10 @@ def save_plan(plan: Plan, values: dict[str, Any]) -> Plan:
         PlanNameTaken: If another plan has the name.
         DefaultPlanRequired: If the default plan's flag would be cleared.
         UnknownModels: If a model id (allowed or fallback) names no model.
+        InvalidPlanValue: For a negative limit, a period or a price out of range.
     """
     values = dict(values)
+    _check_values(values)
     is_default = values.pop("is_default", None)
     if is_default is False and plan.is_default:
         raise DefaultPlanRequired("make another plan the default instead")

@@ -1,16 +1,17 @@
 """The admin in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
 Logs in, saves the bot token, creates a model and makes it active, starts the bot, opens the
-logs and the statistics. A screenshot of each page is saved under ``test-artifacts/screenshots``
-(some are copied into ``docs/screenshots`` for the README). Skipped, with the reason, on a
-machine without ``/usr/bin/chromium``; ``.ci/run`` installs it, so CI always runs this test.
+logs and the statistics, creates a plan, lists the payments and changes a user's plan. A
+screenshot of each page is saved under ``test-artifacts/screenshots`` (some are copied into
+``docs/screenshots`` for the README). Skipped, with the reason, on a machine without
+``/usr/bin/chromium``; ``.ci/run`` installs it, so CI always runs this test.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from werkzeug.serving import make_server
 
 from shared.config import PROJECT_ROOT
 from shared.db import db
-from shared.models import Dialog, Request, RequestStatus, User
-from shared.services import bot_control
+from shared.models import Dialog, Payment, PaymentStatus, PlanChange, Request, RequestStatus, User
+from shared.services import bot_control, plans
 from shared.services.catalog import seed_catalog
 from tests.support import ADMIN_PASSWORD, ADMIN_USERNAME, free_port
 
@@ -38,12 +39,27 @@ FLAGS = [
 
 @pytest.fixture()
 def served(app: Flask) -> Iterator[str]:
-    """The app on a real HTTP port, with seeded modes and a little traffic in the log."""
+    """The app on a real HTTP port: seeded modes and plans, a little traffic, two payments."""
     with app.app_context():
         seed_catalog(app.config["AI_ROUTER"])
+        plans.seed_plans()
         user = User(telegram_id=1001, username="alice", first_name="Alice")
-        db.session.add(user)
+        bob = User(telegram_id=1002, username="bob", first_name="Bob")
+        db.session.add_all([user, bob])
         db.session.flush()
+        now = datetime.now(UTC)
+        db.session.add_all(
+            [
+                Payment(user_id=bob.id, telegram_id=1002, plan_name="Paid", stars=250,
+                        period_days=30, telegram_payment_charge_id="stxBROWSER-refunded",
+                        invoice_payload="plan:2:250:1002", created_at=now - timedelta(days=3),
+                        status=PaymentStatus.REFUNDED, refunded_at=now - timedelta(days=2),
+                        refunded_by="admin"),
+                Payment(user_id=user.id, telegram_id=1001, plan_name="Paid", stars=250,
+                        period_days=30, telegram_payment_charge_id="stxBROWSER-paid",
+                        invoice_payload="plan:2:250:1001", created_at=now),
+            ]
+        )  # fmt: skip
         dialog = Dialog(user_id=user.id)
         db.session.add(dialog)
         db.session.flush()
@@ -145,7 +161,45 @@ def test_admin_walkthrough_in_chromium(served: str, page, app: Flask, telegram) 
     page.wait_for_selector("text=alice")
     _shot(page, "07-users")
 
+    # Plans: a new plan through the form (limits, a model, a price), listed with the seeded ones.
+    page.goto(f"{served}/admin/plan/new/")
+    page.fill("input[name=name]", "Pro")
+    page.fill("textarea[name=description]", "Every model, more tokens")
+    page.fill("input[name=requests_per_day]", "2000")
+    page.fill("input[name=tokens_per_month]", "50000000")
+    page.select_option("select[name=model_ids]", label="GPT-4o mini")
+    page.fill("input[name=price_stars]", "900")
+    page.click("input[type=submit][value='Save']")
+    page.wait_for_selector("text=Record was successfully created.")
+    for cell in ("Free", "Paid", "Pro", "900 ⭐", "GPT-4o mini", "all enabled"):
+        assert page.locator(f"td:text-is('{cell}')").count() >= 1, cell
+    _shot(page, "08-plans")
+
+    # Payments: newest first, the paid one with «Refund», the refunded one without.
+    page.goto(f"{served}/admin/payment/")
+    rows = page.locator("table.model-list tbody tr")
+    assert rows.count() == 2
+    assert "stxBROWSER-paid" in rows.nth(0).inner_text()
+    assert rows.nth(0).locator("button:has-text('Refund')").count() == 1
+    assert rows.nth(1).locator("button:has-text('Refund')").count() == 0
+    _shot(page, "09-payments")
+
+    # The user page's Plan section: use against the limits, a plan change, the history.
+    page.click("a:text-is('1001')")
+    page.wait_for_selector("#plan-section")
+    page.select_option("select[name=plan_id]", label="Pro")
+    page.fill("input[name=plan_expires_at]", "2031-01-31T12:00")
+    page.click("button:has-text('Change plan')")
+    page.wait_for_selector("text=Plan of 1001: Pro until 2031-01-31 12:00 UTC.")
+    assert "admin" in page.inner_text("#plan-history")
+    assert page.inner_text("[data-plan-name]") == "Pro"
+    with app.app_context():
+        [change] = db.session.query(PlanChange).all()
+        assert (change.actor, change.to_plan_name) == (ADMIN_USERNAME, "Pro")
+    _shot(page, "10-user-plan")
+
     page.goto(f"{served}/admin/")
     _shot(page, "00-dashboard")
-    for name in ("01-login", "02-settings", "03-models", "04-bot", "05-logs", "06-stats"):
+    for name in ("01-login", "02-settings", "03-models", "04-bot", "05-logs", "06-stats",
+                 "07-users", "08-plans", "09-payments", "10-user-plan"):  # fmt: skip
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

@@ -20,6 +20,7 @@ from shared.models import (
     AuditEntry,
     LLMModel,
     Mode,
+    Plan,
     User,
     UserStatus,
 )
@@ -28,6 +29,7 @@ from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.bootstrap import initialize
 from shared.services.catalog import make_default, save_mode, save_model, seed_catalog, set_api_key
 from shared.services.configuration import update_settings
+from shared.services.plans import save_plan
 from shared.services.settings import set_setting
 from shared.services.users import choose_mode, create_user, register_sender, update_user
 from tests.fakes.llm import LLMock
@@ -337,3 +339,23 @@ def test_the_worker_and_the_listener_have_no_audit_listeners(tmp_path: Path) -> 
     result = _python(code, tmp_path / "instance", SECRET_KEY="x")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[False, False, False]"
+
+
+def test_a_plans_models_are_recorded_as_ids(ctx) -> None:
+    """The models a plan allows (a many-to-many) are recorded as ``model_ids`` lists."""
+    first, second = _model("First"), _model("Second")
+    db.session.commit()
+    with audit.acting_as(ALICE):
+        plan = save_plan(Plan(name="Team"), {"model_ids": [first.id], "period_days": 30})
+        db.session.commit()
+        save_plan(plan, {"model_ids": [first.id, second.id]})
+        db.session.commit()
+        save_plan(plan, {"model_ids": [first.id, second.id]})  # the same list: no entry
+        db.session.commit()
+        db.session.delete(plan)
+        db.session.commit()
+    created, changed, deleted = _entries(kind="plan")
+    assert created.changes["model_ids"] == [None, [first.id]]
+    assert changed.changes == {"model_ids": [[first.id], [first.id, second.id]]}
+    assert deleted.action == AuditAction.DELETE
+    assert deleted.changes["model_ids"] == [[first.id, second.id], None]

@@ -14,7 +14,7 @@ from shared.db import db
 from shared.models import Plan, RequestStatus
 from shared.models.types import utcnow
 from shared.services import quotas, usage
-from shared.services.plans import PlanSpec, seed_plans
+from shared.services.plans import InvalidPlanValue, PlanSpec, save_plan, seed_plans
 from shared.services.quotas import LimitHit, Limits
 from tests.shared.support import add_request, add_user
 
@@ -191,3 +191,21 @@ def test_seeded_plans_limit_a_new_install_but_not_an_upgraded_one(ctx) -> None:
     seed_plans(legacy_daily_limit=12)
     free = db.session.scalar(select(Plan).where(Plan.name == "Free"))
     assert (free.requests_per_day, free.tokens_per_day) == (12, None)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"requests_per_day": -1},
+        {"cost_usd_per_month": Decimal("-0.01")},
+        {"period_days": 0},
+        {"period_days": 3661},
+        {"period_days": None},
+        {"price_stars": 0},
+        {"price_stars": 10_001},
+    ],
+)
+def test_plan_values_out_of_range_are_refused_by_the_service(ctx, values: dict) -> None:
+    """The service has the last word on a plan's values, whatever form or schema let through."""
+    with pytest.raises(InvalidPlanValue):
+        save_plan(Plan(name="Bad"), {"period_days": 30, **values})

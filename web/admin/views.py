@@ -1,5 +1,7 @@
 """Flask-Admin model views: users, LLM models, modes, the message log, API tokens.
 
+Plans and payments are in ``web.admin.plans``; their pages are listed here, after Modes.
+
 Each view derives from :class:`SecureModelView` (login required, CSRF on forms) and calls
 ``shared.services`` for rules that also apply elsewhere (the single default, encrypted keys,
 user status changes), so the UI and the JSON API behave the same.
@@ -35,6 +37,14 @@ from shared.services.catalog import (
 from shared.services.model_check import check_model
 from shared.services.usage import UserUsage, usage_by_user
 from shared.services.users import set_status
+from web.admin.plans import (
+    PlanFilter,
+    change_user_plan,
+    plan_cell,
+    plan_section,
+    register_plans,
+    remember_plans,
+)
 from web.admin.security import SecureModelView
 
 
@@ -83,10 +93,11 @@ class UserView(SecureModelView):
     """Telegram users: search, filters, pre-authorization, block/unblock/approve (also in bulk)."""
 
     column_list = (
-        "telegram_id", "username", "first_name", "status", "reachable", "daily_request_limit",
-        "last_seen_at", "requests", "today", "tokens", "created_at",
+        "telegram_id", "username", "first_name", "status", "reachable", "plan",
+        "daily_request_limit", "last_seen_at", "requests", "today", "tokens", "created_at",
     )  # fmt: skip
     column_labels = {
+        "plan": "Plan",
         "daily_request_limit": "Daily limit",
         "requests": "Requests",
         "tokens": "Tokens",
@@ -94,6 +105,7 @@ class UserView(SecureModelView):
     column_searchable_list = ("username", "first_name", "note")
     column_filters = (
         "status", "reachable", "telegram_id", "last_seen_at", "created_at", "language_code",
+        PlanFilter(),
     )  # fmt: skip
     column_default_sort = ("last_seen_at", True)
     column_formatters = {
@@ -104,6 +116,7 @@ class UserView(SecureModelView):
         "today": lambda v, c, m, n: _usage(m).requests_today,
         "tokens": lambda v, c, m, n: _usage(m).tokens_total,
         "status": lambda v, c, m, n: str(m.status),
+        "plan": lambda v, c, m, n: plan_cell(m),
     }
     form_columns = (
         "telegram_id",
@@ -117,7 +130,7 @@ class UserView(SecureModelView):
         "telegram_id": {"validators": [DataRequired(), NumberRange(min=1)]},
         "daily_request_limit": {
             "validators": [Optional(), NumberRange(min=0)],
-            "description": "Requests per day; empty = the default limit.",
+            "description": "Requests per day; empty = the plan's requests per day.",
         },
     }
     column_details_list = (
@@ -135,18 +148,19 @@ class UserView(SecureModelView):
         execute: bool = True,
         page_size: int | None = None,
     ) -> Any:
-        """Flask-Admin's page of users, with their counts loaded in one batch for the page."""
+        """Flask-Admin's page of users, with their counts and plans loaded in one batch."""
         result = super().get_list(
             page, sort_column, sort_desc, search, filters, execute=execute, page_size=page_size
         )
         if execute:
             _, users = result
             g.user_usage = usage_by_user([user.id for user in users], _timezone())
+            remember_plans(list(users))
         return result
 
     @expose("/activity/<int:user_id>")
     def activity(self, user_id: int) -> str | Response:
-        """A user's page: profile, dialogs, recent messages."""
+        """A user's page: profile, plan (use, limits, history, change), dialogs, messages."""
         user = db.session.get(User, user_id)
         if user is None:
             return redirect(url_for(".index_view"))
@@ -167,7 +181,17 @@ class UserView(SecureModelView):
             dialogs=dialogs,
             recent=recent,
             usage=usage_by_user([user.id], _timezone())[user.id],
+            plan=plan_section(user),
         )
+
+    @expose("/activity/<int:user_id>/plan", methods=("POST",))
+    def change_plan(self, user_id: int) -> Response:
+        """Change a user's plan and its end (the user page's «Plan» form), then show the page."""
+        user = db.session.get(User, user_id)
+        if user is None:
+            return redirect(url_for(".index_view"))
+        change_user_plan(user)
+        return redirect(url_for(".activity", user_id=user.id, _anchor="plan"))
 
     def _bulk_status(self, ids: list[str], status: UserStatus, verb: str) -> None:
         users = db.session.scalars(select(User).where(User.id.in_([int(i) for i in ids]))).all()
@@ -388,5 +412,6 @@ def register_views(admin: Any) -> None:
     admin.add_view(UserView(User, db, name="Users", endpoint="user"))
     admin.add_view(LLMModelView(LLMModel, db, name="Models", endpoint="llm_model"))
     admin.add_view(ModeView(Mode, db, name="Modes", endpoint="mode"))
+    register_plans(admin)
     admin.add_view(MessageView(Request, db, name="Logs", endpoint="message"))
     admin.add_view(ApiTokenView(ApiToken, db, name="API tokens", endpoint="tokens"))

@@ -413,6 +413,8 @@ def _saved_plan(plan: Plan, values: dict[str, Any]) -> Plan:
         plans.save_plan(plan, values)
     except plans.UnknownModels as exc:
         raise invalid(f"{exc} (no such object)") from exc
+    except plans.InvalidPlanValue as exc:  # the schema refuses these first
+        raise invalid(str(exc)) from exc
     except plans.PlanError as exc:  # PlanNameTaken, DefaultPlanRequired
         raise conflict(str(exc)) from exc
     db.session.commit()
