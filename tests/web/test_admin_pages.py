@@ -195,6 +195,9 @@ def test_logs_dialog_view_csv_and_stats(admin, app: Flask) -> None:
     stats = admin.get("/admin/stats/?period=today").text
     assert re.search(r'data-stat="requests">2<', stats)
     assert re.search(r'data-stat="total_tokens">14<', stats)
+    assert re.search(r'data-stat="stars_revenue">0<', stats)
+    assert re.search(r'data-stat="paying_users">0<', stats)
+    assert "Telegram Stars per day" in stats
     assert "<svg" in stats and "neo" in stats
     assert "must be before" in admin.get("/admin/stats/?since=2026-02-01&until=2026-01-01").text
 

@@ -115,6 +115,7 @@ class StatsView(SecureBaseView):
                 ("active_users", "Active users per day"),
                 ("total_tokens", "Tokens per day"),
                 ("cost_usd", "Cost per day, USD"),
+                ("stars_revenue", "Telegram Stars per day (refunds excluded)"),
             ):
                 charts.append(bar_chart([(d["date"], d[key]) for d in stats["daily"]], title))
         return self.render(

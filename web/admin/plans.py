@@ -70,7 +70,10 @@ def _none_or_id(value: Any) -> int | None:
 
 
 def _limit(value: int | Decimal | None) -> str:
-    return UNLIMITED if value is None else f"{value:,}".replace(",", " ")
+    if value is None:
+        return UNLIMITED
+    shown = f"{value:,.2f}" if isinstance(value, Decimal) else f"{value:,}"
+    return shown.replace(",", " ")
 
 
 def _date(value: datetime | None) -> str:
