@@ -211,7 +211,18 @@ class Stack:
         self.caps: CpuCaps | None = None
 
     def __enter__(self) -> Stack:
-        """Start the fakes and ``make run``'s processes; put the bot in polling mode."""
+        """Start the fakes and ``make run``'s processes; put the bot in polling mode.
+
+        If any step fails, what was started is stopped before the error propagates (a
+        ``with`` block does not call ``__exit__`` when ``__enter__`` raises).
+        """
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self) -> Stack:
         self.fake.start()
         flood = getattr(self.args, "flood", False)
         if flood:
@@ -297,7 +308,7 @@ class Stack:
             "requests_per_day": 10**8 if high else None,
             "tokens_per_day": 10**12 if high else None,
             "tokens_per_month": 10**12 if high else None,
-            "cost_usd_per_month": 10**6 if high else None,
+            "cost_usd_per_month": 999_999 if high else None,
         }
         requests.patch(
             f"{base}/admin/api/plans/{default['id']}", json=limits, headers=headers, timeout=10

@@ -173,6 +173,7 @@ def log_request(
     status: RequestStatus = RequestStatus.PENDING,
     error_kind: ErrorKind | None = None,
     error: str | None = None,
+    request_at: datetime | None = None,
 ) -> LoggedRequest:
     """Write the log row of one user request in the user's open dialog (flushed, not committed).
 
@@ -193,6 +194,7 @@ def log_request(
             request that cannot be answered at all (no model).
         error_kind: Why it is refused or failed.
         error: The rule or the failure, for the admin.
+        request_at: When it was asked (default: now).
 
     Returns:
         The new row's values (written with one INSERT; no entity is kept in the session).
@@ -201,7 +203,7 @@ def log_request(
         IntegrityError: When this update was logged before.
     """
     dialog_id, number = next_number(user.id, user.mode_id)
-    now = utcnow()
+    now = request_at or utcnow()
     values = {
         "dialog_id": dialog_id,
         "number": number,
@@ -325,35 +327,6 @@ def record_failure(
         )
     )
     return bool(done.rowcount)
-
-
-def deny_pending(request_id: int, kind: ErrorKind, error: str) -> None:
-    """Turn a row logged as pending into a refusal (a limit found reached after the insert).
-
-    Args:
-        request_id: The pending row, in the caller's unit of work.
-        kind: The refusal.
-        error: The rule or limit, for the admin.
-    """
-    db.session.connection().execute(
-        update(_REQUESTS)
-        .where(_REQUESTS.c.id == request_id, _REQUESTS.c.status == RequestStatus.PENDING)
-        .values(status=RequestStatus.DENIED, error_kind=kind, error=error[:2000])
-    )
-
-
-def switch_model(request_id: int, model: ModelSpec) -> None:
-    """Record that a pending row will be answered by another model (a plan's fallback).
-
-    Args:
-        request_id: The pending row, in the caller's unit of work.
-        model: The model that will answer.
-    """
-    db.session.connection().execute(
-        update(_REQUESTS)
-        .where(_REQUESTS.c.id == request_id)
-        .values(model_id=model.id, model_name=model.name)
-    )
 
 
 def record_delivery(request_id: int, parts: int, *, settled: bool, note: str | None = None) -> None:

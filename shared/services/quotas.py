@@ -11,7 +11,9 @@ usage (the LLM's token counts and the model's prices); a failed call settles at 
 Keys (per user, in the configured timezone's day and month; ``KEY_PREFIX`` first):
 
 - ``quota:{user_id}:d:{YYYY-MM-DD}`` — hash ``req`` (requests), ``tok`` (tokens), and one
-  ``r:{request_id}`` field per open reservation (``"tokens:nanodollars"``); lives 2 days;
+  ``r:{update_id}`` field per open reservation (``"tokens:nanodollars"``; named after the
+  Telegram update, known before the row is written, so a redelivered update finds its
+  reservation held instead of counting twice); lives 2 days;
 - ``quota:{user_id}:m:{YYYY-MM}`` — hash ``tok``, ``usd`` (nanodollars); lives 35 days.
 
 **The database stays the source of truth.** A missing key (a new day, a Redis that lost its
@@ -37,6 +39,7 @@ from decimal import Decimal
 
 from flask import current_app
 
+from shared.db import db
 from shared.extensions import redis_store
 from shared.llm import ModelSpec, estimate_tokens
 from shared.redis import KEY_PREFIX
@@ -58,6 +61,7 @@ _RESERVE = """
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
   return {'rebuild'}
 end
+if redis.call('HEXISTS', KEYS[1], 'r:' .. ARGV[1]) == 1 then return {'held'} end
 local used = {
   tonumber(redis.call('HGET', KEYS[1], 'req') or '0'),
   tonumber(redis.call('HGET', KEYS[1], 'tok') or '0'),
@@ -140,11 +144,12 @@ class Limits:
         Returns:
             The limits.
         """
-        per_day = own_daily_limit if own_daily_limit is not None else None
         if plan is None:
-            return cls(requests_per_day=per_day)
+            return cls(requests_per_day=own_daily_limit)
         return cls(
-            requests_per_day=per_day if per_day is not None else plan.requests_per_day,
+            requests_per_day=(
+                own_daily_limit if own_daily_limit is not None else plan.requests_per_day
+            ),
             tokens_per_day=plan.tokens_per_day,
             tokens_per_month=plan.tokens_per_month,
             cost_usd_per_month=plan.cost_usd_per_month,
@@ -192,6 +197,16 @@ class LimitHit:
             return cls(match.group(1), value, datetime.fromisoformat(match.group(3)))
         except ValueError:
             return None
+
+
+class Held:
+    """:func:`reserve`'s answer for a name whose reservation is open already (a redelivery).
+
+    Nothing was counted again; the caller must not release what it did not reserve.
+    """
+
+
+HELD = Held()
 
 
 @dataclass(frozen=True)
@@ -249,31 +264,33 @@ def _limit_arg(value: int | None) -> int:
 
 def reserve(
     user_id: int,
-    request_id: int,
+    name: int,
     limits: Limits,
     reservation: tuple[int, int],
     *,
     at: datetime,
     ignore_cost: bool = False,
-) -> LimitHit | None:
+) -> LimitHit | Held | None:
     """Check every limit and, when under all, count the request and hold its reservation.
 
     Args:
         user_id: The user.
-        request_id: The request's row (names its reservation).
+        name: Names the reservation (the request's ``update_id``: known before its row).
         limits: The user's limits (callers skip this for :attr:`Limits.unlimited`).
         reservation: ``(tokens, nanodollars)`` from :func:`estimate`.
         at: When the request was made (its day and month).
         ignore_cost: Do not check the dollar limit (a plan's cheaper fallback model answers).
 
     Returns:
-        None when the request may go on (counted and reserved), else the limit it hit.
+        None when the request may go on (counted and reserved now); :data:`HELD` when a
+        reservation of that name is open already (counted once, by its first holder); else the
+        limit it hit.
     """
     tz_name = current_app.config["AI_ROUTER"].timezone
     period = Period.of(user_id, tz_name, at)
     script = redis_store.script(_RESERVE)
     args = [
-        request_id,
+        name,
         _limit_arg(limits.requests_per_day),
         _limit_arg(limits.tokens_per_day),
         _limit_arg(limits.tokens_per_month),
@@ -286,8 +303,10 @@ def reserve(
         verdict = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
         if verdict == "ok":
             return None
+        if verdict == "held":
+            return HELD
         if verdict == "rebuild":
-            rebuild(user_id, period, tz_name, at, excluding=request_id)
+            rebuild(user_id, period, tz_name, at)
             continue
         value = limits.value(verdict)
         assert value is not None
@@ -295,22 +314,23 @@ def reserve(
     raise RuntimeError("quota counters vanished twice in a row")
 
 
-def rebuild(
-    user_id: int, period: Period, tz_name: str, at: datetime, *, excluding: int | None = None
-) -> None:
+def rebuild(user_id: int, period: Period, tz_name: str, at: datetime) -> None:
     """Write a user's missing counters from the database (only keys still missing are set).
+
+    Runs before the checked request's row exists, in a short session of its own.
 
     Args:
         user_id: The user.
         period: The counters' period.
         tz_name: IANA timezone of the day and month.
         at: An instant inside the period.
-        excluding: The request being checked (inserted in the caller's transaction, it is
-            counted by the reservation, not by the rebuild).
     """
     day_start, month_start = usage.day_start(tz_name, at), usage.month_start(tz_name, at)
-    day = usage.spent_since([user_id], day_start, excluding=excluding)[user_id]
-    month = usage.spent_since([user_id], month_start, excluding=excluding)[user_id]
+    try:
+        day = usage.spent_since([user_id], day_start)[user_id]
+        month = usage.spent_since([user_id], month_start)[user_id]
+    finally:
+        db.session.commit()  # nothing written: ends the read, frees the connection
     logger.info("quota counters of user_id=%s rebuilt from the database", user_id)
     redis_store.script(_INIT)(
         keys=[period.day_key, period.month_key],
@@ -327,7 +347,7 @@ def rebuild(
 
 def settle(
     user_id: int,
-    request_id: int,
+    name: int,
     requested_at: datetime,
     tokens: int,
     cost_usd: Decimal | None,
@@ -342,7 +362,7 @@ def settle(
 
     Args:
         user_id: The user.
-        request_id: The request.
+        name: The reservation's name (the request's ``update_id``).
         requested_at: When it was made (its day and month, as when it was reserved).
         tokens: Prompt plus completion tokens the model reported.
         cost_usd: What they cost.
@@ -353,21 +373,21 @@ def settle(
         period = Period.of(user_id, tz_name, requested_at)
         redis_store.script(_SETTLE)(
             keys=[period.day_key, period.month_key],
-            args=[request_id, int(tokens), int(Decimal(cost_usd or 0) * NANO), int(drop)],
+            args=[name, int(tokens), int(Decimal(cost_usd or 0) * NANO), int(drop)],
         )
     except Exception:  # noqa: BLE001 - the answer is recorded; the counters err on the safe side
-        logger.warning("could not settle the quota of request_id=%s", request_id, exc_info=True)
+        logger.warning("could not settle the quota of reservation %s", name, exc_info=True)
 
 
-def release(user_id: int, request_id: int, requested_at: datetime) -> None:
+def release(user_id: int, name: int, requested_at: datetime) -> None:
     """Give back a reservation whose row was never committed: the request does not count.
 
     Args:
         user_id: The user.
-        request_id: The row id the reservation was made for.
+        name: The reservation's name.
         requested_at: When it was made.
     """
-    settle(user_id, request_id, requested_at, 0, None, drop=True)
+    settle(user_id, name, requested_at, 0, None, drop=True)
 
 
 @dataclass(frozen=True)

@@ -162,9 +162,7 @@ class Spent:
     cost_usd: Decimal = Decimal(0)
 
 
-def spent_since(
-    user_ids: Iterable[int], since: datetime, *, excluding: int | None = None
-) -> dict[int, Spent]:
+def spent_since(user_ids: Iterable[int], since: datetime) -> dict[int, Spent]:
     """Requests counting against the limits, tokens and cost per user since an instant.
 
     One grouped query: the database's truth that the quota counters are rebuilt from.
@@ -172,7 +170,6 @@ def spent_since(
     Args:
         user_ids: The users (database ids).
         since: The period's start (aware).
-        excluding: A request not to count (the one being checked, already inserted).
 
     Returns:
         ``{user_id: Spent}`` for every id asked for.
@@ -183,8 +180,6 @@ def spent_since(
         return spent
     counted = case((Request.status != RequestStatus.DENIED, 1), else_=0)
     conditions = [Request.user_id.in_(ids), Request.request_at >= since]
-    if excluding is not None:
-        conditions.append(Request.id != excluding)
     rows = db.session.execute(
         select(
             Request.user_id,

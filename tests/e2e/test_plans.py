@@ -345,3 +345,17 @@ def test_a_plans_cheaper_model_answers_past_the_dollar_limit(
     assert [row.status for row in rows] == ["ok", "ok"]
     assert [row.model_name for row in rows] == ["Mock GPT", "Cheap"]
     assert rows[0].cost_usd > Decimal("0.001"), "the first answer spent the budget"
+
+
+def test_a_redelivered_update_is_counted_once(app: Flask, conversation: Conversation) -> None:
+    """The same update delivered twice uses one request of the day, not two."""
+    _plans(app, requests_per_day=2, tokens_per_day=None, tokens_per_month=None)
+    update = conversation.telegram.inject_message(ALICE, "twice")
+    conversation.deliver(update)
+    conversation.deliver(update)
+    conversation.sent(ALICE)
+    conversation.say(ALICE, "second of two")
+    assert "лимит" not in _text(conversation.sent(ALICE, 2)[1])
+    conversation.say(ALICE, "third")
+    assert "лимит запросов" in _text(conversation.sent(ALICE, 3)[2])
+    assert [row.status for row in conversation.rows(ALICE)] == ["ok", "ok", "denied"]

@@ -140,27 +140,29 @@ def test_a_release_uncounts_a_request_that_was_never_committed(app: Flask, ctx) 
 
 
 def test_counters_lost_with_redis_are_rebuilt_from_the_database(app: Flask, ctx) -> None:
-    """Without its keys, the next check counts the database's rows (but not its own)."""
+    """Without its keys, the next check counts the database's rows, then itself once."""
     user = add_user(45)
     now = utcnow()
     add_request(user, now - timedelta(seconds=2), tokens=(300, 200), cost="0.5")
     add_request(user, now - timedelta(seconds=1), RequestStatus.DENIED, tokens=(0, 0), cost="0")
-    row = add_request(user, now, RequestStatus.PENDING, tokens=(0, 0), cost="0")
     db.session.commit()
+    name = 5000  # the update being checked: its row is written after the check
     period = quotas.Period.of(user.id, "UTC", now)
     redis = app.extensions["redis"]
     redis.delete(period.day_key, period.month_key)
     limits = Limits(requests_per_day=2, tokens_per_month=10_000)
-    assert quotas.reserve(user.id, row.id, limits, (50, 0), at=now) is None
+    assert quotas.reserve(user.id, name, limits, (50, 0), at=now) is None
     assert redis.hget(period.day_key, "req") == "2", "one answered row + this one"
     assert redis.hget(period.month_key, "tok") == "550"
     assert redis.ttl(period.day_key) > 86400 and redis.ttl(period.month_key) > 30 * 86400
-    hit = quotas.reserve(user.id, row.id + 1, limits, (50, 0), at=now)
+    assert quotas.reserve(user.id, name, limits, (50, 0), at=now) is quotas.HELD, "redelivered"
+    assert redis.hget(period.day_key, "req") == "2", "a held reservation is not counted again"
+    hit = quotas.reserve(user.id, name + 1, limits, (50, 0), at=now)
     assert hit is not None and hit.limit == "requests_per_day"
     dollars = Limits(cost_usd_per_month=Decimal("0.5"))
-    hit = quotas.reserve(user.id, row.id + 2, dollars, (1, 0), at=now)
+    hit = quotas.reserve(user.id, name + 2, dollars, (1, 0), at=now)
     assert hit is not None and hit.limit == "cost_usd_per_month" and hit.value == Decimal("0.5")
-    assert quotas.reserve(user.id, row.id + 3, dollars, (1, 0), at=now, ignore_cost=True) is None
+    assert quotas.reserve(user.id, name + 3, dollars, (1, 0), at=now, ignore_cost=True) is None
 
 
 def test_the_day_and_month_follow_the_configured_timezone() -> None:

@@ -56,6 +56,7 @@ class Prompt:
         user_id: Who asked (whose quota the usage settles on).
         requested_at: When (the day and month the usage counts in).
         metered: The user's plan has limits: the usage settles their quota reservation.
+        update_id: The Telegram update (names the reservation).
     """
 
     request_id: int
@@ -66,6 +67,7 @@ class Prompt:
     user_id: int = 0
     requested_at: datetime | None = None
     metered: bool = False
+    update_id: int | None = None
 
 
 def build_prompt(
@@ -123,8 +125,8 @@ def prepare(request_id: int) -> Prompt | None:
         kind, error = prompt
         record_failure(request_id, error, kind=kind)
         db.session.commit()
-        if metered:
-            quotas.settle(row.user_id, request_id, row.request_at, 0, None)
+        if metered and row.update_id is not None:
+            quotas.settle(row.user_id, row.update_id, row.request_at, 0, None)
         return None
     finally:
         db.session.close()  # nothing stays checked out for the length of the LLM call
@@ -186,10 +188,10 @@ def record(prompt: Prompt, outcome: ChatResult | LLMError) -> bool:
         db.session.commit()
     finally:
         db.session.close()
-    if done and prompt.metered and prompt.requested_at is not None:
+    if done and prompt.metered and prompt.requested_at and prompt.update_id is not None:
         tokens, cost = 0, None
         if not isinstance(outcome, LLMError):
             tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
             cost = cost_usd(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
-        quotas.settle(prompt.user_id, request_id, prompt.requested_at, tokens, cost)
+        quotas.settle(prompt.user_id, prompt.update_id, prompt.requested_at, tokens, cost)
     return done

@@ -36,15 +36,7 @@ from shared.runtime import Snapshot
 from shared.services import quotas
 from shared.services.conversation.answering import Prompt, build_prompt
 from shared.services.conversation.delivery import ReplyView
-from shared.services.dialogs import (
-    Logged,
-    LoggedRequest,
-    deny_pending,
-    find_by_update,
-    log_request,
-    record_failure,
-    switch_model,
-)
+from shared.services.dialogs import Logged, find_by_update, log_request, record_failure
 from shared.services.plans import PlanSpec, effective_plan, model_for
 from shared.services.quotas import LimitHit, Limits
 from shared.services.users import Refusal, access_refusal, register_sender
@@ -194,8 +186,10 @@ def older_open(chat_id: int, request_id: int) -> bool:
 def intake(incoming: Incoming) -> Intake:
     """Register the sender, check access and limits, log the request and prepare its work.
 
-    One unit of work, committed once. A quota reservation made for the row is given back if
-    the unit of work fails after it (the task's retry reserves again).
+    Two short units of work: the sender's refresh, then — after the limits were checked in
+    Redis, with no connection held (SQLite under gevent shares one among all greenlets) — the
+    row, committed once. A quota reservation is given back if the row is never committed (the
+    task's retry reserves again).
 
     Args:
         incoming: The text message.
@@ -215,6 +209,9 @@ def intake(incoming: Incoming) -> Intake:
                 # The update was logged before (a redelivery, or a concurrent copy), or a
                 # concurrent first message of the user opened the dialog: look, then retry.
                 db.session.rollback()
+                for user_id, name, at in reserved:
+                    quotas.release(user_id, name, at)
+                reserved.clear()
                 seen = _seen_before(incoming)
                 if seen is not None:
                     return seen
@@ -222,23 +219,32 @@ def intake(incoming: Incoming) -> Intake:
                     raise
         raise AssertionError("unreachable")
     finally:
-        for user_id, request_id, at in reserved:  # the row was never committed
-            quotas.release(user_id, request_id, at)
+        for user_id, name, at in reserved:  # the row was never committed
+            quotas.release(user_id, name, at)
         db.session.close()
 
 
 def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> Intake:
-    """Write the row of a new request and prepare its ticket (inside the unit of work).
+    """Write the row of a new request and prepare its ticket.
 
     Args:
         incoming: The text message.
-        reserved: Gets ``(user_id, request_id, at)`` of a quota reservation made here.
+        reserved: Gets ``(user_id, update_id, at)`` of a quota reservation made here.
     """
     snapshot = runtime.get()
     user = register_sender(incoming.sender, snapshot=snapshot)
     refusal = access_refusal(user)
-    plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
+    now = utcnow()
+    plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, now)
     mode, model = snapshot.mode(user.mode_id), model_for(snapshot, plan, user.model_id)
+    limits = Limits.of(plan, user.daily_request_limit)
+    if refusal is None and not limits.unlimited:
+        db.session.commit()  # the sender's refresh: no connection is held across Redis calls
+        hit, model, fresh = _reserve(incoming, user.id, limits, plan, model, now, snapshot)
+        if hit is not None:
+            refusal = Refusal(ErrorKind.LIMIT, hit.to_error())
+        elif fresh:
+            reserved.append((user.id, incoming.update_id, now))
     row = log_request(
         user,
         incoming.text,
@@ -251,20 +257,8 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
         status=RequestStatus.PENDING if refusal is None else RequestStatus.DENIED,
         error_kind=refusal.kind if refusal else None,
         error=refusal.detail if refusal else None,
+        request_at=now,
     )
-    limits = Limits.of(plan, user.daily_request_limit)
-    if refusal is None and not limits.unlimited:
-        hit, model = _reserve(row, user.id, limits, plan, model, incoming.text, snapshot)
-        if hit is None:
-            reserved.append((user.id, row.id, row.request_at))
-            if model is not None and model.id != row.model_id:
-                row = dataclasses.replace(row, model_id=model.id, model_name=model.name)
-        else:
-            deny_pending(row.id, ErrorKind.LIMIT, hit.to_error())
-            row = dataclasses.replace(
-                row, status=RequestStatus.DENIED, error_kind=ErrorKind.LIMIT, error=hit.to_error()
-            )
-            refusal = Refusal(ErrorKind.LIMIT, hit.to_error())
     decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
     if older_open(incoming.chat_id, row.id):
         # Queued behind an open reply: the chat's holder settles it from the database, so
@@ -280,42 +274,43 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
             kind, error = built
             record_failure(row.id, error, kind=kind)
             row = dataclasses.replace(row, status=RequestStatus.ERROR, error_kind=kind)
+            if reserved:  # no LLM call: nothing is spent but the request itself
+                quotas.settle(user.id, incoming.update_id, now, 0, None)
     reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id, row.error)
     ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
     return Intake(decision, row.id, incoming.chat_id, ticket, older_open=False)
 
 
 def _reserve(
-    row: LoggedRequest,
+    incoming: Incoming,
     user_id: int,
     limits: Limits,
     plan: PlanSpec | None,
     model: ModelSpec | None,
-    text: str,
+    at: datetime,
     snapshot: Snapshot,
-) -> tuple[LimitHit | None, ModelSpec | None]:
-    """Reserve the row's share of the user's limits; a plan's fallback model past its dollars.
+) -> tuple[LimitHit | None, ModelSpec | None, bool]:
+    """Reserve the request's share of the user's limits; a plan's fallback past its dollars.
+
+    The reservation is named after the update (the row does not exist yet).
 
     Returns:
-        ``(None, model)`` when the row may be answered — by the plan's fallback (recorded on
-        the row) if the dollar limit was reached — else ``(the limit it hit, model)``.
+        ``(None, model, fresh)`` when the request may be answered — by the plan's fallback if
+        the dollar limit was reached — where ``fresh`` is False for a redelivered update whose
+        reservation was already held; else ``(the limit it hit, model, False)``.
     """
-    hit = quotas.reserve(user_id, row.id, limits, quotas.estimate(model, text), at=row.request_at)
-    if hit is None or hit.limit != "cost_usd_per_month" or plan is None:
-        return hit, model
-    fallback = snapshot.models.get(plan.fallback_model_id) if plan.fallback_model_id else None
-    if fallback is None or (model is not None and fallback.id == model.id):
-        return hit, model
-    cheaper = quotas.reserve(
-        user_id,
-        row.id,
-        limits,
-        quotas.estimate(fallback, text),
-        at=row.request_at,
-        ignore_cost=True,
+    name = incoming.update_id
+    first = quotas.reserve(user_id, name, limits, quotas.estimate(model, incoming.text), at=at)
+    if first is None or isinstance(first, quotas.Held):
+        return None, model, first is None
+    fallback_id = plan.fallback_model_id if plan is not None else None
+    fallback = snapshot.models.get(fallback_id) if fallback_id is not None else None
+    if first.limit != "cost_usd_per_month" or fallback is None or fallback == model:
+        return first, model, False
+    second = quotas.reserve(
+        user_id, name, limits, quotas.estimate(fallback, incoming.text), at=at, ignore_cost=True
     )
-    if cheaper is not None:
-        return cheaper, model
-    switch_model(row.id, fallback)
-    logger.info("request_id=%s answered by the plan's fallback %s", row.id, fallback.name)
-    return None, fallback
+    if second is not None and not isinstance(second, quotas.Held):
+        return second, model, False
+    logger.info("update_id=%s answered by the plan's fallback %s", name, fallback.name)
+    return None, fallback, second is None
