@@ -359,3 +359,24 @@ def test_a_redelivered_update_is_counted_once(app: Flask, conversation: Conversa
     conversation.say(ALICE, "third")
     assert "лимит запросов" in _text(conversation.sent(ALICE, 3)[2])
     assert [row.status for row in conversation.rows(ALICE)] == ["ok", "ok", "denied"]
+
+
+def test_an_answer_settles_its_reservation_with_the_real_usage(
+    app: Flask, conversation: Conversation
+) -> None:
+    """After the answer, the day's counters hold the row's real tokens, no open reservation."""
+    _plans(app, requests_per_day=10, tokens_per_day=100_000, tokens_per_month=None)
+    conversation.say(ALICE, "count my tokens")
+    conversation.sent(ALICE)
+    [row] = conversation.rows(ALICE)
+    redis = app.extensions["redis"]
+    [key] = list(redis.scan_iter(f"{KEY_PREFIX}quota:*:d:*"))
+
+    def settled() -> bool:
+        fields = redis.hgetall(key)
+        return not any(name.startswith("r:") for name in fields)
+
+    wait_until(settled, what="the reservation settled")
+    tokens = (row.prompt_tokens or 0) + (row.completion_tokens or 0)
+    assert tokens > 0 and redis.hget(key, "tok") == str(tokens)
+    assert redis.hget(key, "req") == "1"

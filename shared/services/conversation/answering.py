@@ -100,7 +100,17 @@ def build_prompt(
     turns = history(row.dialog_id, row.number)
     messages = build_messages(mode.system_prompt if mode else None, turns, row.request_text, spec)
     drafts = row.chat_id > 0 and snapshot.setting("streaming", ON) == ON
-    return Prompt(row.id, row.chat_id, spec, messages, drafts, row.user_id, row.request_at, metered)
+    return Prompt(
+        row.id,
+        row.chat_id,
+        spec,
+        messages,
+        drafts,
+        user_id=row.user_id,
+        requested_at=row.request_at,
+        metered=metered,
+        update_id=row.update_id,
+    )
 
 
 def prepare(request_id: int) -> Prompt | None:
