@@ -49,7 +49,8 @@ class SettingsForm(FlaskForm):
     default_daily_limit = IntegerField(
         "Default daily request limit",
         validators=[Optional(), NumberRange(min=0)],
-        description="Empty: unlimited.",
+        description="The default plan's requests per day (see Plans for its other limits). "
+        "Empty: unlimited.",
     )
     streaming = BooleanField(
         "Stream answers",
