@@ -77,6 +77,7 @@ def test_fifty_reservations_at_once_let_exactly_the_limit_through(app: Flask, ct
     add_request(user, midnight + timedelta(seconds=1))
     add_request(user, midnight + timedelta(seconds=2))
     db.session.commit()
+    user_id = user.id  # read here: the threads must not touch this session's objects
     limits = Limits(requests_per_day=5)
     now = utcnow()
     start = threading.Barrier(50)
@@ -86,7 +87,7 @@ def test_fifty_reservations_at_once_let_exactly_the_limit_through(app: Flask, ct
     def reserve(request_id: int) -> None:
         with app.app_context():
             start.wait()
-            outcome = quotas.reserve(user.id, request_id, limits, (10, 0), at=now)
+            outcome = quotas.reserve(user_id, request_id, limits, (10, 0), at=now)
             with lock:
                 outcomes.append(outcome)
 
