@@ -10,7 +10,7 @@ from telebot.types import CallbackQuery, Message, PreCheckoutQuery
 
 from bot.middleware import Outbox
 from shared.extensions import runtime
-from shared.models import User
+from shared.models import User, UserStatus
 from shared.models.types import row_id, utcnow
 from shared.services import payments, quotas
 from shared.services.plans import effective_plan
@@ -92,20 +92,36 @@ def _offer_list(chat_id: int, lang: str, out: Outbox) -> None:
     )
 
 
-def buy(message: Message, lang: str, out: Outbox) -> None:
+def _no_access(user: User, lang: str) -> str | None:
+    """The refusal for a user who may not buy (blocked, or pending approval), else None."""
+    if user.status == UserStatus.ACTIVE:
+        return None
+    return t("denied_blocked" if user.status == UserStatus.BLOCKED else "denied_pending", lang)
+
+
+def buy(message: Message, user: User, lang: str, out: Outbox) -> None:
     """``/buy``: the plans on sale, each with a button that sends its invoice."""
+    refusal = _no_access(user, lang)
+    if refusal is not None:
+        out.send(message.chat.id, refusal)
+        return
     _offer_list(message.chat.id, lang, out)
 
 
-def buy_button(query: CallbackQuery, lang: str, out: Outbox) -> None:
+def buy_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
     """The «Купить тариф» button (under a limit refusal or a reminder): as ``/buy``."""
-    out.toast(query.id, t("buy_button", lang))
-    if query.message is not None:
+    refusal = _no_access(user, lang)
+    out.toast(query.id, refusal or t("buy_button", lang))
+    if query.message is not None and refusal is None:
         _offer_list(query.message.chat.id, lang, out)
 
 
 def plan_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
     """A plan's button: send its invoice (a plan no longer on sale, or a forged id, is refused)."""
+    refusal = _no_access(user, lang)
+    if refusal is not None:
+        out.toast(query.id, refusal)
+        return
     plan_id = row_id(PLAN.parse(query.data)["id"])
     plan = runtime.get().plans.get(plan_id) if plan_id is not None else None
     if plan is None or not plan.on_sale or query.message is None:
@@ -118,27 +134,38 @@ def plan_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> Non
     )
 
 
-def pre_checkout(query: PreCheckoutQuery, lang: str, out: Outbox) -> None:
+def pre_checkout(query: PreCheckoutQuery, user: User, lang: str, out: Outbox) -> None:
     """Telegram asks whether to take the Stars: yes only for a plan still on sale at that price.
 
-    Answered from memory (the runtime snapshot), well within Telegram's 10 seconds.
+    The plans come from memory (the runtime snapshot); the buyer must still have access.
+    Answered on the fast queue, well within Telegram's 10 seconds.
     """
+    refusal = _no_access(user, lang)
     reason = payments.pre_checkout_verdict(
         query.from_user.id, query.currency, query.total_amount, query.invoice_payload, runtime.get()
     )
-    params: dict[str, object] = {"pre_checkout_query_id": query.id, "ok": reason is None}
-    if reason is not None:
-        params["error_message"] = t(f"pay_{reason}", lang)
+    params: dict[str, object] = {"pre_checkout_query_id": query.id, "ok": not (refusal or reason)}
+    if refusal or reason:
+        params["error_message"] = refusal or t(f"pay_{reason}", lang)
     out.call("answerPreCheckoutQuery", params)
 
 
 def paid(message: Message, user: User, lang: str, out: Outbox) -> None:
     """A ``successful_payment``: record it once, extend the plan, thank the user.
 
-    A payment Telegram delivers twice extends nothing the second time, and says nothing.
+    A payment Telegram delivers twice extends nothing the second time, and says nothing; the
+    same update handled again (a retry after a crash) thanks again — the outbox sends only
+    what that update did not send before.
     """
-    purchase = payments.record_payment(user, message.json.get("successful_payment") or {})
+    purchase = payments.record_payment(
+        user,
+        message.json.get("successful_payment") or {},
+        update_id=getattr(message, "update_id", None),
+    )
     if purchase is None:
+        return
+    if purchase.expires_at is None:
+        out.send(message.chat.id, t("paid_thanks_forever", lang, plan=purchase.plan_name))
         return
     out.send(
         message.chat.id,

@@ -75,8 +75,9 @@ def upgrade():
     op.create_table(
         "payments",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("telegram_id", sa.BigInteger(), nullable=False),
+        sa.Column("update_id", sa.BigInteger(), nullable=True),
         sa.Column("plan_id", sa.Integer(), nullable=True),
         sa.Column("plan_name", sa.String(length=64), nullable=False),
         sa.Column("stars", sa.Integer(), nullable=False),
@@ -103,7 +104,7 @@ def upgrade():
             ["plan_id"], ["plans.id"], name=op.f("fk_payments_plan_id_plans"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_payments_user_id_users"), ondelete="CASCADE"
+            ["user_id"], ["users.id"], name=op.f("fk_payments_user_id_users"), ondelete="SET NULL"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_payments")),
         sa.UniqueConstraint(

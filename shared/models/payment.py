@@ -25,14 +25,17 @@ class Payment(db.Model):
     Invariants: ``telegram_payment_charge_id`` is unique, so a ``successful_payment`` that
     Telegram delivers twice extends the plan once; ``period_days`` and the plan's name are
     copied at purchase, so a refund takes back exactly what was given even after the plan
-    changed; ``telegram_id`` is kept beside ``user_id`` for the API and for refunds.
+    changed; ``telegram_id`` is kept beside ``user_id`` for the API and for refunds, and a
+    payment outlives its user (``user_id`` becomes null: it can still be refunded and counts in
+    the revenue); ``update_id`` is the update that recorded it.
     """
 
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     telegram_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
     plan_name: Mapped[str] = mapped_column(String(64), nullable=False)
     stars: Mapped[int] = mapped_column(Integer, nullable=False)

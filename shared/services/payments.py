@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from telebot.apihelper import ApiTelegramException
 
 from shared.db import db
 from shared.extensions import telegram
 from shared.models import Payment, PaymentStatus, Plan, User
 from shared.models.types import utcnow
+from shared.redis import KEY_PREFIX
 from shared.services.plans import PlanSpec, extend_by_purchase, take_back
 from shared.telegram.texts import t
 
@@ -142,45 +143,72 @@ class Purchase:
     Attributes:
         payment_id: The payment.
         plan_name: The plan bought.
-        expires_at: The plan's new end.
+        expires_at: The plan's new end (None: the plan had no end, and still has none).
+        new: False when the update that recorded it is handled again (a retry).
     """
 
     payment_id: int
     plan_name: str
-    expires_at: datetime
+    expires_at: datetime | None
+    new: bool = True
 
 
-def record_payment(user: User, payment: dict[str, Any]) -> Purchase | None:
+def record_payment(
+    user: User, payment: dict[str, Any], *, update_id: int | None = None
+) -> Purchase | None:
     """Store a ``successful_payment`` once and extend the buyer's plan (caller commits).
 
+    The row and the plan change are one unit of work (no savepoint: on SQLite a savepoint
+    opened outside a transaction would commit the row on its own). A copy of the same update
+    racing this one fails the unit of work on the unique charge id; its task's retry then finds
+    the payment.
+
     Args:
-        user: The buyer (persistent).
+        user: The buyer (persistent): the message's sender.
         payment: The ``successful_payment`` object.
+        update_id: The update that carries it (recorded: a retry of that same update, after a
+            crash between the commit and the thanks, thanks again; a duplicate does not).
 
     Returns:
-        The purchase; None when this charge was recorded before (Telegram delivered it twice)
-        or the payload is not one of ours (logged: Telegram took the Stars, an admin must look).
+        The purchase (``new`` False for a retry of the update that recorded it); None when
+        the charge was recorded by another update (Telegram delivered it twice), or when it
+        is not a purchase of ours for this buyer — payload, currency, price or buyer do not
+        match (recorded without a plan and logged: Telegram took the Stars, an admin refunds).
     """
     charge_id = payment.get("telegram_payment_charge_id")
-    payload = Payload.parse(payment.get("invoice_payload"))
     if not isinstance(charge_id, str) or not charge_id:
         logger.error("successful_payment without a charge id from telegram_id=%s", user.telegram_id)
         return None
-    if db.session.scalar(select(Payment.id).where(Payment.telegram_payment_charge_id == charge_id)):
+    seen = db.session.scalar(select(Payment).where(Payment.telegram_payment_charge_id == charge_id))
+    if seen is not None:
         logger.info("payment %s seen before", charge_id)
-        return None
+        if update_id is None or seen.update_id != update_id or seen.plan_id is None:
+            return None
+        return Purchase(seen.id, seen.plan_name, user.plan_expires_at, new=False)
+    payload = Payload.parse(payment.get("invoice_payload"))
+    stars = payment.get("total_amount")
     plan = db.session.get(Plan, payload.plan_id) if payload else None
-    if payload is None or plan is None:
+    ours = (
+        payload is not None
+        and payment.get("currency") == STARS
+        and stars == payload.stars
+        and user.telegram_id == payload.telegram_id
+    )
+    if plan is None or not ours:
         logger.error(
-            "payment %s of telegram_id=%s names no plan (payload %r): refund it from the admin",
+            "payment %s of telegram_id=%s is no purchase of ours (payload %r, %s %s): "
+            "refund it from the admin",
             charge_id,
             user.telegram_id,
             payment.get("invoice_payload"),
+            stars,
+            payment.get("currency"),
         )
-    stars = payment.get("total_amount")
+        plan = None
     row = Payment(
         user_id=user.id,
         telegram_id=user.telegram_id,
+        update_id=update_id,
         plan_id=plan.id if plan else None,
         plan_name=plan.name if plan else "?",
         stars=stars if isinstance(stars, int) else 0,
@@ -190,12 +218,8 @@ def record_payment(user: User, payment: dict[str, Any]) -> Purchase | None:
         or None,
         invoice_payload=str(payment.get("invoice_payload") or "")[:128],
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add(row)
-    except IntegrityError:  # a concurrent copy of the same update won the insert
-        logger.info("payment %s recorded concurrently", charge_id)
-        return None
+    db.session.add(row)
+    db.session.flush()  # IntegrityError for a concurrent copy: the caller rolls back, retries
     if plan is None:
         return None
     expires_at = extend_by_purchase(user, plan, plan.period_days, payment_id=row.id)
@@ -204,7 +228,7 @@ def record_payment(user: User, payment: dict[str, Any]) -> Purchase | None:
         charge_id,
         user.telegram_id,
         plan.name,
-        expires_at.isoformat(),
+        expires_at.isoformat() if expires_at else "forever",
     )
     return Purchase(row.id, plan.name, expires_at)
 
@@ -223,6 +247,15 @@ class AlreadyRefunded(PaymentError):
 
 class RefundRefused(PaymentError):
     """Telegram refused the refund (its description is the message)."""
+
+
+class RefundInProgress(AlreadyRefunded):
+    """Another refund of this payment is being made right now."""
+
+
+#: How long a refund holds its payment (a second refund meanwhile is refused); a successful
+#: one is committed long before, a refused one lets go at once.
+REFUND_HOLD_SECONDS = 120
 
 
 def refund(payment_id: int, *, actor: str) -> Payment:
@@ -248,6 +281,33 @@ def refund(payment_id: int, *, actor: str) -> Payment:
         raise PaymentNotFound(f"no payment {payment_id}")
     if payment.status == PaymentStatus.REFUNDED:
         raise AlreadyRefunded(f"payment {payment_id} was refunded on {payment.refunded_at}")
+    # SQLite ignores FOR UPDATE: a Redis hold keeps two refunds of one payment apart there too
+    hold = f"{KEY_PREFIX}refund:{payment.id}"
+    redis = current_app.extensions["redis"]
+    if not redis.set(hold, actor[:128], nx=True, ex=REFUND_HOLD_SECONDS):
+        raise RefundInProgress(f"payment {payment_id} is being refunded right now")
+    try:
+        _refund_at_telegram(payment)
+    except RefundRefused:
+        redis.delete(hold)
+        raise
+    payment.status = PaymentStatus.REFUNDED
+    payment.refunded_at = utcnow()
+    payment.refunded_by = actor[:128]
+    user = db.session.get(User, payment.user_id) if payment.user_id is not None else None
+    if user is not None:
+        take_back(user, payment.plan_id, payment.period_days, actor=actor, payment_id=payment.id)
+    db.session.flush()
+    logger.info("payment %s refunded by %s", payment.id, actor)
+    return payment
+
+
+def _refund_at_telegram(payment: Payment) -> None:
+    """``refundStarPayment``; a charge Telegram says it refunded already counts as done.
+
+    Raises:
+        RefundRefused: When Telegram refused, or could not be reached.
+    """
     try:
         telegram.call(
             "refundStarPayment",
@@ -261,15 +321,6 @@ def refund(payment_id: int, *, actor: str) -> Payment:
             raise RefundRefused(f"Telegram refused the refund: {exc.description}") from exc
     except Exception as exc:  # noqa: BLE001 - network, no token: nothing was refunded
         raise RefundRefused(f"Telegram could not be reached: {type(exc).__name__}") from exc
-    payment.status = PaymentStatus.REFUNDED
-    payment.refunded_at = utcnow()
-    payment.refunded_by = actor[:128]
-    user = db.session.get(User, payment.user_id)
-    if user is not None:
-        take_back(user, payment.plan_id, payment.period_days, actor=actor, payment_id=payment.id)
-    db.session.flush()
-    logger.info("payment %s refunded by %s", payment.id, actor)
-    return payment
 
 
 def list_payments(

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
@@ -383,6 +383,9 @@ def change_plan(
     user.plan_reminded_at = None
     db.session.add(change)
     db.session.flush()
+    from shared.services import quotas  # noqa: PLC0415 - quotas imports this module
+
+    quotas.forget(user.id)
     return change
 
 
@@ -393,11 +396,18 @@ def _plan_names(ids: set[int]) -> dict[int | None, str]:
 
 
 def extend_by_purchase(
-    user: User, plan: Plan, period_days: int, *, payment_id: int, now: datetime | None = None
-) -> datetime:
-    """Give a user ``period_days`` of a bought plan, from the later of now and its current end.
+    user: User,
+    plan: Plan,
+    period_days: int,
+    *,
+    payment_id: int | None,
+    now: datetime | None = None,
+) -> datetime | None:
+    """Give a user ``period_days`` of a bought plan, from the later of now and their plan's end.
 
-    Buying the plan one already has extends it; buying another plan starts it now.
+    The days left of the plan the user is on are kept (the bought plan starts counting from
+    their end); buying the plan one has without an end changes nothing (it has no end to
+    extend). A user on the default plan gets the period from now.
 
     Args:
         user: The buyer.
@@ -407,12 +417,14 @@ def extend_by_purchase(
         now: The current instant (tests pass it).
 
     Returns:
-        The new expiry.
+        The new end (None when the plan had none and still has none).
     """
     now = now or utcnow()
-    start = now
-    if user.plan_id == plan.id and user.plan_expires_at and user.plan_expires_at > now:
-        start = user.plan_expires_at
+    end = user.plan_expires_at
+    running = user.plan_id is not None and (end is None or end > now)
+    if running and end is None and user.plan_id == plan.id:
+        return None
+    start = end if running and end is not None and end > now else now
     expires_at = start + timedelta(days=period_days)
     change_plan(
         user,
@@ -473,6 +485,10 @@ def take_back(
 def expire_due(now: datetime | None = None, *, batch: int = 500) -> list[tuple[User, str]]:
     """Move users whose plan has expired back to the default plan (each change recorded).
 
+    Each move is a conditional UPDATE (the plan must still be ended when it runs), so a
+    purchase committed meanwhile is never undone, and two checks running at once move a user
+    once.
+
     Args:
         now: The current instant (tests pass it).
         batch: At most this many users per call (the job calls again while it finds some).
@@ -491,9 +507,36 @@ def expire_due(now: datetime | None = None, *, batch: int = 500) -> list[tuple[U
     )
     moved = []
     for user in users:
-        name = user.plan.name if user.plan else ""
-        change_plan(user, None, None, reason=PlanChangeReason.EXPIRY, actor="system")
+        name, plan_id, ended = (
+            (user.plan.name if user.plan else ""),
+            user.plan_id,
+            user.plan_expires_at,
+        )
+        done = db.session.execute(
+            update(User)
+            .where(User.id == user.id, User.plan_expires_at <= now)
+            .values(plan_id=None, plan_expires_at=None, plan_reminded_at=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not done:
+            continue
+        db.session.expire(user, ["plan_id", "plan_expires_at", "plan_reminded_at", "plan"])
+        db.session.add(
+            PlanChange(
+                user_id=user.id,
+                reason=PlanChangeReason.EXPIRY,
+                actor="system",
+                from_plan_id=plan_id,
+                from_plan_name=name or None,
+                from_expires_at=ended,
+            )
+        )
         moved.append((user, name))
+    db.session.flush()
+    from shared.services import quotas  # noqa: PLC0415 - quotas imports this module
+
+    for user, _name in moved:
+        quotas.forget(user.id)
     return moved
 
 

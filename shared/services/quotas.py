@@ -19,10 +19,13 @@ Keys (per user, in the configured timezone's day and month; ``KEY_PREFIX`` first
 **The database stays the source of truth.** A missing key (a new day, a Redis that lost its
 data) is rebuilt from the ``requests`` table (:func:`shared.services.usage.spent_since`) before
 the check — requests not denied, tokens and cost of answered ones — and only if it is still
-missing (two workers rebuilding at once write it once). Approximations, all on the side of
-the user: a request whose worker died between the check and the answer keeps its reservation
-until the day ends; a request pending while the counters are rebuilt is counted in full when it
-settles. A plan without limits costs no Redis call.
+missing (two workers rebuilding at once write it once); a plan change drops them
+(:func:`forget`). Approximations, all on the side of the user: a request whose worker died
+between the check and the answer keeps its reservation (its request until the day ends, its
+tokens and dollars until the month ends); a request pending while the counters are rebuilt is
+counted in full when it settles; the reservation estimates the question and at most
+:data:`ANSWER_RESERVE` answer tokens, not the dialog's history, so a burst can pass a token or
+dollar limit by its prompts. A plan without limits costs no Redis call.
 
 Refusals carry :class:`LimitHit`: which limit, its value, and when it resets; it round-trips
 through the log row's ``error`` (:meth:`LimitHit.to_error`, :meth:`LimitHit.parse`), so the
@@ -42,6 +45,7 @@ from flask import current_app
 from shared.db import db
 from shared.extensions import redis_store
 from shared.llm import ModelSpec, estimate_tokens
+from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
 from shared.services import usage
 from shared.services.plans import PlanSpec
@@ -232,6 +236,24 @@ class Period:
     def resets_at(self, limit: str) -> datetime:
         """When a limit's counter starts again."""
         return self.day_ends if limit in DAILY else self.month_ends
+
+
+def forget(user_id: int, at: datetime | None = None) -> None:
+    """Drop a user's current day and month counters: the next check rebuilds them.
+
+    Called when the user's plan changes. Counters are kept only while a plan has limits, so
+    after time on an unlimited plan they would lack that time's use; rebuilt, they count it.
+    A Redis error is logged (the counters then stay as they are until the day or month ends).
+
+    Args:
+        user_id: The user.
+        at: An instant of the period (default: now).
+    """
+    try:
+        period = Period.of(user_id, current_app.config["AI_ROUTER"].timezone, at or utcnow())
+        current_app.extensions["redis"].delete(period.day_key, period.month_key)
+    except Exception:  # noqa: BLE001 - the plan change stands; the counters err as before
+        logger.warning("could not reset the quota counters of user_id=%s", user_id, exc_info=True)
 
 
 def estimate(spec: ModelSpec | None, text: str) -> tuple[int, int]:

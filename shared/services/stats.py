@@ -185,17 +185,20 @@ def _revenue(period: Period, starts: Sequence[datetime]) -> tuple[dict[str, int]
         Payment.created_at < period.end,
         Payment.status == PaymentStatus.PAID,
     )
-    sums = (func.coalesce(func.sum(Payment.stars), 0), func.count(func.distinct(Payment.user_id)))
+    sums = (
+        func.coalesce(func.sum(Payment.stars), 0),
+        func.count(func.distinct(Payment.telegram_id)),
+    )
     stars, payers = db.session.execute(select(*sums).where(*paid)).one()
     day = _day_index(starts, 0, len(starts), Payment.created_at).label("day")
-    rows = select(day, Payment.stars, Payment.user_id).where(*paid).subquery()
+    rows = select(day, Payment.stars, Payment.telegram_id).where(*paid).subquery()
     by_day = {
         int(index): (int(day_stars), int(day_payers))
         for index, day_stars, day_payers in db.session.execute(
             select(
                 rows.c.day,
                 func.coalesce(func.sum(rows.c.stars), 0),
-                func.count(func.distinct(rows.c.user_id)),
+                func.count(func.distinct(rows.c.telegram_id)),
             ).group_by(rows.c.day)
         )
     }

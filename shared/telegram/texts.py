@@ -164,6 +164,10 @@ TEXTS: dict[str, dict[str, str]] = {
         RU: "Спасибо за оплату! Тариф «{plan}» действует до {date}.",
         EN: "Thank you for your payment! Your «{plan}» plan is active until {date}.",
     },
+    "paid_thanks_forever": {
+        RU: "Спасибо за оплату! Тариф «{plan}» действует бессрочно.",
+        EN: "Thank you for your payment! Your «{plan}» plan has no end date.",
+    },
     "plan_expired": {
         RU: "Срок тарифа «{plan}» закончился, вы снова на тарифе «{default}».",
         EN: "Your «{plan}» plan has ended; you are back on «{default}».",

@@ -380,3 +380,22 @@ def test_an_answer_settles_its_reservation_with_the_real_usage(
     tokens = (row.prompt_tokens or 0) + (row.completion_tokens or 0)
     assert tokens > 0 and redis.hget(key, "tok") == str(tokens)
     assert redis.hget(key, "req") == "1"
+
+
+def test_a_blocked_user_cannot_buy(app: Flask, conversation: Conversation) -> None:
+    """/buy and the pre-checkout of a blocked user are refused with the access refusal."""
+    ids = _plans(app)
+    with app.app_context():
+        db.session.add(User(telegram_id=ALICE, status="blocked"))
+        db.session.commit()
+    conversation.say(ALICE, "/buy")
+    assert "Доступ к боту закрыт" in _text(conversation.sent(ALICE)[0])
+    telegram = conversation.telegram
+    query = telegram.inject_pre_checkout_query(
+        ALICE, chat_id=ALICE, total_amount=250, invoice_payload=f"plan:{ids['Paid']}:250:{ALICE}"
+    )
+    _deliver_pending(conversation, "pre_checkout_query")
+    telegram.wait_for_call("answerPreCheckoutQuery", timeout=30)
+    answer = telegram.pre_checkout_answers()[-1]
+    assert answer["pre_checkout_query_id"] == query and answer["ok"] is False
+    assert "Доступ к боту закрыт" in answer["error_message"]

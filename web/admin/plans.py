@@ -346,8 +346,12 @@ class PaymentView(SecureModelView):
         IntEqualFilter(Payment.telegram_id, "Telegram id"),
     )
     column_formatters = {
-        "telegram_id": lambda v, c, m, n: Markup('<a href="{}">{}</a>').format(
-            url_for("user.activity", user_id=m.user_id), m.telegram_id
+        "telegram_id": lambda v, c, m, n: (
+            Markup('<a href="{}">{}</a>').format(
+                url_for("user.activity", user_id=m.user_id), m.telegram_id
+            )
+            if m.user_id is not None
+            else m.telegram_id
         ),
         "status": lambda v, c, m, n: _status_badge(m),
         "buttons": lambda v, c, m, n: _refund_button(m),
@@ -368,7 +372,7 @@ class PaymentView(SecureModelView):
             db.session.rollback()
             flash(f"Payment {payment_id} not refunded: {exc}.", "error")
             return redirect(back)
-        user = db.session.get(User, payment.user_id)
+        user = db.session.get(User, payment.user_id) if payment.user_id is not None else None
         plan, ends = plans.plan_of(user) if user is not None else (None, None)
         now_on = f"{plan.name}{f' until {_date(ends)}' if ends else ''}" if plan else "—"
         flash(

@@ -32,7 +32,6 @@ from shared.services.dialogs import (
     record_failure,
 )
 from shared.services.plans import effective_plan, model_for
-from shared.services.quotas import Limits
 from shared.services.settings import ON
 from shared.services.users import Sender
 from shared.timers import later
@@ -126,16 +125,14 @@ def prepare(request_id: int) -> Prompt | None:
         row = db.session.get(Request, request_id)
         if row is None or row.status != RequestStatus.PENDING:
             return None
-        snapshot, user = runtime.get(), row.user
-        plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, utcnow())
-        metered = not Limits.of(plan, user.daily_request_limit).unlimited
-        prompt = build_prompt(row, user, snapshot, metered=metered)
+        # settle whatever intake reserved: the plan in force may have changed since (rare path)
+        prompt = build_prompt(row, row.user, runtime.get(), metered=True)
         if isinstance(prompt, Prompt):
             return prompt
         kind, error = prompt
         record_failure(request_id, error, kind=kind)
         db.session.commit()
-        if metered and row.update_id is not None:
+        if row.update_id is not None:  # settle whatever intake reserved (its plan may differ)
             quotas.settle(row.user_id, row.update_id, row.request_at, 0, None)
         return None
     finally:

@@ -153,17 +153,6 @@ def _decision_for(row: Logged) -> Decision:
     return Decision.REFUSE if row.status == RequestStatus.DENIED else Decision.ANSWER
 
 
-def _seen_before(incoming: Incoming) -> Intake | None:
-    """The outcome for an update logged before, if it was."""
-    if incoming.update_id is None:
-        return None
-    existing = find_by_update(incoming.update_id)
-    if existing is None:
-        return None
-    logger.info("update seen before update_id=%s", incoming.update_id)
-    return Intake(_decision_for(existing), existing.id, incoming.chat_id)
-
-
 _REQUESTS = Request.__table__
 _OLDER_OPEN = (
     select(_REQUESTS.c.id)
@@ -203,18 +192,26 @@ def intake(incoming: Incoming) -> Intake:
             try:
                 outcome = _log_new(incoming, reserved)
                 db.session.commit()
+                failed = (
+                    outcome.ticket is not None
+                    and outcome.ticket.reply.status == RequestStatus.ERROR
+                )
+                for user_id, name, at in reserved if failed else ():
+                    quotas.settle(user_id, name, at, 0, None)  # no LLM call: nothing spent
                 reserved.clear()
                 return outcome
             except IntegrityError:
                 # The update was logged before (a redelivery, or a concurrent copy), or a
                 # concurrent first message of the user opened the dialog: look, then retry.
                 db.session.rollback()
-                for user_id, name, at in reserved:
-                    quotas.release(user_id, name, at)
+                existing = find_by_update(incoming.update_id)
+                if existing is None or existing.status != RequestStatus.PENDING:
+                    for user_id, name, at in reserved:  # a pending copy settles it itself
+                        quotas.release(user_id, name, at)
                 reserved.clear()
-                seen = _seen_before(incoming)
-                if seen is not None:
-                    return seen
+                if existing is not None:
+                    logger.info("update seen before update_id=%s", incoming.update_id)
+                    return Intake(_decision_for(existing), existing.id, incoming.chat_id)
                 if attempt:
                     raise
         raise AssertionError("unreachable")
@@ -274,8 +271,6 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
             kind, error = built
             record_failure(row.id, error, kind=kind)
             row = dataclasses.replace(row, status=RequestStatus.ERROR, error_kind=kind)
-            if reserved:  # no LLM call: nothing is spent but the request itself
-                quotas.settle(user.id, incoming.update_id, now, 0, None)
     reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id, row.error)
     ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
     return Intake(decision, row.id, incoming.chat_id, ticket, older_open=False)
