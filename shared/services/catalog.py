@@ -122,6 +122,31 @@ class NameTaken(CatalogError):
     """Another model or mode has this name; the caller must roll the session back."""
 
 
+class ModelInUse(CatalogError):
+    """The model is the only model a plan allows: deleting it would open the plan to all."""
+
+
+def check_deletable(model: LLMModel) -> None:
+    """Refuse to delete the only model a plan lists (an empty list means every model).
+
+    Args:
+        model: The model about to be deleted.
+
+    Raises:
+        ModelInUse: Naming the plans that list only this model.
+    """
+    only = [
+        plan.name
+        for plan in db.session.scalars(select(Plan).where(Plan.models.any(LLMModel.id == model.id)))
+        if len(plan.models) == 1
+    ]
+    if only:
+        raise ModelInUse(
+            f"{model.name} is the only model of plan(s) {', '.join(sorted(only))}: "
+            "give them another model first (an empty list would allow every model)"
+        )
+
+
 def check_fallback(model: LLMModel, fallback_id: int | None) -> LLMModel | None:
     """Check a model's fallback: it must exist and must not be the model itself.
 

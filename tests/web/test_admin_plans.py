@@ -641,3 +641,23 @@ def test_user_plan_change_is_recorded_as_the_admins(admin, app: Flask) -> None:
         user = db.session.get(User, user_id)
         assert (user.plan_id, user.plan_expires_at) == (None, None)
         assert [c.to_plan_name for c in plans.history_of(user_id)] == [None, "Paid"]
+
+
+def test_the_only_model_of_a_plan_cannot_be_deleted_in_the_admin(admin, app: Flask) -> None:
+    """The Models page refuses to delete a plan's only model (flashed, nothing deleted)."""
+    with app.app_context():
+        model = LLMModel(name="Only", model="m", base_url="http://127.0.0.1:9/v1")
+        db.session.add(model)
+        db.session.flush()
+        db.session.get(Plan, _plan_id(app, "Free")).models = [model]
+        db.session.commit()
+        model_id = model.id
+    token = _csrf(admin, "/admin/llm_model/")
+    page = admin.post(
+        "/admin/llm_model/delete/",
+        data={"csrf_token": token, "id": str(model_id), "url": "/admin/llm_model/"},
+        follow_redirects=True,
+    ).text
+    assert "is the only model of plan(s) Free" in page
+    with app.app_context():
+        assert db.session.get(LLMModel, model_id) is not None

@@ -487,3 +487,16 @@ def test_users_filtered_by_the_plan_that_governs_them(api: ApiClient) -> None:
     assert ids(free) == [2, 3]
     assert ids(999_999) == []
     error_of(api.get("/users?plan_id=0"), 400)
+
+
+def test_the_only_model_of_a_plan_cannot_be_deleted(api: ApiClient) -> None:
+    """Deleting a plan's only model would open the plan to every model: 409, nothing deleted."""
+    only, other = _model(api, "Only"), _model(api, "Other")
+    free = plans_by_name(api)["Free"]
+    api.patch(f"/plans/{free['id']}", json={"model_ids": [only]})
+    error = error_of(api.delete(f"/models/{only}"), 409, "conflict")
+    assert "Free" in error["message"]
+    assert plans_by_name(api)["Free"]["model_ids"] == [only]
+    api.patch(f"/plans/{free['id']}", json={"model_ids": [only, other]})
+    assert api.delete(f"/models/{only}").status_code == 204
+    assert plans_by_name(api)["Free"]["model_ids"] == [other]

@@ -25,7 +25,7 @@ from wtforms.validators import URL, DataRequired, NumberRange, Optional, Validat
 
 from shared.db import db
 from shared.models import ApiToken, Dialog, LLMModel, Mode, Request, User, UserStatus
-from shared.services import cooldowns
+from shared.services import catalog, cooldowns
 from shared.services.api_tokens import issue_token, revoke_token
 from shared.services.catalog import (
     CatalogError,
@@ -252,6 +252,13 @@ class LLMModelView(SecureModelView):
         "max_tokens": {"validators": [Optional(), NumberRange(min=1)]},
     }
     column_details_exclude_list = ("api_key_encrypted",)
+
+    def on_model_delete(self, model: LLMModel) -> None:
+        """Refuse to delete the only model a plan allows (flashed, nothing deleted)."""
+        try:
+            catalog.check_deletable(model)
+        except catalog.ModelInUse as exc:
+            raise ValidationError(str(exc)) from exc
 
     def on_model_change(self, form: Any, model: LLMModel, is_created: bool) -> None:
         """Encrypt a newly typed key; keep the fallback and single-default rules.

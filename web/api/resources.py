@@ -196,9 +196,15 @@ class ModelItem(MethodView):
 
     @models.response(204)
     @models.alt_response(404, **NOT_FOUND)
+    @models.alt_response(409, **CONFLICT)
     def delete(self, model_id: int) -> None:
-        """Delete a model (the log keeps its name)."""
-        db.session.delete(_get(LLMModel, model_id, "model"))
+        """Delete a model (the log keeps its name); not the only model a plan allows (409)."""
+        model = _get(LLMModel, model_id, "model")
+        try:
+            catalog.check_deletable(model)
+        except catalog.ModelInUse as exc:
+            raise conflict(str(exc)) from exc
+        db.session.delete(model)
         db.session.commit()
 
 
