@@ -19,7 +19,7 @@ from flask import current_app
 from shared.celery_setup import NOTIFY_TASK, enqueue
 from shared.db import db
 from shared.extensions import runtime, telegram
-from shared.services import plans
+from shared.services import payments, plans
 from shared.telegram.client import ChatUnreachable, SendDeferred
 from shared.telegram.keyboards import buy_keyboard
 from shared.telegram.texts import lang_of, local_time, t
@@ -79,8 +79,7 @@ def notify(self, telegram_id: int, key: str, language_code: str | None, values: 
     if "date" in values:
         tz_name = current_app.config["AI_ROUTER"].timezone
         values = {**values, "date": local_time(datetime.fromisoformat(values["date"]), tz_name)}
-    on_sale = any(plan.on_sale for plan in runtime.get().plans.values())
-    markup = buy_keyboard(lang) if on_sale else None
+    markup = buy_keyboard(lang) if payments.offers(runtime.get()) else None
     try:
         telegram.send_message(telegram_id, t(key, lang, **values), reply_markup=markup)
     except ChatUnreachable:

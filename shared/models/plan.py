@@ -85,11 +85,6 @@ class Plan(db.Model):
         """Ids of the models the plan allows (empty = every enabled model)."""
         return [model.id for model in self.models]
 
-    @property
-    def on_sale(self) -> bool:
-        """Whether ``/buy`` offers the plan."""
-        return self.price_stars is not None and self.price_stars > 0
-
     def __str__(self) -> str:
         """The plan's name (what admin selects show)."""
         return self.name

@@ -187,8 +187,8 @@ def test_buying_a_plan_in_stars_extends_it_once_and_a_refund_takes_it_back(
     _deliver_pending(conversation, "pre_checkout_query")
     telegram.wait_for_call("answerPreCheckoutQuery", timeout=30)
     answer = telegram.pre_checkout_answers()[-1]
+    # the fake refuses an answer after its 10 s, so an accepted answer came in time
     assert answer["pre_checkout_query_id"] == query_id and answer["ok"] is True
-    assert answer["delay"] < 10
     charge = telegram.inject_successful_payment(query_id)
     _deliver_pending(conversation, "successful_payment")
     thanks = conversation.sent(ALICE, 2)[1]

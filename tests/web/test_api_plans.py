@@ -19,6 +19,7 @@ from shared.services.api_tokens import issue_token
 from shared.services.catalog import seed_catalog
 from shared.services.plans import seed_plans
 from tests.support import ADMIN_API_TOKEN
+from tests.web.test_api import _error as error_of
 
 AUTH = {"Authorization": f"Bearer {ADMIN_API_TOKEN}"}
 
@@ -57,16 +58,6 @@ def seeded_api(client: FlaskClient, app: Flask) -> ApiClient:
 def api(client: FlaskClient, app: Flask) -> ApiClient:
     """An API client, with the default modes and plans seeded."""
     return seeded_api(client, app)
-
-
-def error_of(response: Any, status: int, code: str | None = None) -> dict:
-    """The ``error`` object of an error answer, after checking its status and shape."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
-    if code:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def plans_by_name(api: ApiClient) -> dict[str, dict]:

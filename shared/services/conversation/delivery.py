@@ -34,6 +34,7 @@ from shared import metrics
 from shared.db import db
 from shared.extensions import runtime, telegram
 from shared.models import ErrorKind, Request, RequestStatus, User
+from shared.services import payments
 from shared.services.dialogs import record_delivery
 from shared.services.quotas import LimitHit
 from shared.services.users import close_unreachable, mark_unreachable
@@ -160,8 +161,7 @@ def limit_refusal(error: str | None, lang: str) -> tuple[str, InlineKeyboardMark
     else:
         resets = local_time(hit.resets_at, current_app.config["AI_ROUTER"].timezone)
         text = t(f"limit_{hit.limit}", lang, limit=hit.value, resets=resets)
-    on_sale = any(plan.on_sale for plan in runtime.get().plans.values())
-    return text, buy_keyboard(lang) if on_sale else None
+    return text, buy_keyboard(lang) if payments.offers(runtime.get()) else None
 
 
 class DraftPreview:
