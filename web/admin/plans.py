@@ -127,7 +127,7 @@ class PlanForm(AdminModelForm):
     )
     price_stars = IntegerField(
         "Price, Telegram Stars",
-        validators=[Optional(), NumberRange(min=1)],
+        validators=[Optional(), NumberRange(min=plans.MIN_STARS, max=plans.MAX_STARS)],
         description="Empty = not for sale in /buy.",
     )
     period_days = IntegerField(

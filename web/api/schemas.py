@@ -22,7 +22,7 @@ from marshmallow import validate
 from shared.models import AuditAction, PaymentStatus, PlanChangeReason, RequestStatus, UserStatus
 from shared.models.types import MAX_ROW_ID
 from shared.services import audit, bot_control, cooldowns, stats
-from shared.services.plans import MAX_PERIOD_DAYS
+from shared.services.plans import MAX_PERIOD_DAYS, MAX_STARS, MIN_STARS
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
 # -- strict JSON fields ---------------------------------------------------------------------
@@ -216,8 +216,6 @@ MAX_PRICE = 999_999
 MAX_OFFSET = 10**9
 #: Token limits are BIGINT columns.
 MAX_TOKENS = 2**63 - 1
-#: Telegram's bounds for one Stars invoice item.
-MIN_STARS, MAX_STARS = 1, 10_000
 
 
 def _doc(text: str) -> dict[str, str]:
