@@ -24,6 +24,7 @@ from tests.fakes.telegram.answers import (
     _bad_request,
     _Described,
 )
+from tests.fakes.telegram.files import MAX_DOWNLOAD_SIZE
 from tests.fakes.telegram.html import HtmlParseError, _strip_text, parse_html
 from tests.fakes.telegram.markup import _checked_inline_markup, _checked_reply_markup
 from tests.fakes.telegram.params import _decode_params, _int_param, _parse_body
@@ -52,6 +53,7 @@ SUPPORTED_METHODS = (
     "answerCallbackQuery",
     "sendChatAction",
     "deleteMessage",
+    "getFile",
     "setMyCommands",
     "getMyCommands",
     "deleteMyCommands",
@@ -223,12 +225,14 @@ class _BotApi(_FakeState):
         text, entities = self._message_text(params, allow_empty=False)
         markup = _checked_reply_markup(params.get("reply_markup"))
         reply_to = self._reply_target(chat_id, params)
+        thread_id = _int_param(params, "message_thread_id")
         message: dict[str, Any] = {
             "message_id": self._allocate_message_id(chat_id),
             "from": self._bot_sender(),
             "chat": self._chat_object(chat_id),
             "date": int(time.time()),
         }
+        self._set_thread(message, thread_id)
         if reply_to is not None:
             message["reply_to_message"] = reply_to
         message["text"] = text
@@ -269,11 +273,13 @@ class _BotApi(_FakeState):
         draft_id = _int_param(params, "draft_id")
         if not draft_id:
             raise _bad_request("draft_id must be non-zero")
+        thread_id = _int_param(params, "message_thread_id")
         # An empty text is allowed: it shows a "Thinking..." placeholder.
         text, entities = self._message_text(params, allow_empty=True)
         self._drafts.append(
             {
                 "chat_id": chat_id,
+                "message_thread_id": thread_id,
                 "draft_id": draft_id,
                 "text": text,
                 "entities": entities,
@@ -292,6 +298,7 @@ class _BotApi(_FakeState):
 
     def _api_send_chat_action(self, params: dict[str, Any]) -> bool:
         self._target_chat(params)
+        _int_param(params, "message_thread_id")  # checked like Telegram does; nothing to show
         if params.get("action") not in _CHAT_ACTIONS:
             raise _bad_request("wrong parameter action in request")
         return True
@@ -304,6 +311,17 @@ class _BotApi(_FakeState):
         if self._chats.get(chat_id, {}).pop(message_id, None) is None:
             raise _bad_request("message to delete not found")
         return True
+
+    def _api_get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params.get("file_id")
+        stored = self._files.get(file_id) if isinstance(file_id, str) else None
+        if stored is None:
+            raise _bad_request("invalid file_id")
+        if stored.file_size > MAX_DOWNLOAD_SIZE:
+            raise _bad_request("file is too big")
+        # From now on the path can be downloaded (Telegram keeps it valid for an hour at least).
+        self._file_paths[stored.file_path] = stored.file_id
+        return stored.file_object()
 
     def _api_set_my_commands(self, params: dict[str, Any]) -> bool:
         commands = params.get("commands")
@@ -401,8 +419,7 @@ class _BotApi(_FakeState):
             "chat": self._chat_object(chat_id),
             "date": int(time.time()),
         }
-        if thread_id:
-            message["message_thread_id"] = thread_id
+        self._set_thread(message, thread_id)
         if reply_to is not None:
             message["reply_to_message"] = reply_to
         message["invoice"] = _invoice_object(invoice)
@@ -488,6 +505,14 @@ class _BotApi(_FakeState):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _bad_request("can't parse allowed_updates JSON object")
         return list(value)
+
+    def _set_thread(self, message: dict[str, Any], thread_id: int | None) -> None:
+        """Put a message in a thread: ``message_thread_id`` (+ ``is_topic_message`` in a forum)."""
+        if not thread_id:
+            return
+        message["message_thread_id"] = thread_id
+        if self._groups.get(message["chat"]["id"], {}).get("is_forum"):
+            message["is_topic_message"] = True
 
     def _bot_sender(self) -> dict[str, Any]:
         return {key: self.bot_user[key] for key in ("id", "is_bot", "first_name", "username")}

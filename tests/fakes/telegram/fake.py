@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import mimetypes
 import re
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 from tests.fakes.telegram.answers import _DEFAULT_DESCRIPTIONS
 from tests.fakes.telegram.api import SUPPORTED_METHODS, _BotApi
+from tests.fakes.telegram.files import _FileStore, _photo_sizes, _StoredFile
 from tests.fakes.telegram.flood import FloodLimits, FloodState
 from tests.fakes.telegram.html import utf16_length
 from tests.fakes.telegram.markup import _callback_data_of
@@ -30,9 +32,13 @@ from tests.fakes.telegram.webhook import _WebhookDelivery
 logger = logging.getLogger(__name__)
 
 _BOT_COMMAND_ENTITY_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![A-Za-z0-9_])")
+# An @username (5-32 letters, digits, underscores) not glued to a word on either side.
+_MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{5,32}(?![\w@])")
+_GROUP_KINDS = frozenset({"group", "supergroup"})
+_DEFAULT_PHOTO_SIZES = ((90, 67), (320, 240), (1280, 960))
 
 
-class FakeTelegram(_BotApi, _WebhookDelivery):
+class FakeTelegram(_BotApi, _FileStore, _WebhookDelivery):
     """A fake Telegram Bot API server on 127.0.0.1, for driving the bot through its real client.
 
     Use it as a context manager or with :meth:`start`/:meth:`stop`. Point pyTelegramBotAPI at it
@@ -104,6 +110,7 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         self._next_update_id = first_update_id
         self._callback_ids = itertools.count(1)
         self._pre_checkout_ids = itertools.count(1)
+        self._file_numbers = itertools.count(1)
         self._poll_generation = 0
         self._waiting_polls = 0
         self._methods: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -179,12 +186,18 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         """The value for ``telebot.apihelper.API_URL``: ``url + "/bot{0}/{1}"``."""
         return self.url + "/bot{0}/{1}"
 
+    @property
+    def file_url_template(self) -> str:
+        """The value for ``telebot.apihelper.FILE_URL``: ``url + "/file/bot{0}/{1}"``."""
+        return self.url + "/file/bot{0}/{1}"
+
     def reset(self) -> None:
         """Forget calls, messages, updates, failures, drafts, commands, the webhook, flood limits.
 
         Payments are forgotten too: invoices, pre-checkout queries and answers, payments, refunds
-        and Star transactions. The server keeps running and update ids keep increasing (a bot
-        still polling with an old offset is not confused).
+        and Star transactions; and the groups of :meth:`add_group`, the stored files and the
+        downloads. The server keeps running and update ids (and file numbers) keep increasing (a
+        bot still polling with an old offset is not confused).
         """
         with self._cond:
             self._flood_limits = None
@@ -202,35 +215,339 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         username: str | None = None,
         language_code: str | None = "ru",
         chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
     ) -> dict[str, Any]:
         """Queue an update with a text message a user sent to the bot.
 
         Args:
             user_id: The sender's id (also the private chat's id unless ``chat_id`` is given).
-            text: The message text; a leading ``/command`` gets a ``bot_command`` entity.
+            text: The message text; a leading ``/command`` (``/command@bot`` included) gets a
+                ``bot_command`` entity and every ``@username`` a ``mention`` entity (offsets and
+                lengths in UTF-16 code units, sorted by offset).
             first_name: The sender's first name.
             username: The sender's username, if any.
             language_code: The sender's client language (None to omit it).
-            chat_id: The chat, when not the sender's private chat.
+            chat_id: The chat, when not the sender's private chat (see :meth:`add_group`).
+            thread_id: The forum topic (or thread): sets ``message_thread_id`` and
+                ``is_topic_message``.
+            reply_to_message_id: A message of the chat (the bot's or a user's) this one replies
+                to; it is embedded as ``reply_to_message``, as Telegram does.
 
         Returns:
             The queued update (a copy).
+
+        Raises:
+            LookupError: If ``reply_to_message_id`` is not a message of the chat.
+        """
+        content: dict[str, Any] = {"text": text}
+        entities = _text_entities(text)
+        if entities:
+            content["entities"] = entities
+        return self._inject_user_message(
+            user_id,
+            content,
+            chat_id=chat_id,
+            thread_id=thread_id,
+            reply_to_message_id=reply_to_message_id,
+            first_name=first_name,
+            username=username,
+            language_code=language_code,
+        )
+
+    def inject_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        sizes: tuple[tuple[int, int], ...] = _DEFAULT_PHOTO_SIZES,
+        caption: str | None = None,
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        first_name: str = "Test",
+        username: str | None = None,
+        language_code: str | None = "ru",
+    ) -> dict[str, Any]:
+        """Queue an update with a photo a user sent (``message.photo``, one PhotoSize per size).
+
+        Each size is a file of its own in the store (downloadable through ``getFile``) whose
+        ``file_size`` is in proportion to its area, the largest ``len(data)``: it holds that
+        many first bytes of ``data`` (the largest holds all of it).
+
+        Args:
+            user_id: The sender's id (also the private chat's id unless ``chat_id`` is given).
+            data: The photo's bytes.
+            sizes: (width, height) of the sizes Telegram made; listed smallest first.
+            caption: The caption, if any (``@username`` mentions get ``caption_entities``).
+            chat_id: The chat, when not the sender's private chat.
+            thread_id: The forum topic: sets ``message_thread_id`` and ``is_topic_message``.
+            reply_to_message_id: A message of the chat this one replies to.
+            first_name: The sender's first name.
+            username: The sender's username, if any.
+            language_code: The sender's client language (None to omit it).
+
+        Returns:
+            The queued update (a copy).
+
+        Raises:
+            LookupError: If ``reply_to_message_id`` is not a message of the chat.
+            ValueError: If ``sizes`` is empty or has a non-positive side.
+        """
+        photo_sizes = _photo_sizes(len(data), sizes)
+        with self._cond:
+            photo = []
+            for width, height, file_size in photo_sizes:
+                stored = self._store_file(data[:file_size], "photo")
+                photo.append(
+                    {
+                        **_file_ids(stored),
+                        "width": width,
+                        "height": height,
+                        "file_size": stored.file_size,
+                    }
+                )
+            return self._inject_user_message(
+                user_id,
+                {"photo": photo, **_caption_fields(caption)},
+                chat_id=chat_id,
+                thread_id=thread_id,
+                reply_to_message_id=reply_to_message_id,
+                first_name=first_name,
+                username=username,
+                language_code=language_code,
+            )
+
+    def inject_voice(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        duration: int,
+        mime_type: str = "audio/ogg",
+        declared_size: int | None = None,
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        first_name: str = "Test",
+        username: str | None = None,
+        language_code: str | None = "ru",
+    ) -> dict[str, Any]:
+        """Queue an update with a voice message a user recorded (``message.voice``).
+
+        Args:
+            user_id: The sender's id (also the private chat's id unless ``chat_id`` is given).
+            data: The recording's bytes (stored; its ``file_path`` ends in ``.oga``).
+            duration: Its duration in seconds.
+            mime_type: Its MIME type.
+            declared_size: The ``file_size`` to announce instead of ``len(data)`` (over
+                :data:`MAX_DOWNLOAD_SIZE` ``getFile`` refuses it).
+            chat_id: The chat, when not the sender's private chat.
+            thread_id: The forum topic: sets ``message_thread_id`` and ``is_topic_message``.
+            reply_to_message_id: A message of the chat this one replies to.
+            first_name: The sender's first name.
+            username: The sender's username, if any.
+            language_code: The sender's client language (None to omit it).
+
+        Returns:
+            The queued update (a copy).
+
+        Raises:
+            LookupError: If ``reply_to_message_id`` is not a message of the chat.
         """
         with self._cond:
-            user = self._remember_user(user_id, first_name, username, language_code)
+            stored = self._store_file(
+                data, "voice", mime_type=mime_type, declared_size=declared_size
+            )
+            voice = {
+                **_file_ids(stored),
+                "duration": duration,
+                "mime_type": mime_type,
+                "file_size": stored.file_size,
+            }
+            return self._inject_user_message(
+                user_id,
+                {"voice": voice},
+                chat_id=chat_id,
+                thread_id=thread_id,
+                reply_to_message_id=reply_to_message_id,
+                first_name=first_name,
+                username=username,
+                language_code=language_code,
+            )
+
+    def inject_audio(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        duration: int,
+        file_name: str = "song.mp3",
+        mime_type: str = "audio/mpeg",
+        caption: str | None = None,
+        declared_size: int | None = None,
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        first_name: str = "Test",
+        username: str | None = None,
+        language_code: str | None = "ru",
+    ) -> dict[str, Any]:
+        """Queue an update with an audio file a user sent as music (``message.audio``).
+
+        Args:
+            user_id: The sender's id (also the private chat's id unless ``chat_id`` is given).
+            data: The file's bytes (stored under ``music/``).
+            duration: Its duration in seconds.
+            file_name: Its file name.
+            mime_type: Its MIME type.
+            caption: The caption, if any (``@username`` mentions get ``caption_entities``).
+            declared_size: The ``file_size`` to announce instead of ``len(data)`` (over
+                :data:`MAX_DOWNLOAD_SIZE` ``getFile`` refuses it).
+            chat_id: The chat, when not the sender's private chat.
+            thread_id: The forum topic: sets ``message_thread_id`` and ``is_topic_message``.
+            reply_to_message_id: A message of the chat this one replies to.
+            first_name: The sender's first name.
+            username: The sender's username, if any.
+            language_code: The sender's client language (None to omit it).
+
+        Returns:
+            The queued update (a copy).
+
+        Raises:
+            LookupError: If ``reply_to_message_id`` is not a message of the chat.
+        """
+        with self._cond:
+            stored = self._store_file(
+                data,
+                "audio",
+                file_name=file_name,
+                mime_type=mime_type,
+                declared_size=declared_size,
+            )
+            audio = {
+                **_file_ids(stored),
+                "duration": duration,
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "file_size": stored.file_size,
+            }
+            return self._inject_user_message(
+                user_id,
+                {"audio": audio, **_caption_fields(caption)},
+                chat_id=chat_id,
+                thread_id=thread_id,
+                reply_to_message_id=reply_to_message_id,
+                first_name=first_name,
+                username=username,
+                language_code=language_code,
+            )
+
+    def inject_document(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        file_name: str,
+        mime_type: str | None = None,
+        caption: str | None = None,
+        declared_size: int | None = None,
+        chat_id: int | None = None,
+        thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        first_name: str = "Test",
+        username: str | None = None,
+        language_code: str | None = "ru",
+    ) -> dict[str, Any]:
+        """Queue an update with a file a user sent as a document (``message.document``).
+
+        Args:
+            user_id: The sender's id (also the private chat's id unless ``chat_id`` is given).
+            data: The file's bytes (stored under ``documents/`` with the name's extension).
+            file_name: Its file name.
+            mime_type: Its MIME type; None guesses it from the name (``application/octet-stream``
+                when the name tells nothing).
+            caption: The caption, if any (``@username`` mentions get ``caption_entities``).
+            declared_size: The ``file_size`` to announce instead of ``len(data)``, e.g. 25 MB to
+                test a file ``getFile`` refuses as too big without 25 MB of bytes.
+            chat_id: The chat, when not the sender's private chat.
+            thread_id: The forum topic: sets ``message_thread_id`` and ``is_topic_message``.
+            reply_to_message_id: A message of the chat this one replies to.
+            first_name: The sender's first name.
+            username: The sender's username, if any.
+            language_code: The sender's client language (None to omit it).
+
+        Returns:
+            The queued update (a copy).
+
+        Raises:
+            LookupError: If ``reply_to_message_id`` is not a message of the chat.
+        """
+        if mime_type is None:
+            mime_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+        with self._cond:
+            stored = self._store_file(
+                data,
+                "document",
+                file_name=file_name,
+                mime_type=mime_type,
+                declared_size=declared_size,
+            )
+            document = {
+                **_file_ids(stored),
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "file_size": stored.file_size,
+            }
+            return self._inject_user_message(
+                user_id,
+                {"document": document, **_caption_fields(caption)},
+                chat_id=chat_id,
+                thread_id=thread_id,
+                reply_to_message_id=reply_to_message_id,
+                first_name=first_name,
+                username=username,
+                language_code=language_code,
+            )
+
+    def _inject_user_message(
+        self,
+        user_id: int,
+        content: dict[str, Any],
+        *,
+        chat_id: int | None,
+        thread_id: int | None,
+        reply_to_message_id: int | None,
+        first_name: str,
+        username: str | None,
+        language_code: str | None,
+    ) -> dict[str, Any]:
+        """Store a user's message with ``content`` in its chat and queue it as an update."""
+        with self._cond:
             chat_id = user_id if chat_id is None else chat_id
+            reply_to = None
+            if reply_to_message_id is not None:
+                target = self._chats.get(chat_id, {}).get(reply_to_message_id)
+                if target is None:
+                    raise LookupError(
+                        f"no message {reply_to_message_id} in chat {chat_id} to reply to; "
+                        f"messages there: {list(self._chats.get(chat_id, {}))}"
+                    )
+                reply_to = copy.deepcopy(target)
+                reply_to.pop("reply_to_message", None)  # Telegram does not nest replies
+            user = self._remember_user(user_id, first_name, username, language_code)
             message: dict[str, Any] = {
                 "message_id": self._allocate_message_id(chat_id),
                 "from": user,
                 "chat": self._chat_object(chat_id),
                 "date": int(time.time()),
-                "text": text,
             }
-            match = _BOT_COMMAND_ENTITY_RE.match(text)
-            if match:
-                message["entities"] = [
-                    {"offset": 0, "length": utf16_length(match.group(0)), "type": "bot_command"}
-                ]
+            if thread_id:
+                message["message_thread_id"] = thread_id
+                message["is_topic_message"] = True
+            if reply_to is not None:
+                message["reply_to_message"] = reply_to
+            message.update(copy.deepcopy(content))
             self._chats.setdefault(chat_id, {})[message["message_id"]] = copy.deepcopy(message)
             return self._enqueue({"message": message})
 
@@ -645,6 +962,109 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
         ]
         return found[-1] if found else None
 
+    # ---------------------------------------------------------------- test-side: files, groups
+
+    def add_file(
+        self,
+        data: bytes,
+        *,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        declared_size: int | None = None,
+        kind: str = "document",
+    ) -> dict[str, Any]:
+        """Store a file the bot can fetch with ``getFile`` and then download.
+
+        The injectors store their files themselves; this one serves updates built by hand for
+        :meth:`inject_update` and files a test hands the bot otherwise.
+
+        Args:
+            data: The file's bytes (what a download answers).
+            file_name: Its name; its extension becomes the ``file_path``'s.
+            mime_type: Its MIME type (gives the extension when the name has none).
+            declared_size: The ``file_size`` to announce instead of ``len(data)``; over
+                :data:`MAX_DOWNLOAD_SIZE` ``getFile`` refuses the file as too big.
+            kind: What Telegram would file it as: ``photo``, ``voice``, ``audio``, ``document``,
+                ``video``, ``video_note``, ``animation`` or ``sticker`` (the ``file_path``'s
+                folder: ``photos/``, ``voice/``, ``music/``, ``documents/``...).
+
+        Returns:
+            ``{"file_id", "file_unique_id", "file_size"}`` (ids unique across the fake's life).
+
+        Raises:
+            ValueError: For an unknown ``kind`` or a negative ``declared_size``.
+        """
+        with self._cond:
+            stored = self._store_file(
+                data, kind, file_name=file_name, mime_type=mime_type, declared_size=declared_size
+            )
+            return {**_file_ids(stored), "file_size": stored.file_size}
+
+    def downloads(self) -> list[dict[str, Any]]:
+        """The files downloaded from ``/file/bot<token>/<file_path>``, oldest first.
+
+        Refused downloads (wrong token, unknown path, :meth:`fail_next_download`) are not
+        listed.
+
+        Returns:
+            Dicts with ``file_path``, ``file_id``, ``size`` (bytes sent) and ``at``
+            (``time.time()``).
+        """
+        with self._cond:
+            return copy.deepcopy(self._downloads)
+
+    def fail_next_download(self, *, error_code: int = 500, times: int = 1) -> None:
+        """Make the next ``times`` downloads (with the right token) answer an error.
+
+        Args:
+            error_code: The HTTP status (the body is the Bot API's error object).
+            times: How many downloads fail.
+
+        Raises:
+            ValueError: For a non-positive ``times``.
+        """
+        if times < 1:
+            raise ValueError("times must be positive")
+        with self._cond:
+            self._download_failures.extend([error_code] * times)
+
+    def add_group(
+        self, chat_id: int, title: str, *, forum: bool = False, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Register a group: its messages (the users' and the bot's) carry its Chat object.
+
+        Unregistered negative chat ids stay a ``"Test group"``; :meth:`reset` forgets groups.
+
+        Args:
+            chat_id: The group's id (negative; ``-100...`` for a supergroup).
+            title: Its title.
+            forum: Whether topics are enabled (``is_forum``; supergroups only).
+            kind: ``group`` or ``supergroup``; None takes ``supergroup`` for an id starting
+                with ``-100``, else ``group``.
+
+        Returns:
+            The Chat object (a copy): ``id``, ``title``, ``type`` and, for a forum,
+            ``is_forum``.
+
+        Raises:
+            ValueError: For a non-negative id, an unknown kind or a forum that is not a
+                supergroup.
+        """
+        if chat_id >= 0:
+            raise ValueError(f"a group's chat id is negative, not {chat_id}")
+        if kind is None:
+            kind = "supergroup" if str(chat_id).startswith("-100") else "group"
+        if kind not in _GROUP_KINDS:
+            raise ValueError(f"unknown group kind {kind!r}; known: {sorted(_GROUP_KINDS)}")
+        if forum and kind != "supergroup":
+            raise ValueError("only a supergroup can be a forum")
+        chat: dict[str, Any] = {"id": chat_id, "title": title, "type": kind}
+        if forum:
+            chat["is_forum"] = True
+        with self._cond:
+            self._groups[chat_id] = chat
+            return copy.deepcopy(chat)
+
     # ---------------------------------------------------------------- test-side: failures
 
     def fail_next(
@@ -800,8 +1220,8 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
             chat_id: Only the drafts of this chat.
 
         Returns:
-            Dicts with ``chat_id``, ``draft_id``, ``text`` (parsed), ``entities``, ``raw_text``
-            and ``at``.
+            Dicts with ``chat_id``, ``message_thread_id`` (None when not given), ``draft_id``,
+            ``text`` (parsed), ``entities``, ``raw_text`` and ``at``.
         """
         with self._cond:
             return copy.deepcopy(
@@ -888,3 +1308,40 @@ class FakeTelegram(_BotApi, _WebhookDelivery):
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _text_entities(text: str) -> list[dict[str, Any]]:
+    """The entities Telegram finds in a user's text: a leading bot command, ``@`` mentions.
+
+    Offsets and lengths are in UTF-16 code units; the entities are sorted by offset.
+    """
+    entities = []
+    match = _BOT_COMMAND_ENTITY_RE.match(text)
+    if match:
+        entities.append(
+            {"offset": 0, "length": utf16_length(match.group(0)), "type": "bot_command"}
+        )
+    for mention in _MENTION_RE.finditer(text):
+        entities.append(
+            {
+                "offset": utf16_length(text[: mention.start()]),
+                "length": utf16_length(mention.group(0)),
+                "type": "mention",
+            }
+        )
+    return sorted(entities, key=lambda entity: entity["offset"])
+
+
+def _caption_fields(caption: str | None) -> dict[str, Any]:
+    """``caption`` and its ``caption_entities`` (none when it has none) for a media message."""
+    if caption is None:
+        return {}
+    fields: dict[str, Any] = {"caption": caption}
+    entities = _text_entities(caption)
+    if entities:
+        fields["caption_entities"] = entities
+    return fields
+
+
+def _file_ids(stored: _StoredFile) -> dict[str, Any]:
+    return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}

@@ -1,7 +1,9 @@
 """HTTP plumbing: the threaded server on 127.0.0.1 and its request handler.
 
-The handler only reads the request and writes the JSON answer; everything else is
-:meth:`FakeTelegram._handle_request <tests.fakes.telegram.api._BotApi._handle_request>`.
+The handler only reads the request and writes the answer; everything else is
+:meth:`FakeTelegram._handle_request <tests.fakes.telegram.api._BotApi._handle_request>` (the Bot
+API) or, for ``GET /file/bot<token>/<file_path>``,
+:meth:`FakeTelegram._handle_download <tests.fakes.telegram.files._FileStore._handle_download>`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
-        self._serve("GET")
+        if self.path.startswith("/file/"):
+            self._download()
+        else:
+            self._serve("GET")
 
     def do_POST(self) -> None:
         self._serve("POST")
@@ -46,10 +51,27 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug of the fake must not look like a hung server
             logger.exception("FakeTelegram failed to answer %s %s", http_method, self.path)
             status, payload = 500, _ApiError(500, "Internal Server Error").payload()
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self._answer(status, "application/json", json.dumps(payload, ensure_ascii=False).encode())
+
+    def _download(self) -> None:
+        fake: FakeTelegram = self.server.fake  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 0:
+            self.rfile.read(length)
+        try:
+            status, answer = fake._handle_download(self.path)
+        except Exception:  # a bug of the fake must not look like a hung server
+            logger.exception("FakeTelegram failed to answer the download %s", self.path)
+            status, answer = 500, _ApiError(500, "Internal Server Error").payload()
+        if isinstance(answer, bytes):
+            self._answer(status, "application/octet-stream", answer)
+        else:
+            self._answer(status, "application/json", json.dumps(answer).encode())
+
+    def _answer(self, status: int, content_type: str, data: bytes) -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

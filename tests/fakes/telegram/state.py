@@ -1,4 +1,4 @@
-"""The fake's bookkeeping: calls, chats and messages, users, pending updates, the webhook, payments.
+"""The fake's bookkeeping: calls, chats and messages, users, groups, files, updates, the webhook.
 
 :class:`_FakeState` is the base of every part of :class:`~tests.fakes.telegram.FakeTelegram`: it
 declares the state, (re)creates it (:meth:`_FakeState._clear_state`) and holds the helpers that
@@ -12,12 +12,15 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.fakes.telegram.flood import FloodLimits, FloodState
 from tests.fakes.telegram.records import Call, Delivery
+
+if TYPE_CHECKING:
+    from tests.fakes.telegram.files import _StoredFile
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class _FakeState:
     _canonical: dict[str, str]
     _flood_limits: FloodLimits | None
     _pre_checkout_timeout: float
+    _file_numbers: Iterator[int]
 
     def _clear_state(self) -> None:
         """Forget everything except the update_id counter (callers hold the lock or own self)."""
@@ -79,6 +83,14 @@ class _FakeState:
         self._payments: dict[str, dict[str, Any]] = {}
         self._refunds: list[dict[str, Any]] = []
         self._star_transactions: list[dict[str, Any]] = []
+        # Groups registered by add_group (chat id -> Chat object).
+        self._groups: dict[int, dict[str, Any]] = {}
+        # The file store (see files.py): files by file_id, the file_paths getFile handed out
+        # (file_path -> file_id) and the downloads served.
+        self._files: dict[str, _StoredFile] = {}
+        self._file_paths: dict[str, str] = {}
+        self._downloads: list[dict[str, Any]] = []
+        self._download_failures: list[int] = []  # statuses the next downloads answer
 
     # ---------------------------------------------------------------- internals: state helpers
 
@@ -102,6 +114,9 @@ class _FakeState:
         return copy.deepcopy(user)
 
     def _chat_object(self, chat_id: int) -> dict[str, Any]:
+        group = self._groups.get(chat_id)
+        if group is not None:
+            return copy.deepcopy(group)
         if chat_id < 0:
             kind = "supergroup" if str(chat_id).startswith("-100") else "group"
             return {"id": chat_id, "title": "Test group", "type": kind}
