@@ -40,13 +40,22 @@ class Outbox:
     Attributes:
         update_id: The update being answered (None: replies are not counted).
         actions: The queued calls of the Telegram client.
+        chat_id: The chat the update came from.
+        thread_id: Its forum topic (replies into that chat go there), or None.
     """
 
     update_id: int | None = None
     actions: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    chat_id: int | None = None
+    thread_id: int | None = None
 
     def send(self, chat_id: int, text: str, **options: Any) -> None:
-        """Queue a message (options of ``TelegramClient.send_message``, e.g. ``reply_markup``)."""
+        """Queue a message (options of ``TelegramClient.send_message``, e.g. ``reply_markup``).
+
+        A message into the chat the update came from goes to its forum topic, if any.
+        """
+        if self.thread_id is not None and chat_id == self.chat_id:
+            options.setdefault("message_thread_id", self.thread_id)
         self.actions.append(("send_message", (chat_id, text), options))
 
     def toast(self, query_id: str, text: str) -> None:
@@ -117,7 +126,13 @@ class UserMiddleware(BaseMiddleware):
         """
         data["user"] = touch_user(message.from_user.to_dict())
         data["lang"] = lang_of(message.from_user.language_code)
-        data["out"] = Outbox(update_id=getattr(message, "update_id", None))
+        origin = message if isinstance(message, Message) else getattr(message, "message", None)
+        topic = origin is not None and getattr(origin, "is_topic_message", None) is True
+        data["out"] = Outbox(
+            update_id=getattr(message, "update_id", None),
+            chat_id=origin.chat.id if origin is not None and origin.chat is not None else None,
+            thread_id=origin.message_thread_id if topic else None,
+        )
 
     def post_process(
         self,

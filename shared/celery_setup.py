@@ -28,7 +28,7 @@ from shared.db import cooperative
 from shared.heap import freeze_startup_heap
 from shared.redis import celery_url
 from shared.schedule import UPDATES_QUEUE
-from shared.services import inbox, workers
+from shared.services import groups, inbox, workers
 from shared.telegram import updates
 
 logger = logging.getLogger(__name__)
@@ -346,8 +346,10 @@ def _argsrepr(args: tuple[object, ...]) -> str:
 def enqueue_update(app: Flask, update: dict[str, Any], after_earlier: bool | None = None) -> None:
     """Queue a raw Telegram update for the task that handles its kind (webhook and listener).
 
-    A text message that is not one of the bot's commands is a question for the LLM: it goes
-    straight to :data:`TEXT_TASK` on the ``llm`` queue, one task per message. Commands, button
+    A text message that is not one of the bot's commands, a photo, a voice message, audio or
+    a document is a question for the LLM: it goes straight to :data:`TEXT_TASK` on the ``llm``
+    queue, one task per message. In a group only what is addressed to the bot is queued
+    (:func:`for_bot`); the rest is counted as ``ignored`` and dropped. Commands, button
     presses and everything else go to :data:`UPDATE_TASK` on the fast ``updates`` queue, so they
     never wait behind LLM answers. A malformed message or button press
     (``shared.telegram.updates.problem``) is dropped here, logged and counted as ``malformed``:
@@ -371,6 +373,9 @@ def enqueue_update(app: Flask, update: dict[str, Any], after_earlier: bool | Non
             "dropped a malformed update update_id=%s: %s", update.get("update_id"), reason
         )
         metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind="malformed")
+        return
+    if not for_bot(app, update):
+        metrics.inc(metrics.UPDATES_RECEIVED, app=app, kind="ignored")
         return
     question = is_question(update)
     if question:
@@ -397,7 +402,9 @@ def enter_questions(app: Flask, batch: list[dict[str, Any]]) -> dict[int, bool]:
         For each well-formed question's ``update_id``: whether it must wait for an earlier
         question of its chat (pass it to :func:`enqueue_update`).
     """
-    questions = [u for u in batch if updates.problem(u) is None and is_question(u)]
+    questions = [
+        u for u in batch if updates.problem(u) is None and is_question(u) and for_bot(app, u)
+    ]
     entries = [(u["message"]["chat"]["id"], u["update_id"]) for u in questions]
     waits = inbox.enter_many(app, entries)
     return {update_id: wait for (_chat, update_id), wait in zip(entries, waits, strict=True)}
@@ -421,22 +428,56 @@ def update_kind(update: dict[str, Any]) -> str:
     return next((key for key in update if key in UPDATE_KINDS), "other")
 
 
+#: Message fields that make a message a question even without text (the caption is the text).
+QUESTION_CONTENT = ("photo", "voice", "audio", "document")
+
+
 def is_question(update: dict[str, Any]) -> bool:
-    """Whether an update is a text message for the LLM (not a bot command).
+    """Whether an update is a question for the LLM (not a bot command).
 
     Args:
         update: A raw update.
 
     Returns:
-        True for a ``message`` with text that does not start with a known ``/command``.
+        True for a ``message`` with text that does not start with a known ``/command``, and
+        for a photo, voice message, audio or document (with or without a caption).
     """
     message = update.get("message")
     if not isinstance(message, dict):
         return False
     text = message.get("text")
     if not isinstance(text, str):
-        return False
+        return any(isinstance(message.get(kind), dict | list) for kind in QUESTION_CONTENT)
     if not text.startswith("/"):
         return True
     command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
     return command not in BOT_COMMANDS
+
+
+def for_bot(app: Flask, update: dict[str, Any]) -> bool:
+    """Whether the bot should handle an update at all: in a group, only what addresses it.
+
+    A private chat, a button press, a payment: always. A group message: only when
+    ``shared.services.groups.addressed`` says it is for this bot (its identity comes from
+    ``getMe``, kept in memory and Redis).
+
+    Args:
+        app: The Flask app (its Bot API client asks ``getMe`` once per token).
+        update: A well-formed raw update.
+
+    Returns:
+        False for a group message meant for people (or for another bot).
+
+    Raises:
+        BotApiUnavailable: When the bot's identity is unknown and Telegram cannot be reached.
+    """
+    message = update.get("message")
+    if not isinstance(message, dict) or not groups.is_group(message.get("chat")):
+        return True
+    if "successful_payment" in message:
+        return True
+    from shared.extensions import telegram  # noqa: PLC0415 - the extensions import this module
+
+    with app.app_context():
+        me = telegram.me()
+    return groups.addressed(message, groups.BotIdentity.of(me))

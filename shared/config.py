@@ -29,6 +29,8 @@ _EMBEDDED_REDIS_SOCKET = "redis.sock"
 WORKER_POOLS = ("gevent", "threads")
 #: The concurrency each pool gets when ``WORKER_CONCURRENCY`` is not set.
 POOL_CONCURRENCY = {"gevent": 1000, "threads": 16}
+#: The Bot API lets a bot download files up to 20 MB (``getFile``).
+MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
 
 class ConfigError(RuntimeError):
@@ -215,6 +217,13 @@ class Config:
         telegram_group_rate: Messages per minute into one group (Telegram: 20).
         plan_check_seconds: How often Celery beat runs the plan check (expiry and reminders).
         plan_remind_days: A plan ending within this many days gets one reminder.
+        voice_max_seconds: Longer voice messages and audio are refused before download.
+        document_max_bytes: Larger documents are refused before download.
+        image_max_bytes: The largest photo size sent to a vision model (the biggest size of
+            a photo under it is chosen).
+        image_urls: Send photos to the model as short-lived signed URLs of this web app
+            (``{public_url}/media/…``, which the model fetches) instead of data URLs; only
+            with ``public_url`` set.
     """
 
     env: str = "development"
@@ -260,6 +269,10 @@ class Config:
     telegram_group_rate: int = 20
     plan_check_seconds: int = 300
     plan_remind_days: int = 3
+    voice_max_seconds: int = 300
+    document_max_bytes: int = 1_000_000
+    image_max_bytes: int = 5_000_000
+    image_urls: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -380,4 +393,16 @@ class Config:
                 5, _env_int(env, "PLAN_CHECK_SECONDS", defaults.plan_check_seconds)
             ),
             plan_remind_days=max(0, _env_int(env, "PLAN_REMIND_DAYS", defaults.plan_remind_days)),
+            voice_max_seconds=max(
+                1, _env_int(env, "VOICE_MAX_SECONDS", defaults.voice_max_seconds)
+            ),
+            document_max_bytes=min(
+                MAX_DOWNLOAD_BYTES,
+                max(1, _env_int(env, "DOCUMENT_MAX_BYTES", defaults.document_max_bytes)),
+            ),
+            image_urls=(get("IMAGE_URLS") or "").lower() in ("1", "true", "yes", "on"),
+            image_max_bytes=min(
+                MAX_DOWNLOAD_BYTES,
+                max(1, _env_int(env, "IMAGE_MAX_BYTES", defaults.image_max_bytes)),
+            ),
         )

@@ -61,10 +61,16 @@ CHARS_PER_TOKEN = 3
 
 @dataclass(frozen=True)
 class Turn:
-    """One earlier exchange of a dialog, as the LLM sees it."""
+    """One earlier exchange of a dialog, as the LLM sees it.
 
-    request: str
+    ``request`` is the user's content: text, or content parts (text and images) once the
+    attachments were shaped for the model (``conversation.attachments.history_turns``).
+    """
+
+    request: str | list[dict[str, Any]]
     response: str
+    attachment: dict[str, Any] | None = None
+    attachment_text: str | None = None
 
 
 class LLMError(RuntimeError):
@@ -149,6 +155,8 @@ class ModelSpec:
         input_price_per_1m: USD per million prompt tokens.
         output_price_per_1m: USD per million completion tokens.
         fallback: The model to try when this one gives up.
+        vision: The model accepts images (photos go to it as image content parts).
+        transcription_model: The endpoint's speech-to-text model, or None (no voice).
         key_error: Why the stored key could not be read (``SECRET_KEY`` changed), else None;
             such a model answers nothing and its requests fail with that reason.
     """
@@ -165,6 +173,8 @@ class ModelSpec:
     output_price_per_1m: Decimal
     fallback: ModelSpec | None = None
     key_error: str | None = None
+    vision: bool = False
+    transcription_model: str | None = None
 
     @classmethod
     def from_model(cls, model: LLMModel, *, with_fallback: bool = True) -> ModelSpec:
@@ -196,11 +206,19 @@ class ModelSpec:
             context_window=model.context_window,
             input_price_per_1m=Decimal(model.input_price_per_1m or 0),
             output_price_per_1m=Decimal(model.output_price_per_1m or 0),
+            vision=bool(model.vision),
+            transcription_model=model.transcription_model or None,
             fallback=(
                 cls.from_model(fallback, with_fallback=False)
                 if fallback is not None and fallback.enabled and fallback.id != model.id
                 else None
             ),
+        )
+
+    def budget_tokens(self) -> int:
+        """Tokens the prompt may use: the context window less the answer's reserve."""
+        return (self.context_window or DEFAULT_CONTEXT_WINDOW) - (
+            self.max_tokens or DEFAULT_ANSWER_RESERVE
         )
 
     def __repr__(self) -> str:
@@ -235,9 +253,20 @@ def estimate_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 4
 
 
+def _tokens(content: str | list[dict[str, Any]]) -> int:
+    """Estimated tokens of a message's content (text parts only; images are priced apart)."""
+    if isinstance(content, str):
+        return estimate_tokens(content)
+    return sum(estimate_tokens(part.get("text", "")) for part in content)
+
+
 def build_messages(
-    system_prompt: str | None, turns: list[Turn], request: str, model: ModelSpec
-) -> list[dict[str, str]]:
+    system_prompt: str | None,
+    turns: list[Turn],
+    request: str | list[dict[str, Any]],
+    model: ModelSpec,
+    tokens: Callable[[Any], int] = _tokens,
+) -> list[dict[str, Any]]:
     """Assemble the Chat Completions messages: system prompt, earlier turns, the new request.
 
     Earlier turns are dropped from the oldest when they would not fit the model's context
@@ -246,20 +275,18 @@ def build_messages(
     Args:
         system_prompt: The mode's prompt (omitted when empty).
         turns: The dialog's earlier turns, oldest first.
-        request: The new user message.
+        request: The new user message (text, or content parts).
         model: The model (its context window and answer reserve set the budget).
+        tokens: Estimates a content's tokens.
 
     Returns:
         The ``messages`` list.
     """
     head = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    budget = (model.context_window or DEFAULT_CONTEXT_WINDOW) - (
-        model.max_tokens or DEFAULT_ANSWER_RESERVE
-    )
-    budget -= estimate_tokens(system_prompt or "") + estimate_tokens(request)
+    budget = model.budget_tokens() - estimate_tokens(system_prompt or "") - tokens(request)
     kept: list[Turn] = []
     for turn in reversed(turns):
-        cost = estimate_tokens(turn.request) + estimate_tokens(turn.response)
+        cost = tokens(turn.request) + estimate_tokens(turn.response)
         if cost > budget:
             break
         budget -= cost
@@ -269,6 +296,30 @@ def build_messages(
         body.append({"role": "user", "content": turn.request})
         body.append({"role": "assistant", "content": turn.response})
     return [*head, *body, {"role": "user", "content": request}]
+
+
+def fit_messages(
+    messages: list[dict[str, Any]], model: ModelSpec, tokens: Callable[[Any], int] = _tokens
+) -> list[dict[str, Any]]:
+    """Drop the oldest earlier turns (user and answer together) until the prompt fits.
+
+    The system prompt and the last message (the new request) always stay.
+
+    Args:
+        messages: Built by :func:`build_messages` (the request may have grown since).
+        model: The model (its budget).
+        tokens: Estimates a content's tokens.
+
+    Returns:
+        The messages that fit.
+    """
+    head = messages[:1] if messages and messages[0]["role"] == "system" else []
+    body, last = messages[len(head) : -1], messages[-1:]
+    total = sum(tokens(m["content"]) for m in messages)
+    while body and total > model.budget_tokens():
+        dropped, body = body[:2], body[2:]
+        total -= sum(tokens(m["content"]) for m in dropped)
+    return [*head, *body, *last]
 
 
 class LLMHTTPError(RuntimeError):
@@ -318,10 +369,56 @@ class ChatEndpoint:
     ) -> None:
         self._pool = pool
         self._url = base_url.rstrip("/") + "/chat/completions"
+        self._transcriptions_url = base_url.rstrip("/") + "/audio/transcriptions"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers.update(self._auth)
         self._timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
+
+    def transcribe(self, model: str, audio: bytes, filename: str, mime_type: str) -> str:
+        """Turn speech into text: ``POST {base_url}/audio/transcriptions`` (multipart).
+
+        Args:
+            model: The endpoint's speech-to-text model (e.g. ``whisper-1``).
+            audio: The recording.
+            filename: Its name (providers pick the decoder by its extension).
+            mime_type: Its content type.
+
+        Returns:
+            The transcript (stripped; may be empty for silence).
+
+        Raises:
+            LLMHTTPError: On an HTTP error status, or an answer without ``text``.
+            LLMTimeout: When the endpoint does not answer in time.
+            LLMConnectionError: When it cannot be reached.
+        """
+        body, content_type = urllib3.encode_multipart_formdata(
+            {"model": model, "response_format": "json", "file": (filename, audio, mime_type)}
+        )
+        headers = {**self._auth, "Content-Type": content_type, "Accept": "application/json"}
+        try:
+            response = self._pool.request(
+                "POST",
+                self._transcriptions_url,
+                body=body,
+                headers=headers,
+                timeout=self._timeout,
+            )
+        except urllib3.exceptions.NewConnectionError as exc:
+            raise LLMConnectionError(f"cannot connect: {type(exc).__name__}") from exc
+        except urllib3.exceptions.TimeoutError as exc:
+            raise LLMTimeout(f"no answer in time: {type(exc).__name__}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise LLMConnectionError(f"connection failed: {type(exc).__name__}") from exc
+        if response.status >= 400:
+            raise LLMHTTPError(response.status, _error_message(response), dict(response.headers))
+        try:
+            text = json.loads(response.data).get("text")
+        except (ValueError, AttributeError):
+            text = None
+        if not isinstance(text, str):
+            raise LLMHTTPError(502, "the transcription answer has no text", {})
+        return text.strip()
 
     def stream(
         self,
@@ -576,6 +673,43 @@ class LLMGateway:
             cancel=cancel,
             health=current_app.extensions.get("model_health"),
         )
+
+    def transcribe(self, spec: ModelSpec, audio: bytes, filename: str, mime_type: str) -> str:
+        """Transcribe a recording with a model endpoint's speech-to-text model (retried).
+
+        Retried like a chat call (timeouts, connection errors, 408/409/429/5xx, honouring
+        Retry-After) within ``LLM_MAX_ATTEMPTS`` and ``LLM_RETRY_DEADLINE``.
+
+        Args:
+            spec: A model with a ``transcription_model`` (its endpoint and key are used).
+            audio: The recording.
+            filename: Its name.
+            mime_type: Its content type.
+
+        Returns:
+            The transcript.
+
+        Raises:
+            LLMError: When the endpoint gave up (the message is for logs and admins).
+        """
+        if not spec.transcription_model:
+            raise LLMError(f"{spec.name} has no transcription model")
+        config: Config = current_app.config["AI_ROUTER"]
+        endpoint = current_app.extensions["llm_clients"].get(spec.base_url, spec.api_key)
+        retrying = Retrying(
+            stop=stop_after_attempt(config.llm_max_attempts)
+            | stop_after_delay(config.llm_retry_deadline),
+            wait=_WaitRespectingRetryAfter(config.llm_retry_max_wait),
+            retry=retry_if_exception(is_retryable),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(
+                endpoint.transcribe, spec.transcription_model, audio, filename, mime_type
+            )
+        except (LLMHTTPError, LLMConnectionError) as exc:
+            raise LLMError(f"transcription by {spec.name}: {describe_error(exc)}") from exc
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -19,6 +19,7 @@ from web.api import bp as api_bp
 from web.cli import init_command, rotate_secrets_command
 from web.extensions import csrf, db, login_manager, migrate
 from web.health import bp as health_bp
+from web.media import bp as media_bp
 from web.metrics import bp as metrics_bp
 from web.telegram import bp as telegram_bp
 
@@ -93,6 +94,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(metrics_bp)
     app.register_blueprint(telegram_bp)
+    app.register_blueprint(media_bp)
     app.register_blueprint(api_bp)
 
 

@@ -40,7 +40,7 @@ def register_handlers(bot: TeleBot) -> None:
     bot.register_message_handler(plans.usage, commands=["usage"])
     bot.register_message_handler(plans.buy, commands=["buy"])
     bot.register_message_handler(plans.paid, content_types=["successful_payment"])
-    bot.register_message_handler(dialog.text, content_types=["text"])
+    bot.register_message_handler(dialog.text, content_types=["text", *dialog.QUESTION_KINDS])
     bot.register_message_handler(dialog.non_text, content_types=dialog.NON_TEXT)
     bot.register_callback_query_handler(dialog.new_button, func=lambda q: q.data == NEW_DIALOG)
     bot.register_callback_query_handler(settings.switch_mode, func=None, config=MODE.filter())

@@ -1,4 +1,4 @@
-"""``/new`` and «Начать новый диалог», ``/stop``, text that reached the fast queue, non-text."""
+"""``/new`` and «Начать новый диалог», ``/stop``, questions from the fast queue, the rest."""
 
 from __future__ import annotations
 
@@ -10,28 +10,39 @@ from telebot.types import CallbackQuery, Message
 from bot.middleware import Outbox
 from shared.celery_setup import TEXT_TASK, enqueue
 from shared.models import User
+from shared.services import groups
 from shared.services.conversation import stop_chat
 from shared.services.dialogs import end_dialog
 from shared.telegram.texts import t
 
 logger = logging.getLogger(__name__)
 
-#: Message kinds answered with "text only for now".
+#: Message kinds answered with "I cannot read this kind of message yet".
 NON_TEXT = [
-    "audio", "document", "animation", "photo", "sticker", "video", "video_note", "voice",
-    "location", "contact", "venue", "poll", "dice",
+    "animation", "sticker", "video", "video_note", "location", "contact", "venue", "poll", "dice",
 ]  # fmt: skip
+#: Message kinds that are questions (they belong on the LLM queue, like text).
+QUESTION_KINDS = ["photo", "voice", "audio", "document"]
+
+
+def _dialog_place(message: Message) -> tuple[int | None, int | None]:
+    """The group and topic whose shared dialog a message belongs to; (None, None) in private."""
+    if message.chat.type not in groups.GROUP_TYPES:
+        return None, None
+    topic = message.message_thread_id if message.is_topic_message else None
+    return message.chat.id, topic
 
 
 def new_command(message: Message, user: User, lang: str, out: Outbox) -> None:
-    """End the current dialog; the next message opens a new one."""
-    end_dialog(user)
+    """End the current dialog (a group's, for its topic); the next message opens a new one."""
+    end_dialog(user, *_dialog_place(message))
     out.send(message.chat.id, t("new_dialog", lang))
 
 
 def new_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
     """The «Начать новый диалог» button: same as ``/new``, plus the toast."""
-    end_dialog(user)
+    place = _dialog_place(query.message) if query.message is not None else (None, None)
+    end_dialog(user, *place)
     out.toast(query.id, t("new_dialog_toast", lang))
     if query.message is not None:
         out.send(query.message.chat.id, t("new_dialog", lang))
@@ -52,6 +63,8 @@ def stop_command(message: Message, lang: str, out: Outbox) -> None:
 def text(message: Message) -> None:
     """A question that came through the fast queue (e.g. queued by an older version).
 
+    Text, photos, voice, audio and documents alike.
+
     Questions belong on the LLM queue, one task per message: hand it over unchanged.
     """
     update = {"update_id": getattr(message, "update_id", None), "message": message.json}
@@ -59,5 +72,5 @@ def text(message: Message) -> None:
 
 
 def non_text(message: Message, lang: str, out: Outbox) -> None:
-    """Politely say that only text is understood for now."""
+    """Politely say which kinds of message are understood."""
     out.send(message.chat.id, t("text_only", lang), reply_to_message_id=message.message_id)

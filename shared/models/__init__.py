@@ -7,6 +7,7 @@ Every schema change goes through an Alembic migration (``flask db migrate``), ne
 from shared.models.admin import AdminUser, ApiToken
 from shared.models.audit import AuditAction, AuditEntry
 from shared.models.dialog import Dialog, ErrorKind, Request, RequestStatus
+from shared.models.group import Group, GroupStatus
 from shared.models.llm_model import LLMModel
 from shared.models.mode import Mode
 from shared.models.payment import Payment, PaymentStatus
@@ -21,6 +22,8 @@ __all__ = [
     "AuditEntry",
     "Dialog",
     "ErrorKind",
+    "Group",
+    "GroupStatus",
     "LLMModel",
     "Request",
     "RequestStatus",

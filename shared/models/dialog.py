@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ForeignKey,
     Index,
@@ -31,8 +32,11 @@ class Dialog(db.Model):
     """A conversation: the LLM sees the earlier turns of the same dialog only.
 
     Invariants: ``id`` is unique across the system (it is the dialog id users and admins see);
-    a user has at most one open dialog (``ended_at`` is None); ``last_message_number`` is the
-    number given to the newest message, so numbers run 1, 2, 3 … without gaps.
+    ``last_message_number`` is the number given to the newest message, so numbers run 1, 2,
+    3 … without gaps. A private dialog (``chat_id`` None) belongs to its user, who has at most
+    one open; a group's dialog is shared by the group's members: ``chat_id`` is the group and
+    ``thread_id`` its forum topic (0 outside topics), at most one open per pair, and
+    ``user_id`` is the member who opened it.
     """
 
     __tablename__ = "dialogs"
@@ -43,19 +47,29 @@ class Dialog(db.Model):
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_message_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
 
     user: Mapped[User] = relationship()
 
     __table_args__ = (
         Index("ix_dialogs_user_id_ended_at", "user_id", "ended_at"),
-        # At most one open dialog per user, enforced by the database (concurrent first
-        # messages of a new user cannot open two).
+        # At most one open private dialog per user and one open dialog per group topic,
+        # enforced by the database (concurrent first messages cannot open two).
         Index(
             "uq_dialogs_user_id_open",
             "user_id",
             unique=True,
-            sqlite_where=text("ended_at IS NULL"),
-            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL AND chat_id IS NULL"),
+            postgresql_where=text("ended_at IS NULL AND chat_id IS NULL"),
+        ),
+        Index(
+            "uq_dialogs_chat_open",
+            "chat_id",
+            "thread_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL AND chat_id IS NOT NULL"),
+            postgresql_where=text("ended_at IS NULL AND chat_id IS NOT NULL"),
         ),
     )
 
@@ -80,10 +94,14 @@ class RequestStatus(enum.StrEnum):
 class ErrorKind(enum.StrEnum):
     """Why a request was refused or not answered; picks the text the user gets.
 
-    Refusals (status ``denied``): ``blocked``, ``pending``, ``limit``. Failures (status
-    ``error``): ``no_model`` (nothing enabled), ``model_key`` (the stored key is unreadable),
-    ``llm`` (the model and its fallback gave up), ``gave_up`` (delivery or the worker kept
-    failing).
+    Refusals (status ``denied``): ``blocked``, ``pending``, ``limit``, ``group_blocked`` (an
+    admin blocked the group), and what the attachment rules refuse before any download:
+    ``no_vision`` (a photo, no model that sees images), ``no_voice`` (voice, no transcription
+    model), ``too_long`` (audio over the length limit), ``too_large`` (a file over the size
+    limit), ``unsupported_file`` (not a text document). Failures (status ``error``):
+    ``no_model`` (nothing enabled), ``model_key`` (the stored key is unreadable), ``llm`` (the
+    model and its fallback gave up), ``transcription`` (speech-to-text failed), ``file`` (the
+    file could not be downloaded or read), ``gave_up`` (delivery or the worker kept failing).
     """
 
     BLOCKED = "blocked"
@@ -93,6 +111,14 @@ class ErrorKind(enum.StrEnum):
     MODEL_KEY = "model_key"
     LLM = "llm"
     GAVE_UP = "gave_up"
+    GROUP_BLOCKED = "group_blocked"
+    NO_VISION = "no_vision"
+    NO_VOICE = "no_voice"
+    TOO_LONG = "too_long"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_FILE = "unsupported_file"
+    TRANSCRIPTION = "transcription"
+    FILE = "file"
 
 
 class Request(db.Model):
@@ -103,6 +129,12 @@ class Request(db.Model):
     reply (answer, apology or refusal) Telegram accepted, and ``delivered_at`` is set once the
     reply is settled — so a retry sends only what is missing; ``model_name``/``mode_name`` are
     snapshots, so the log stays true after a model or mode is renamed or deleted.
+
+    Beyond text: ``attachment`` describes what came with the message (``kind`` — ``photo``,
+    ``voice``, ``audio``, ``document`` — its Telegram ``file_id``, size in bytes and the
+    kind's own fields; never the bytes); for voice ``request_text`` is the transcript once
+    made, for a document ``attachment_text`` is the text read from it (trimmed to the model's
+    budget). ``thread_id`` is the forum topic the reply goes to.
     """
 
     __tablename__ = "requests"
@@ -136,6 +168,9 @@ class Request(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[ErrorKind | None] = mapped_column(str_enum(ErrorKind, "error_kind"))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    attachment: Mapped[dict | None] = mapped_column(JSON)
+    attachment_text: Mapped[str | None] = mapped_column(Text)
 
     dialog: Mapped[Dialog] = relationship()
     user: Mapped[User] = relationship()

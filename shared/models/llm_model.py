@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, Numeric, String, Text, text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.db import db
@@ -33,6 +34,12 @@ class LLMModel(db.Model):
     temperature: Mapped[float | None] = mapped_column(Float)
     max_tokens: Mapped[int | None] = mapped_column(Integer)
     context_window: Mapped[int | None] = mapped_column(Integer)
+    #: The model accepts images (photos are sent to it as image content parts).
+    vision: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=sa_false()
+    )
+    #: The endpoint's speech-to-text model (``/audio/transcriptions``); None: no voice.
+    transcription_model: Mapped[str | None] = mapped_column(String(128))
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     is_default: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     input_price_per_1m: Mapped[Decimal] = mapped_column(PRICE, nullable=False, default=0)

@@ -1,7 +1,8 @@
 """Dialogs and the message log: numbering, idempotent request rows, history for the LLM.
 
 Invariants kept here (and nowhere else):
-- a user has at most one open dialog; ``/new`` ends it and the next request opens another;
+- a user has at most one open private dialog, a group at most one per forum topic (0 outside
+  topics), shared by its members; ``/new`` ends it and the next request opens another;
 - messages of a dialog are numbered 1, 2, 3 … by an atomic increment on the dialog row;
 - one Telegram ``update_id`` gives at most one row (the unique index decides races).
 """
@@ -29,7 +30,22 @@ _REQUESTS = Request.__table__
 #: Number the next request of the user's open dialog: one statement, the dialog id with it.
 _NEXT_NUMBER = (
     update(_DIALOGS)
-    .where(_DIALOGS.c.user_id == bindparam("uid"), _DIALOGS.c.ended_at.is_(None))
+    .where(
+        _DIALOGS.c.user_id == bindparam("uid"),
+        _DIALOGS.c.ended_at.is_(None),
+        _DIALOGS.c.chat_id.is_(None),
+    )
+    .values(last_message_number=_DIALOGS.c.last_message_number + 1)
+    .returning(_DIALOGS.c.id, _DIALOGS.c.last_message_number)
+)
+#: The same for a group's dialog (per forum topic).
+_NEXT_GROUP_NUMBER = (
+    update(_DIALOGS)
+    .where(
+        _DIALOGS.c.chat_id == bindparam("chat"),
+        _DIALOGS.c.thread_id == bindparam("thread"),
+        _DIALOGS.c.ended_at.is_(None),
+    )
     .values(last_message_number=_DIALOGS.c.last_message_number + 1)
     .returning(_DIALOGS.c.id, _DIALOGS.c.last_message_number)
 )
@@ -59,8 +75,12 @@ _RECORD_SETTLED = (
 )
 
 
-def next_number(user_id: int, mode_id: int | None) -> tuple[int, int]:
-    """Number a new request in the user's open dialog, opening a dialog if there is none.
+def next_number(
+    user_id: int, mode_id: int | None, chat_id: int | None = None, thread_id: int | None = None
+) -> tuple[int, int]:
+    """Number a new request in the open dialog, opening a dialog if there is none.
+
+    The dialog is the user's private one, or — with ``chat_id`` — the group's for the topic.
 
     The counter is incremented atomically on the dialog row, so numbers run 1, 2, 3 … without
     gaps; the partial unique index on open dialogs makes two concurrent first messages of a
@@ -69,6 +89,8 @@ def next_number(user_id: int, mode_id: int | None) -> tuple[int, int]:
     Args:
         user_id: The user's row id.
         mode_id: Their chosen mode (recorded on a newly opened dialog).
+        chat_id: A group's chat id (None: the user's private dialog).
+        thread_id: The group's forum topic (None or 0: outside topics).
 
     Returns:
         ``(dialog_id, number)``.
@@ -77,30 +99,45 @@ def next_number(user_id: int, mode_id: int | None) -> tuple[int, int]:
         IntegrityError: When a concurrent request opened the dialog first.
     """
     conn = db.session.connection()
-    row = conn.execute(_NEXT_NUMBER, {"uid": user_id}).first()
+    thread = (thread_id or 0) if chat_id is not None else None
+    if chat_id is None:
+        row = conn.execute(_NEXT_NUMBER, {"uid": user_id}).first()
+    else:
+        row = conn.execute(_NEXT_GROUP_NUMBER, {"chat": chat_id, "thread": thread}).first()
     if row is not None:
         return row.id, row.last_message_number
-    dialog_id = conn.execute(
-        _OPEN_DIALOG,
-        {"user_id": user_id, "mode_id": mode_id, "started_at": utcnow(), "last_message_number": 1},
-    ).scalar_one()
-    logger.info("opened dialog_id=%s user_id=%s", dialog_id, user_id)
+    values = {
+        "user_id": user_id,
+        "mode_id": mode_id,
+        "started_at": utcnow(),
+        "last_message_number": 1,
+        "chat_id": chat_id,
+        "thread_id": thread,
+    }
+    dialog_id = conn.execute(_OPEN_DIALOG, values).scalar_one()
+    logger.info("opened dialog_id=%s user_id=%s chat_id=%s", dialog_id, user_id, chat_id)
     return dialog_id, 1
 
 
-def end_dialog(user: User) -> int | None:
-    """End the user's open dialog, if any: the next request starts a new, empty one.
+def end_dialog(user: User, chat_id: int | None = None, thread_id: int | None = None) -> int | None:
+    """End the open dialog, if any: the next request starts a new, empty one.
 
     Args:
-        user: The user.
+        user: The user (their private dialog).
+        chat_id: A group (its dialog for the topic is ended instead; any member may).
+        thread_id: The group's forum topic (None or 0: outside topics).
 
     Returns:
         The id of the dialog that was ended, or None.
     """
     now = utcnow()
+    if chat_id is None:
+        which = (Dialog.user_id == user.id, Dialog.chat_id.is_(None))
+    else:
+        which = (Dialog.chat_id == chat_id, Dialog.thread_id == (thread_id or 0))
     ended = db.session.scalars(
         update(Dialog)
-        .where(Dialog.user_id == user.id, Dialog.ended_at.is_(None))
+        .where(*which, Dialog.ended_at.is_(None))
         .values(ended_at=now)
         .returning(Dialog.id)
     ).all()
@@ -129,6 +166,9 @@ class LoggedRequest:
     error: str | None
     response_at: datetime | None
     delivered_parts: int
+    thread_id: int | None = None
+    attachment: dict | None = None
+    attachment_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +214,9 @@ def log_request(
     error_kind: ErrorKind | None = None,
     error: str | None = None,
     request_at: datetime | None = None,
+    thread_id: int | None = None,
+    attachment: dict | None = None,
+    group_chat_id: int | None = None,
 ) -> LoggedRequest:
     """Write the log row of one user request in the user's open dialog (flushed, not committed).
 
@@ -195,6 +238,9 @@ def log_request(
         error_kind: Why it is refused or failed.
         error: The rule or the failure, for the admin.
         request_at: When it was asked (default: now).
+        thread_id: The forum topic the answer goes to.
+        attachment: What came with the message (``attachments.describe``).
+        group_chat_id: The group whose shared dialog the row joins (None: the user's own).
 
     Returns:
         The new row's values (written with one INSERT; no entity is kept in the session).
@@ -202,7 +248,7 @@ def log_request(
     Raises:
         IntegrityError: When this update was logged before.
     """
-    dialog_id, number = next_number(user.id, user.mode_id)
+    dialog_id, number = next_number(user.id, user.mode_id, group_chat_id, thread_id)
     now = request_at or utcnow()
     values = {
         "dialog_id": dialog_id,
@@ -221,6 +267,8 @@ def log_request(
         "error": error,
         "response_at": now if status == RequestStatus.ERROR else None,
         "delivered_parts": 0,
+        "thread_id": thread_id,
+        "attachment": attachment,
     }
     request_id = db.session.connection().execute(_INSERT_REQUEST, values).scalar_one()
     logger.debug(  # the row itself is the record; INFO has one line per answer
@@ -237,7 +285,8 @@ def history(dialog_id: int, number: int) -> list[Turn]:
     """The answered turns of a dialog before request ``number``, oldest first.
 
     Only ``ok`` and ``stopped`` rows with an answer count (a stopped answer is what the user
-    saw): refused or failed requests are not part of the conversation.
+    saw): refused or failed requests are not part of the conversation. Each turn carries its
+    attachment (and a document's text) for ``conversation.attachments`` to shape.
 
     Args:
         dialog_id: The dialog.
@@ -249,7 +298,12 @@ def history(dialog_id: int, number: int) -> list[Turn]:
     rows = (
         db.session.connection()
         .execute(
-            select(_REQUESTS.c.request_text, _REQUESTS.c.response_text)
+            select(
+                _REQUESTS.c.request_text,
+                _REQUESTS.c.response_text,
+                _REQUESTS.c.attachment,
+                _REQUESTS.c.attachment_text,
+            )
             .where(
                 _REQUESTS.c.dialog_id == dialog_id,
                 _REQUESTS.c.number < number,
@@ -261,7 +315,7 @@ def history(dialog_id: int, number: int) -> list[Turn]:
     )
     # a turn stopped before its first word has no answer to show the model (some providers
     # refuse an empty assistant message)
-    return [Turn(request, response) for request, response in rows if response]
+    return [Turn(row[0], row[1], row[2], row[3]) for row in rows if row[1]]
 
 
 def record_answer(request_id: int, result: ChatResult) -> bool:

@@ -21,6 +21,7 @@ there is no spare room.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -37,7 +38,7 @@ from telebot.types import InlineKeyboardMarkup
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from shared import metrics
-from shared.redis import RedisStore
+from shared.redis import KEY_PREFIX, RedisStore
 from shared.runtime import RuntimeSettings
 from shared.telegram.formatting import split_markdown, to_telegram_html
 from shared.telegram.pacer import PaceLimits, Pacer, Priority, Verdict
@@ -52,6 +53,8 @@ ATTEMPTS = 4
 #: milliseconds) rather than open connections that are thrown away after one call.
 POOL_SIZE = 100
 JSON_HEADERS = {"Content-Type": "application/json"}
+#: Seconds the bot's ``getMe`` is kept in Redis (the token's fingerprint names the key).
+ME_SECONDS = 24 * 3600
 #: Seconds to connect, and to wait for an answer of an ordinary call.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -104,6 +107,18 @@ class BotNotConfigured(RuntimeError):
 
 class BotApiUnavailable(RuntimeError):
     """The Bot API could not be reached or answered something that is not JSON."""
+
+
+class FileTooLarge(RuntimeError):
+    """A download is longer than the caller accepts.
+
+    Args:
+        size: The bytes it has (or at least has).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"file of {size} bytes is too large")
+        self.size = size
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -211,6 +226,8 @@ class _State:
     pool: urllib3.PoolManager
     pacer: Pacer
     drafts_supported: bool = True
+    #: ``(token fingerprint, getMe's User)``: who the bot is, for the token in use.
+    me: tuple[str, dict[str, Any]] | None = None
 
 
 class TelegramClient:
@@ -386,8 +403,11 @@ class TelegramClient:
         reply_markup: InlineKeyboardMarkup | None = None,
         parse_mode: str | None = None,
         reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
     ) -> dict[str, Any]:
         """Send a message; a reply to a message that is gone is sent anyway.
+
+        ``message_thread_id`` puts it in a forum topic of a supergroup.
 
         Returns:
             Telegram's ``Message`` as a dict.
@@ -405,6 +425,7 @@ class TelegramClient:
                 "parse_mode": parse_mode,
                 "reply_markup": _markup(reply_markup),
                 "reply_parameters": reply,
+                "message_thread_id": message_thread_id or None,
             },
         )
 
@@ -466,15 +487,112 @@ class TelegramClient:
             },
         )
 
-    def send_chat_action(self, chat_id: int, action: str = "typing") -> Any:
+    def send_chat_action(
+        self, chat_id: int, action: str = "typing", message_thread_id: int | None = None
+    ) -> Any:
         """Show "typing…" (or another action) for a few seconds, when the lanes have room.
 
         Skipped (None) when the chat's or the bot's lane is busy, or when the chat was shown an
-        action less than 5 s ago.
+        action less than 5 s ago. ``message_thread_id``: the forum topic it shows in.
         """
-        return self.call(
-            "sendChatAction", {"chat_id": chat_id, "action": action}, priority=Priority.TYPING
-        )
+        params = {"chat_id": chat_id, "action": action, "message_thread_id": message_thread_id}
+        return self.call("sendChatAction", params, priority=Priority.TYPING)
+
+    def me(self) -> dict[str, Any]:
+        """The bot's own ``User`` (``getMe``), read once per token and process.
+
+        Kept in process memory and in Redis (a day), so a fleet of workers and listeners asks
+        Telegram once per token change, not once per process start.
+
+        Returns:
+            ``getMe``'s ``User`` (``id``, ``username``, ``first_name`` …).
+
+        Raises:
+            BotNotConfigured: When no token is set.
+            ApiTelegramException: When Telegram refuses ``getMe``.
+            BotApiUnavailable: When it cannot be reached.
+        """
+        state: _State = current_app.extensions["telegram"]
+        fingerprint = hashlib.sha256(self.token().encode()).hexdigest()[:16]
+        if state.me is not None and state.me[0] == fingerprint:
+            return state.me[1]
+        key = f"{KEY_PREFIX}bot:me:{fingerprint}"
+        client = self._redis.client
+        cached = client.get(key)
+        if cached is not None:
+            user = json.loads(cached)
+        else:
+            user = self.call("getMe")
+            client.set(key, json.dumps(user), ex=ME_SECONDS)
+        state.me = (fingerprint, user)
+        return user
+
+    def get_file(self, file_id: str) -> dict[str, Any]:
+        """Where a file the bot received can be downloaded (``getFile``; retried, not paced).
+
+        Args:
+            file_id: The file's id from the message.
+
+        Returns:
+            Telegram's ``File`` (``file_path``, ``file_size`` …).
+
+        Raises:
+            ApiTelegramException: When Telegram refuses (an unknown id, a file over 20 MB).
+        """
+        return self.call("getFile", {"file_id": file_id})
+
+    def download(self, file_path: str, max_bytes: int) -> bytes:
+        """Download a file ``getFile`` pointed to (retried on 5xx and network errors).
+
+        Args:
+            file_path: ``File.file_path``.
+            max_bytes: The most the caller accepts; a longer body is refused unread.
+
+        Returns:
+            The file's bytes.
+
+        Raises:
+            FileTooLarge: When the file is longer than ``max_bytes``.
+            ApiTelegramException: When the file server answers 4xx.
+            BotApiUnavailable: When it cannot be reached (after the retries).
+        """
+        return call_with_retries(self._download_once, file_path, max_bytes)
+
+    def _download_once(self, file_path: str, max_bytes: int) -> bytes:
+        state: _State = current_app.extensions["telegram"]
+        url = f"{state.base_url}/file/bot{self.token()}/{urllib.parse.quote(file_path)}"
+        try:
+            response = state.pool.request(
+                "GET",
+                url,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
+                preload_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome="network")
+            raise BotApiUnavailable(f"download: {type(exc).__name__}") from exc
+        try:
+            if response.status >= 400:
+                outcome = "5xx" if response.status >= 500 else "4xx"
+                metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome=outcome)
+                answer = {"ok": False, "error_code": response.status, "description": "download"}
+                raise ApiTelegramException("download", response, answer)
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_bytes:
+                raise FileTooLarge(int(length))
+            data = bytearray()
+            for block in response.stream(65536):
+                data += block
+                if len(data) > max_bytes:
+                    raise FileTooLarge(len(data))
+        except urllib3.exceptions.HTTPError as exc:
+            metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome="network")
+            raise BotApiUnavailable(f"download: {type(exc).__name__}") from exc
+        finally:
+            response.drain_conn()
+            response.release_conn()
+        metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome="ok")
+        return bytes(data)
 
     def get_webhook_info(self) -> dict[str, Any]:
         """Telegram's view of the webhook (``url``, ``pending_update_count``, last error)."""
@@ -521,6 +639,7 @@ class TelegramClient:
         *,
         skip: int = 0,
         on_sent: Callable[[int], None] | None = None,
+        thread_id: int | None = None,
     ) -> None:
         """Send prepared parts in order, from part ``skip`` on; report each one sent.
 
@@ -531,6 +650,7 @@ class TelegramClient:
             parts: The parts.
             skip: Parts already sent earlier (not sent again).
             on_sent: Called with a part's index once Telegram accepted it.
+            thread_id: The forum topic (None: the chat itself).
 
         Raises:
             ApiTelegramException: When Telegram keeps refusing a part.
@@ -541,6 +661,7 @@ class TelegramClient:
             options: dict[str, Any] = {
                 "reply_markup": part.reply_markup,
                 "reply_to_message_id": part.reply_to_message_id,
+                "message_thread_id": thread_id,
             }
             if part.html is None:
                 self.send_message(chat_id, part.text, **options)

@@ -34,7 +34,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "/usage — тариф и остаток лимитов\n"
         "/buy — купить тариф за Telegram Stars\n"
         "/stop — остановить ответ, который я пишу\n\n"
-        "Пишите вопросы обычным текстом: в рамках диалога я помню предыдущие сообщения.",
+        "Пишите вопросы обычным текстом: в рамках диалога я помню предыдущие сообщения. "
+        "Можно прислать фото (с вопросом в подписи), голосовое сообщение или текстовый файл.\n"
+        "В группе обращайтесь ко мне через @упоминание или ответом на моё сообщение.",
         EN: "Commands:\n"
         "/start — get started\n"
         "/help — this help\n"
@@ -43,7 +45,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "/usage — your plan and what is left\n"
         "/buy — buy a plan with Telegram Stars\n"
         "/stop — stop the answer I am writing\n\n"
-        "Write your questions as plain text: within a dialog I remember earlier messages.",
+        "Write your questions as plain text: within a dialog I remember earlier messages. "
+        "You can also send a photo (with the question as its caption), a voice message or a "
+        "text file.\nIn a group, @mention me or reply to my message.",
     },
     "settings": {
         RU: "Режим ответа: {mode}\nМодель: {model}\n\nВыберите режим или модель:",
@@ -107,9 +111,59 @@ TEXTS: dict[str, dict[str, str]] = {
         EN: "Sorry, the bot is not set up yet: no model is available. Please tell the admin.",
     },
     "text_only": {
-        RU: "Пока я понимаю только текстовые сообщения.",
-        EN: "For now I understand text messages only.",
+        RU: "Я понимаю текст, фото, голосовые сообщения, аудио и текстовые файлы — "
+        "такой тип сообщения я пока не читаю.",
+        EN: "I understand text, photos, voice messages, audio and text files; "
+        "I cannot read this kind of message yet.",
     },
+    "denied_group": {
+        RU: "В этой группе бот отключён администратором.",
+        EN: "The administrator has turned the bot off in this group.",
+    },
+    "no_vision": {
+        RU: "Модель «{model}» не видит изображения. Выберите в /settings модель «{vision}» "
+        "и пришлите фото ещё раз.",
+        EN: "The model «{model}» cannot see images. Choose «{vision}» in /settings "
+        "and send the photo again.",
+    },
+    "no_vision_none": {
+        RU: "Здесь нет модели, которая видит изображения. Опишите картинку текстом.",
+        EN: "No model here can see images. Please describe the picture in text.",
+    },
+    "no_voice": {
+        RU: "Голосовые сообщения здесь не распознаются. Напишите, пожалуйста, текстом.",
+        EN: "Voice messages cannot be transcribed here. Please write your question as text.",
+    },
+    "too_long": {
+        RU: "Запись слишком длинная: я распознаю до {limit}. Пришлите покороче.",
+        EN: "The recording is too long: I transcribe up to {limit}. Please send a shorter one.",
+    },
+    "too_large": {
+        RU: "Файл слишком большой: я читаю файлы до {limit}.",
+        EN: "The file is too large: I read files up to {limit}.",
+    },
+    "unsupported_file": {
+        RU: "Я читаю только текстовые файлы: .txt, .md, .csv, .json, исходный код и подобные. "
+        "Этот файл я прочитать не могу.",
+        EN: "I read text files only: .txt, .md, .csv, .json, source code and the like. "
+        "I cannot read this file.",
+    },
+    "transcription_error": {
+        RU: "Не удалось распознать речь в сообщении. Попробуйте ещё раз или напишите текстом.",
+        EN: "I could not make out the speech in that message. Try again or write it as text.",
+    },
+    "file_error": {
+        RU: "Не удалось получить файл из Telegram. Пришлите его ещё раз чуть позже.",
+        EN: "I could not fetch the file from Telegram. Please send it again a little later.",
+    },
+    "document_trimmed": {
+        RU: "Файл длинный: я прочитал первые {read} из {total} символов.",
+        EN: "The file is long: I read the first {read} of its {total} characters.",
+    },
+    "seconds": {RU: "{n} с", EN: "{n} s"},
+    "minutes": {RU: "{n} мин", EN: "{n} min"},
+    "kilobytes": {RU: "{n} КБ", EN: "{n} KB"},
+    "megabytes": {RU: "{n} МБ", EN: "{n} MB"},
     "stopped": {RU: "⏹ Остановлено", EN: "⏹ Stopped"},
     "nothing_to_stop": {
         RU: "Сейчас нечего останавливать: я ничего не пишу.",

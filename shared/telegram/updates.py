@@ -5,8 +5,9 @@ Telegram sends well-formed updates; a forged one that parses as JSON with an int
 that would fail on it and be retried. :func:`problem` checks what the handlers rely on for the
 kinds they serve (``message`` — with ``successful_payment`` —, ``callback_query``,
 ``pre_checkout_query``): the ids are integers a database column can
-hold, the sender and chat carry the fields the Bot API always sends, text and button data are
-strings (button data at most 64 bytes, Telegram's own limit). Kinds the bot does not serve
+hold, the sender and chat carry the fields the Bot API always sends, text, captions and button
+data are strings (button data at most 64 bytes, Telegram's own limit), and a photo, voice
+message, audio or document has a file id and integer sizes. Kinds the bot does not serve
 pass unchecked; their task ignores them.
 
 Pure and cheap: a few dictionary lookups per update, no objects built.
@@ -58,6 +59,13 @@ def _message_problem(message: Any, *, sender_required: bool) -> str | None:
             return problem
     if "text" in message and not isinstance(message["text"], str):
         return "text"
+    if "caption" in message and not isinstance(message["caption"], str):
+        return "caption"
+    if "message_thread_id" in message and not _is_id(message["message_thread_id"]):
+        return "message_thread_id"
+    problem = _attachment_problem(message)
+    if problem:
+        return problem
     if "successful_payment" in message:
         payment = message["successful_payment"]
         if not isinstance(payment, dict) or "from" not in message:
@@ -66,6 +74,31 @@ def _message_problem(message: Any, *, sender_required: bool) -> str | None:
             payment.get("total_amount")
         ):
             return "successful_payment fields"
+    return None
+
+
+def _file_problem(file: Any) -> bool:
+    """Whether a file object lacks what the pipeline reads (an id; sizes that are integers)."""
+    if not isinstance(file, dict) or not isinstance(file.get("file_id"), str):
+        return True
+    return any(
+        key in file and not _is_id(file[key])
+        for key in ("file_size", "width", "height", "duration")
+    )
+
+
+def _attachment_problem(message: dict[str, Any]) -> str | None:
+    """A photo, voice message, audio or document the pipeline could not read."""
+    if "photo" in message:
+        photo = message["photo"]
+        if not isinstance(photo, list) or not photo or any(_file_problem(p) for p in photo):
+            return "photo"
+    for kind in ("voice", "audio", "document"):
+        if kind in message and _file_problem(message[kind]):
+            return kind
+    document = message.get("document")
+    if isinstance(document, dict) and not isinstance(document.get("file_name", ""), str):
+        return "document"
     return None
 
 

@@ -242,7 +242,7 @@ def test_same_update_twice_is_answered_once(conversation: Conversation) -> None:
 
 
 def test_non_text_message_gets_a_polite_reply(conversation: Conversation) -> None:
-    """A sticker gets "text only for now", not silence, and no LLM call."""
+    """A sticker gets "I cannot read this kind yet" (naming what is read), no LLM call."""
     conversation.deliver(
         conversation.telegram.inject_update(
             {
@@ -259,7 +259,8 @@ def test_non_text_message_gets_a_polite_reply(conversation: Conversation) -> Non
         )
     )  # fmt: skip
     (reply,) = conversation.sent(ALICE)
-    assert "text messages only" in _text(reply)
+    assert "cannot read this kind of message" in _text(reply)
+    assert "photos, voice messages" in _text(reply)
     assert conversation.llm.chat_requests() == []
 
 

@@ -22,6 +22,7 @@ a task settles it again when the pacer has room.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Iterator
@@ -31,14 +32,15 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.db import db
-from shared.extensions import generations, leases, redis_store
+from shared.extensions import generations, leases, redis_store, telegram
 from shared.llm import Cancel
 from shared.logging import log_context, redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
-from shared.services import inbox
-from shared.services.conversation.answering import Prompt, ask, prepare, record
+from shared.services import groups, inbox
+from shared.services.conversation import attachments
+from shared.services.conversation.answering import Prompt, ask, error_kind_of, prepare, record
 from shared.services.conversation.delivery import (
     Outbox,
     ReplyView,
@@ -289,7 +291,9 @@ def claimed(request_id: int, lock: ChatLock | None = None) -> Iterator[Cancel | 
 
 
 def handle_text(update: dict[str, Any], after_earlier: bool = False) -> Intake | None:
-    """Answer a text message: log it, then settle its chat unless another task does.
+    """Answer a question (text, photo, voice, audio, document): log it, then settle its chat.
+
+    The chat is settled unless another task does.
 
     Args:
         update: The raw update.
@@ -304,7 +308,9 @@ def handle_text(update: dict[str, Any], after_earlier: bool = False) -> Intake |
         RowFailed: When a row of the chat could not be settled (retry later).
         ReplyDeferred: When a reply waits for the flood limits (settle the chat later).
     """
-    incoming = Incoming.from_update(update)
+    chat = (update.get("message") or {}).get("chat")
+    bot = groups.BotIdentity.of(telegram.me()) if groups.is_group(chat) else None
+    incoming = Incoming.from_update(update, bot)
     chat_id, update_id = _inbox_entry(update)
     if incoming is None:
         if chat_id is not None:
@@ -347,15 +353,31 @@ def next_open(chat_id: int) -> int | None:
 
 def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     """The LLM call, the record, and the reply built in memory."""
-    outcome = ask(prompt, cancel)
+    prompt, outcome = ask(prompt, cancel)
     if not record(prompt, outcome):
         return  # no longer pending: deleted, or recorded by another settler
+    preface = attachments.preface(prompt.attachment, prompt.question, view.lang)
     if isinstance(outcome, Exception):
-        answered = ReplyView(RequestStatus.ERROR, None, ErrorKind.LLM, view.lang, view.reply_to)
+        answered = dataclasses.replace(
+            view,
+            status=RequestStatus.ERROR,
+            response_text=None,
+            error_kind=error_kind_of(outcome),
+        )
     else:
         status = RequestStatus.STOPPED if outcome.finish_reason == "stopped" else RequestStatus.OK
-        answered = ReplyView(status, outcome.text, None, view.lang, view.reply_to)
-    send(Outbox(prompt.request_id, prompt.chat_id, reply_parts(answered), status=answered.status))
+        answered = dataclasses.replace(
+            view, status=status, response_text=outcome.text, error_kind=None, preface=preface
+        )
+    send(
+        Outbox(
+            prompt.request_id,
+            prompt.chat_id,
+            reply_parts(answered),
+            status=answered.status,
+            thread_id=prompt.thread_id,
+        )
+    )
 
 
 def settle_ticket(ticket: Ticket, lock: ChatLock) -> bool:
@@ -381,7 +403,14 @@ def settle_ticket(ticket: Ticket, lock: ChatLock) -> bool:
             if not lock.acquire():
                 return False
             reply = ticket.reply
-            send(Outbox(ticket.request_id, ticket.chat_id, reply_parts(reply), status=reply.status))
+            outbox = Outbox(
+                ticket.request_id,
+                ticket.chat_id,
+                reply_parts(reply),
+                status=reply.status,
+                thread_id=ticket.thread_id,
+            )
+            send(outbox)
             return True
         with claimed(ticket.request_id, lock) as cancel:
             if cancel is False:
@@ -413,7 +442,7 @@ def settle(request_id: int) -> None:
             with claimed(request_id) as cancel:
                 if cancel is None:
                     raise ClaimHeld(f"request {request_id} is being answered elsewhere")
-                record(prompt, ask(prompt, cancel))
+                record(*ask(prompt, cancel))
         deliver(request_id)
     except SendDeferred as exc:
         db.session.rollback()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from shared.db import db
 from shared.extensions import llm, runtime, telegram
@@ -23,6 +24,7 @@ from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.models.types import utcnow
 from shared.runtime import Snapshot
 from shared.services import quotas
+from shared.services.conversation import attachments
 from shared.services.conversation.delivery import DraftPreview
 from shared.services.dialogs import (
     LoggedRequest,
@@ -56,17 +58,25 @@ class Prompt:
         requested_at: When (the day and month the usage counts in).
         metered: The user's plan has limits: the usage settles their quota reservation.
         update_id: The Telegram update (names the reservation).
+        question: The request's text (a caption; a transcript once made).
+        attachment: What came with the message (``attachments.describe``), or None.
+        attachment_text: A document's text once read.
+        thread_id: The forum topic the answer goes to.
     """
 
     request_id: int
     chat_id: int
     spec: ModelSpec
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     drafts: bool = False
     user_id: int = 0
     requested_at: datetime | None = None
     metered: bool = False
     update_id: int | None = None
+    question: str = ""
+    attachment: dict[str, Any] | None = None
+    attachment_text: str | None = None
+    thread_id: int | None = None
 
 
 def build_prompt(
@@ -96,8 +106,17 @@ def build_prompt(
         return ErrorKind.NO_MODEL, "no enabled model is configured"
     if spec.key_error is not None:
         return ErrorKind.MODEL_KEY, spec.key_error
-    turns = history(row.dialog_id, row.number)
-    messages = build_messages(mode.system_prompt if mode else None, turns, row.request_text, spec)
+    turns = attachments.history_turns(history(row.dialog_id, row.number), vision=spec.vision)
+    request = attachments.user_content(
+        row.request_text, row.attachment, row.attachment_text, vision=spec.vision
+    )
+    messages = build_messages(
+        mode.system_prompt if mode else None,
+        turns,
+        request,
+        spec,
+        attachments.content_tokens,
+    )
     drafts = row.chat_id > 0 and snapshot.setting("streaming", ON) == ON
     return Prompt(
         row.id,
@@ -109,6 +128,10 @@ def build_prompt(
         requested_at=row.request_at,
         metered=metered,
         update_id=row.update_id,
+        question=row.request_text,
+        attachment=row.attachment,
+        attachment_text=row.attachment_text,
+        thread_id=row.thread_id,
     )
 
 
@@ -139,27 +162,37 @@ def prepare(request_id: int) -> Prompt | None:
         db.session.close()  # nothing stays checked out for the length of the LLM call
 
 
-def ask(prompt: Prompt, cancel: Cancel) -> ChatResult | LLMError:
-    """Call the model (streamed, retries, fallback) with no database session held.
+def ask(prompt: Prompt, cancel: Cancel) -> tuple[Prompt, ChatResult | LLMError]:
+    """Fetch the prompt's files, then call the model (streamed, retries, fallback).
 
-    A slow first token shows "typing…" after :data:`TYPING_AFTER` seconds; with drafts on,
-    the growing answer replaces it. /stop ends the call: the answer is what was written
-    (``finish_reason == "stopped"``).
+    No database session is held (the transcript or a document's text is recorded in its own
+    short unit of work). A slow first token shows "typing…" after :data:`TYPING_AFTER`
+    seconds; with drafts on, the growing answer replaces it. /stop ends the call: the answer
+    is what was written (``finish_reason == "stopped"``).
 
     Args:
         prompt: The prompt.
         cancel: The generation's handle, registered for /stop by the caller.
 
     Returns:
-        The answer, or the error when every model gave up.
+        The prompt as asked (with its files read: a transcript as its ``question``), and the
+        answer or the error (an :class:`~.attachments.AttachmentFailed` when a file could not
+        be fetched, read or transcribed).
     """
-    typing = later(TYPING_AFTER, telegram.send_chat_action, prompt.chat_id, "typing")
-    preview = DraftPreview(prompt.chat_id, prompt.request_id, typing) if prompt.drafts else None
+    typing = later(
+        TYPING_AFTER, telegram.send_chat_action, prompt.chat_id, "typing", prompt.thread_id
+    )
     try:
+        if prompt.attachment is not None or _has_images(prompt.messages):
+            prompt = attachments.materialize(prompt, runtime.get())
+        preview = DraftPreview(prompt.chat_id, prompt.request_id, typing) if prompt.drafts else None
         result = llm.chat(prompt.spec, prompt.messages, on_text=preview, cancel=cancel)
+    except attachments.AttachmentFailed as exc:
+        logger.error("attachment failed request_id=%s: %s", prompt.request_id, exc)
+        return prompt, exc
     except LLMError as exc:
         logger.error("LLM gave up request_id=%s: %s", prompt.request_id, exc)
-        return exc
+        return prompt, exc
     finally:
         typing.cancel()
     logger.info(
@@ -170,10 +203,20 @@ def ask(prompt: Prompt, cancel: Cancel) -> ChatResult | LLMError:
         result.completion_tokens,
         result.finish_reason,
     )
-    return result
+    return prompt, result
 
 
-def record(prompt: Prompt, outcome: ChatResult | LLMError) -> bool:
+def _has_images(messages: list[dict[str, Any]]) -> bool:
+    """Whether earlier turns hold images to fetch (a vision model's history)."""
+    return any(isinstance(m["content"], list) for m in messages)
+
+
+def error_kind_of(outcome: ChatResult | LLMError) -> ErrorKind:
+    """The error kind a failed outcome records (``llm``, or the attachment's failure)."""
+    return getattr(outcome, "kind", ErrorKind.LLM)
+
+
+def record(prompt: Prompt, outcome: ChatResult | Exception) -> bool:
     """Write the outcome of the LLM call in one UPDATE and commit; settle the user's quota.
 
     The quota settles once, by whoever recorded the outcome (the UPDATE only matches a
@@ -188,8 +231,8 @@ def record(prompt: Prompt, outcome: ChatResult | LLMError) -> bool:
     """
     request_id = prompt.request_id
     try:
-        if isinstance(outcome, LLMError):
-            done = record_failure(request_id, str(outcome), kind=ErrorKind.LLM)
+        if isinstance(outcome, LLMError | attachments.AttachmentFailed):
+            done = record_failure(request_id, str(outcome), kind=error_kind_of(outcome))
         else:
             done = record_answer(request_id, outcome)
         db.session.commit()
@@ -197,7 +240,7 @@ def record(prompt: Prompt, outcome: ChatResult | LLMError) -> bool:
         db.session.close()
     if done and prompt.metered and prompt.requested_at and prompt.update_id is not None:
         tokens, cost = 0, None
-        if not isinstance(outcome, LLMError):
+        if isinstance(outcome, ChatResult):
             tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
             cost = cost_usd(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
         quotas.settle(prompt.user_id, prompt.update_id, prompt.requested_at, tokens, cost)

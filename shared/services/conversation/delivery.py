@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app
 from telebot.apihelper import ApiTelegramException
@@ -35,6 +36,7 @@ from shared.db import db
 from shared.extensions import runtime, telegram
 from shared.models import ErrorKind, Request, RequestStatus, User
 from shared.services import payments
+from shared.services.conversation import attachments
 from shared.services.dialogs import record_delivery
 from shared.services.quotas import LimitHit
 from shared.services.users import close_unreachable, mark_unreachable
@@ -54,7 +56,16 @@ TEXT_OF_KIND = {
     ErrorKind.MODEL_KEY: "llm_error",
     ErrorKind.LLM: "llm_error",
     ErrorKind.GAVE_UP: "llm_error",
+    ErrorKind.GROUP_BLOCKED: "denied_group",
+    ErrorKind.TRANSCRIPTION: "transcription_error",
+    ErrorKind.FILE: "file_error",
+    ErrorKind.UNSUPPORTED_FILE: "unsupported_file",
+    ErrorKind.NO_VOICE: "no_voice",
 }
+#: Failures whose apology replies to the user's message (it names what went wrong with it).
+REPLYING = frozenset({ErrorKind.TRANSCRIPTION, ErrorKind.FILE, ErrorKind.UNSUPPORTED_FILE})
+#: Refusals whose text names a limit or a model (``attachments.refusal_text``).
+ATTACHMENT_REFUSALS = frozenset({ErrorKind.NO_VISION, ErrorKind.TOO_LONG, ErrorKind.TOO_LARGE})
 #: Bot API error codes after which a chat will not accept messages (blocked, deleted, gone).
 UNREACHABLE = (403,)
 #: The answer must keep growing this long before its first draft (seconds): an answer that
@@ -79,6 +90,9 @@ class ReplyView:
         lang: The user's text language.
         reply_to: The user's message the reply answers.
         error: The row's ``error`` (a plan limit's refusal names the limit and its reset).
+        preface: Markdown shown before the answer (a quoted transcript, a trimmed file's note).
+        attachment: The row's attachment (an attachment refusal names its limit).
+        model_name: The model that would answer (a photo refusal names it).
     """
 
     status: RequestStatus
@@ -87,6 +101,9 @@ class ReplyView:
     lang: str
     reply_to: int | None
     error: str | None = None
+    preface: str | None = None
+    attachment: dict[str, Any] | None = None
+    model_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,7 @@ class Outbox:
         parts: The messages, in order.
         already_sent: Parts Telegram accepted before.
         status: The row's status (what the metrics count once the reply is delivered).
+        thread_id: The forum topic it goes to (None: the chat itself).
     """
 
     request_id: int
@@ -106,6 +124,7 @@ class Outbox:
     parts: list[OutgoingPart]
     already_sent: int = 0
     status: RequestStatus = RequestStatus.OK
+    thread_id: int | None = None
 
 
 def reply_parts(view: ReplyView) -> list[OutgoingPart]:
@@ -118,15 +137,18 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
         The parts (the answer split and rendered; or one apology or refusal).
     """
     keyboard = new_dialog_keyboard(view.lang)
+    preface = f"{view.preface}\n\n" if view.preface else ""
     if view.status == RequestStatus.OK:
         return answer_parts(
-            view.response_text or "", reply_markup=keyboard, reply_to_message_id=view.reply_to
+            preface + (view.response_text or ""),
+            reply_markup=keyboard,
+            reply_to_message_id=view.reply_to,
         )
     if view.status == RequestStatus.STOPPED:  # what was written, and that it was stopped
         text = (view.response_text or "").rstrip()
         note = t("stopped", view.lang)
         return answer_parts(
-            f"{text}\n\n_{note}_" if text else f"_{note}_",
+            preface + (f"{text}\n\n_{note}_" if text else f"_{note}_"),
             reply_markup=keyboard,
             reply_to_message_id=view.reply_to,
         )
@@ -135,11 +157,21 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
     if kind == ErrorKind.LIMIT:
         text, markup = limit_refusal(view.error, view.lang)
         return [OutgoingPart(text=text, reply_markup=markup, reply_to_message_id=view.reply_to)]
+    if kind in ATTACHMENT_REFUSALS:
+        text = attachments.refusal_text(
+            kind,
+            view.attachment,
+            view.model_name,
+            view.lang,
+            runtime.get(),
+            current_app.config["AI_ROUTER"],
+        )
+        return [OutgoingPart(text=text, reply_to_message_id=view.reply_to)]
     return [
         OutgoingPart(
             text=t(TEXT_OF_KIND[kind], view.lang),
             reply_markup=None if denied else keyboard,
-            reply_to_message_id=view.reply_to if denied else None,
+            reply_to_message_id=view.reply_to if denied or kind in REPLYING else None,
         )
     ]
 
@@ -244,16 +276,25 @@ def outbox_for(request_id: int) -> Outbox | None:
             return None
         if request.status == RequestStatus.PENDING:
             return None
+        lang = lang_of(language_code)
         view = ReplyView(
             request.status,
             request.response_text,
             request.error_kind,
-            lang_of(language_code),
+            lang,
             request.telegram_message_id,
             request.error,
+            preface=attachments.preface(request.attachment, request.request_text, lang),
+            attachment=request.attachment,
+            model_name=request.model_name,
         )
         return Outbox(
-            request_id, request.chat_id, reply_parts(view), request.delivered_parts, view.status
+            request_id,
+            request.chat_id,
+            reply_parts(view),
+            request.delivered_parts,
+            view.status,
+            request.thread_id,
         )
     finally:
         db.session.close()
@@ -302,7 +343,13 @@ def send(outbox: Outbox) -> None:
             metrics.inc(metrics.REPLIES_DELIVERED, status=outbox.status.value)
 
     try:
-        telegram.send_parts(outbox.chat_id, outbox.parts, skip=outbox.already_sent, on_sent=sent)
+        telegram.send_parts(
+            outbox.chat_id,
+            outbox.parts,
+            skip=outbox.already_sent,
+            on_sent=sent,
+            thread_id=outbox.thread_id,
+        )
     except ChatUnreachable as exc:
         _record(outbox.request_id, done, settled=True, note=f"undeliverable: {exc}")
         metrics.inc(metrics.REPLIES_DELIVERED, status="undeliverable")

@@ -24,16 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import db
 from shared.extensions import runtime
 from shared.llm import ModelSpec
-from shared.models import ErrorKind, Request, RequestStatus
+from shared.models import ErrorKind, GroupStatus, Request, RequestStatus
 from shared.models.types import utcnow
 from shared.runtime import Snapshot
-from shared.services import quotas
+from shared.services import groups, quotas
+from shared.services.conversation import attachments
 from shared.services.conversation.answering import Prompt, build_prompt
 from shared.services.conversation.delivery import ReplyView
 from shared.services.dialogs import Logged, find_by_update, log_request, record_failure
@@ -58,14 +60,17 @@ class Decision(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A text message for the LLM, taken from a raw Telegram update.
+    """A question for the LLM, taken from a raw Telegram update.
 
     Attributes:
         update_id: Telegram's update id (the idempotency key of the row).
         chat_id: The chat to answer in.
         message_id: The user's message (the answer replies to it).
-        text: The request.
+        text: The request: the text or the caption (in a group, without the bot's address).
         sender: Telegram's ``User`` object of the sender.
+        chat: Telegram's ``Chat`` object (a group is registered from it).
+        thread_id: The forum topic the message was sent in (None outside topics).
+        attachment: What came with it (``attachments.describe``), or None for text.
     """
 
     update_id: int | None
@@ -73,21 +78,32 @@ class Incoming:
     message_id: int | None
     text: str
     sender: dict[str, Any]
+    chat: dict[str, Any] = dataclasses.field(default_factory=dict)
+    thread_id: int | None = None
+    attachment: dict[str, Any] | None = None
+
+    @property
+    def in_group(self) -> bool:
+        """Whether the message was sent in a group or supergroup."""
+        return groups.is_group(self.chat)
 
     @classmethod
-    def from_update(cls, update: dict[str, Any]) -> Incoming | None:
-        """Read a text message out of an update.
+    def from_update(
+        cls, update: dict[str, Any], bot: groups.BotIdentity | None = None
+    ) -> Incoming | None:
+        """Read a question out of an update: text, or a photo, voice, audio or document.
 
         Args:
             update: The update as Telegram sent it.
+            bot: The bot's identity, to take its address out of a group message.
 
         Returns:
-            The request, or None when the update holds no text message with a sender (or one
-            whose ids are not integers, or whose text is empty once NUL bytes are removed:
+            The request, or None when the update holds no question with a sender (or one
+            whose ids are not integers, or a text that is empty once NUL bytes are removed:
             no database stores them in text).
         """
         message = update.get("message")
-        if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+        if not isinstance(message, dict):
             return None
         sender, chat = message.get("from"), message.get("chat")
         if not isinstance(sender, dict) or not isinstance(chat, dict):
@@ -95,16 +111,34 @@ class Incoming:
         ids = (sender.get("id"), chat.get("id"), update.get("update_id"))
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             return None
-        text = message["text"].replace("\x00", "")
-        if not text.strip():
+        attachment = None
+        if isinstance(message.get("text"), str):
+            text = message["text"]
+        else:
+            attachment = attachments.describe(message, current_app.config["AI_ROUTER"])
+            if attachment is None:
+                return None
+            text = message.get("caption") if isinstance(message.get("caption"), str) else ""
+        text = text.replace("\x00", "")
+        if bot is not None and groups.is_group(chat):
+            text = groups.strip_address(text, bot) or (text if attachment is None else "")
+        if attachment is not None and attachment["kind"] in attachments.SPOKEN:
+            # the request becomes the transcript; a caption goes to the model beside it
+            attachment = {**attachment, "caption": text} if text.strip() else attachment
+            text = ""
+        if not text.strip() and attachment is None:
             return None
         message_id = message.get("message_id")
+        topic = message.get("is_topic_message") is True
         return cls(
             update_id=update["update_id"],
             chat_id=chat["id"],
             message_id=message_id if isinstance(message_id, int) else None,
             text=text,
             sender=sender,
+            chat=chat,
+            thread_id=message.get("message_thread_id") if topic else None,
+            attachment=attachment,
         )
 
 
@@ -118,12 +152,14 @@ class Ticket:
         prompt: The LLM prompt for a pending row, else None.
         reply: The reply's view for a row that needs no LLM (refused, or failed at once);
             for a pending row, its language and the message to reply to (status ``pending``).
+        thread_id: The forum topic the reply goes to.
     """
 
     request_id: int
     chat_id: int
     prompt: Prompt | None
     reply: ReplyView
+    thread_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -231,9 +267,16 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
     snapshot = runtime.get()
     user = register_sender(incoming.sender, snapshot=snapshot)
     refusal = access_refusal(user)
+    if incoming.in_group and groups.register_group(incoming.chat) == GroupStatus.BLOCKED:
+        refusal = refusal or Refusal(ErrorKind.GROUP_BLOCKED, "the group is blocked")
     now = utcnow()
     plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, now)
     mode, model = snapshot.mode(user.mode_id), model_for(snapshot, plan, user.model_id)
+    if refusal is None and incoming.attachment is not None:
+        config = current_app.config["AI_ROUTER"]
+        kind = attachments.refusal(incoming.attachment, model, snapshot, config)
+        if kind is not None:
+            refusal = Refusal(kind, f"{incoming.attachment['kind']}: {kind.value}")
     limits = Limits.of(plan, user.daily_request_limit)
     if refusal is None and not limits.unlimited:
         db.session.commit()  # the sender's refresh: no connection is held across Redis calls
@@ -255,6 +298,9 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
         error_kind=refusal.kind if refusal else None,
         error=refusal.detail if refusal else None,
         request_at=now,
+        thread_id=incoming.thread_id,
+        attachment=incoming.attachment,
+        group_chat_id=incoming.chat_id if incoming.in_group else None,
     )
     decision = Decision.REFUSE if refusal is not None else Decision.ANSWER
     if older_open(incoming.chat_id, row.id):
@@ -271,8 +317,17 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
             kind, error = built
             record_failure(row.id, error, kind=kind)
             row = dataclasses.replace(row, status=RequestStatus.ERROR, error_kind=kind)
-    reply = ReplyView(row.status, None, row.error_kind, lang, incoming.message_id, row.error)
-    ticket = Ticket(row.id, incoming.chat_id, prompt, reply)
+    reply = ReplyView(
+        row.status,
+        None,
+        row.error_kind,
+        lang,
+        incoming.message_id,
+        row.error,
+        attachment=incoming.attachment,
+        model_name=row.model_name,
+    )
+    ticket = Ticket(row.id, incoming.chat_id, prompt, reply, incoming.thread_id)
     return Intake(decision, row.id, incoming.chat_id, ticket, older_open=False)
 
 
