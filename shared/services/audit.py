@@ -42,6 +42,7 @@ from shared.models import (
     ApiToken,
     AuditAction,
     AuditEntry,
+    Group,
     LLMModel,
     Mode,
     Plan,
@@ -119,6 +120,10 @@ def _user_label(user: Any) -> str:
     return f"{name} ({user.telegram_id})" if name else str(user.telegram_id)
 
 
+def _group_label(group: Any) -> str:
+    return f"{group.title} ({group.chat_id})" if group.title else str(group.chat_id)
+
+
 def _secret_setting(setting: Any) -> bool:
     spec = SETTINGS.get(setting.key)
     return bool(setting.is_secret or (spec is not None and spec.secret))
@@ -170,8 +175,9 @@ class Watched:
 
 #: The audited classes. Users: only what an admin manages (status, limit, note, names, choices)
 #: — never the activity the bot writes (last_seen_at, reachable, the Telegram profile's
-#: last_name and language). API tokens and admin accounts are audited too: issuing, revoking
-#: and changing credentials are the changes an audit log exists for.
+#: last_name and language). Groups: only their status (blocked by an admin); the rest is
+#: Telegram's, refreshed by the bot. API tokens and admin accounts are audited too: issuing,
+#: revoking and changing credentials are the changes an audit log exists for.
 WATCHED: Mapping[type, Watched] = {
     Setting: Watched(
         kind="setting",
@@ -194,6 +200,8 @@ WATCHED: Mapping[type, Watched] = {
             "temperature",
             "max_tokens",
             "context_window",
+            "vision",
+            "transcription_model",
             "enabled",
             "is_default",
             "input_price_per_1m",
@@ -236,6 +244,13 @@ WATCHED: Mapping[type, Watched] = {
             "reachable",
             "plan_reminded_at",
         ),  # fmt: skip
+    ),
+    Group: Watched(
+        kind="group",
+        object_id=lambda g: g.id,
+        label=_group_label,
+        fields=("status",),
+        ignored=("id", "chat_id", "title", "kind", "is_forum", "first_seen_at", "last_seen_at"),
     ),
     Plan: Watched(
         kind="plan",
@@ -632,7 +647,8 @@ class AuditFilter:
     """Filters of the audit log; None means "any".
 
     Attributes:
-        kind: ``setting``, ``model``, ``mode``, ``user``, ``api_token`` or ``admin``.
+        kind: ``setting``, ``model``, ``mode``, ``user``, ``group``, ``plan``,
+            ``api_token`` or ``admin``.
         object_id: One object (with ``kind``): a setting's key, a user's Telegram id, an id.
         actor: Who made the change (exact).
         since: Entries at or after this instant.

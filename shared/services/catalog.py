@@ -5,7 +5,10 @@ The rules of the catalog live here, for the admin UI and the JSON API alike:
 - the single default: setting a default clears the flag on the others, in the same flush (a
   partial unique index backs it up) — :func:`set_default_flag`, :func:`make_default`;
 - a model cannot be its own fallback, and its fallback must exist — :func:`check_fallback`;
-- names are unique — :func:`save_model` / :func:`save_mode` raise :class:`NameTaken`.
+- names are unique — :func:`save_model` / :func:`save_mode` raise :class:`NameTaken`;
+- a model's speech-to-text model is a trimmed name of at most
+  :data:`MAX_TRANSCRIPTION_MODEL` characters, or None (no voice): blank means None —
+  :func:`transcription_model`.
 """
 
 from __future__ import annotations
@@ -126,6 +129,38 @@ class ModelInUse(CatalogError):
     """The model is the only model a plan allows: deleting it would open the plan to all."""
 
 
+class InvalidModelValue(CatalogError):
+    """A model's value breaks a rule the form or the schema should have caught first."""
+
+
+#: Longest speech-to-text model name (the column's length).
+MAX_TRANSCRIPTION_MODEL = 128
+
+
+def transcription_model(value: str | None) -> str | None:
+    """A model's speech-to-text model as stored: trimmed, and None when blank (no voice).
+
+    Args:
+        value: The typed or sent name (None: no voice).
+
+    Returns:
+        The name without surrounding whitespace, or None.
+
+    Raises:
+        InvalidModelValue: If it is not text, or longer than :data:`MAX_TRANSCRIPTION_MODEL`.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidModelValue("transcription_model must be text")
+    value = value.strip()
+    if len(value) > MAX_TRANSCRIPTION_MODEL:
+        raise InvalidModelValue(
+            f"transcription_model is longer than {MAX_TRANSCRIPTION_MODEL} characters"
+        )
+    return value or None
+
+
 def check_deletable(model: LLMModel) -> None:
     """Refuse to delete the only model a plan lists (an empty list means every model).
 
@@ -197,7 +232,8 @@ def save_model(model: LLMModel, values: dict[str, Any]) -> LLMModel:
     Args:
         model: A new or persistent model.
         values: Columns to set, plus ``api_key`` (stored encrypted; None/empty removes it)
-            and ``is_default`` (True makes it the active model).
+            and ``is_default`` (True makes it the active model). ``transcription_model`` goes
+            through :func:`transcription_model` (blank: None).
 
     Returns:
         The model, flushed.
@@ -206,8 +242,11 @@ def save_model(model: LLMModel, values: dict[str, Any]) -> LLMModel:
         SelfFallback: If ``fallback_model_id`` is the model itself.
         UnknownFallback: If ``fallback_model_id`` names no model.
         NameTaken: If another model has the name.
+        InvalidModelValue: If ``transcription_model`` is too long.
     """
     values = dict(values)
+    if "transcription_model" in values:
+        values["transcription_model"] = transcription_model(values["transcription_model"])
     if "api_key" in values:
         set_api_key(model, values.pop("api_key"))
     check_fallback(model, values.get("fallback_model_id"))

@@ -21,6 +21,7 @@ class LogFilter:
     Attributes:
         telegram_id: One user's requests.
         dialog_id: One dialog.
+        chat_id: One chat (a group's id gives what was asked there).
         since: Requests at or after this instant.
         until: Requests before this instant.
         status: ``ok``, ``error``, ``denied`` or ``pending``.
@@ -30,6 +31,7 @@ class LogFilter:
 
     telegram_id: int | None = None
     dialog_id: int | None = None
+    chat_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     status: RequestStatus | None = None
@@ -42,6 +44,8 @@ def _filtered(query: Select, filters: LogFilter) -> Select:
         query = query.where(User.telegram_id == filters.telegram_id)
     if filters.dialog_id is not None:
         query = query.where(Request.dialog_id == filters.dialog_id)
+    if filters.chat_id is not None:
+        query = query.where(Request.chat_id == filters.chat_id)
     if filters.since is not None:
         query = query.where(Request.request_at >= filters.since)
     if filters.until is not None:

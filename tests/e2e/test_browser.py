@@ -1,9 +1,9 @@
 """The admin in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
 Logs in, saves the bot token, creates a model and makes it active, starts the bot, opens the
-logs and the statistics, creates a plan, lists the payments and changes a user's plan. A
-screenshot of each page is saved under ``test-artifacts/screenshots`` (some are copied into
-``docs/screenshots`` for the README). Skipped, with the reason, on a machine without
+logs and the statistics, creates a plan, lists the payments, changes a user's plan and blocks
+a group. A screenshot of each page is saved under ``test-artifacts/screenshots`` (some are
+copied into ``docs/screenshots`` for the README). Skipped, with the reason, on a machine without
 ``/usr/bin/chromium``; ``.ci/run`` installs it, so CI always runs this test.
 """
 
@@ -21,7 +21,17 @@ from werkzeug.serving import make_server
 
 from shared.config import PROJECT_ROOT
 from shared.db import db
-from shared.models import Dialog, Payment, PaymentStatus, PlanChange, Request, RequestStatus, User
+from shared.models import (
+    Dialog,
+    Group,
+    GroupStatus,
+    Payment,
+    PaymentStatus,
+    PlanChange,
+    Request,
+    RequestStatus,
+    User,
+)
 from shared.services import bot_control, plans
 from shared.services.catalog import seed_catalog
 from tests.support import ADMIN_PASSWORD, ADMIN_USERNAME, free_port
@@ -75,6 +85,21 @@ def served(app: Flask) -> Iterator[str]:
                         cost_usd=Decimal("0.0004") * number, model_name="GPT-4o mini",
                         mode_name="Краткий ответ")
             )  # fmt: skip
+        # A forum supergroup the bot was asked in, with a photo asked about in a topic.
+        db.session.add(Group(chat_id=-1001234, title="Python club", kind="supergroup",
+                             is_forum=True))  # fmt: skip
+        group_dialog = Dialog(user_id=bob.id, chat_id=-1001234, thread_id=5)
+        db.session.add(group_dialog)
+        db.session.flush()
+        db.session.add(
+            Request(dialog_id=group_dialog.id, number=1, user_id=bob.id, chat_id=-1001234,
+                    thread_id=5, request_text="What is on this slide?",
+                    request_at=datetime.now(UTC), response_text="A Celery architecture diagram.",
+                    response_at=datetime.now(UTC), status=RequestStatus.OK, prompt_tokens=300,
+                    completion_tokens=20, cost_usd=Decimal("0.0002"), model_name="GPT-4o mini",
+                    mode_name="Краткий ответ",
+                    attachment={"kind": "photo", "size": 122_880, "width": 1280, "height": 720})
+        )  # fmt: skip
         db.session.commit()
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
@@ -150,10 +175,11 @@ def test_admin_walkthrough_in_chromium(served: str, page, app: Flask, telegram) 
 
     page.goto(f"{served}/admin/message/")
     page.wait_for_selector("text=Что такое Celery")
+    assert page.locator("td.col-attachment:text-is('photo 120 KB')").count() == 1
     _shot(page, "05-logs")
 
     page.goto(f"{served}/admin/stats/?period=7d")
-    assert page.inner_text("[data-stat=requests]") == "2"
+    assert page.inner_text("[data-stat=requests]") == "3"
     assert page.locator("svg").count() >= 4
     _shot(page, "06-stats")
 
@@ -198,8 +224,23 @@ def test_admin_walkthrough_in_chromium(served: str, page, app: Flask, telegram) 
         assert (change.actor, change.to_plan_name) == (ADMIN_USERNAME, "Pro")
     _shot(page, "10-user-plan")
 
+    # Groups: listed after Users with their activity; «Block» (confirmed) refuses the group.
+    page.click("nav a:text-is('Groups')")
+    page.wait_for_url(f"{served}/admin/group/")
+    row = page.locator("table.model-list tbody tr", has_text="Python club")
+    assert row.locator("td.col-requests").inner_text().strip() == "1"
+    assert row.locator("td.col-members").inner_text().strip() == "1"
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("button:has-text('Block')").click()
+    page.wait_for_selector("text=Group «Python club» blocked.")
+    assert row.locator("td.col-status").inner_text().strip() == "blocked"
+    assert row.locator("button:has-text('Unblock')").count() == 1
+    with app.app_context():
+        assert db.session.query(Group).one().status == GroupStatus.BLOCKED
+    _shot(page, "11-groups")
+
     page.goto(f"{served}/admin/")
     _shot(page, "00-dashboard")
     for name in ("01-login", "02-settings", "03-models", "04-bot", "05-logs", "06-stats",
-                 "07-users", "08-plans", "09-payments", "10-user-plan"):  # fmt: skip
+                 "07-users", "08-plans", "09-payments", "10-user-plan", "11-groups"):  # fmt: skip
         assert (SHOTS / f"{name}.png").stat().st_size > 5000

@@ -9,12 +9,14 @@ from sqlalchemy import select
 from shared.db import db
 from shared.models import LLMModel, Mode
 from shared.services.catalog import (
+    InvalidModelValue,
     NameTaken,
     SelfFallback,
     UnknownFallback,
     save_mode,
     save_model,
     set_default_flag,
+    transcription_model,
 )
 from shared.services.crypto import decrypt
 
@@ -86,3 +88,31 @@ def test_names_are_unique(app: Flask, kind: type) -> None:
             save(kind(), {"name": "same", **extra})
         db.session.rollback()
         assert db.session.scalars(select(kind.name)).all() == ["same"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (None, None),
+        ("", None),
+        ("   ", None),
+        (" whisper-1\n", "whisper-1"),
+        ("w" * 128, "w" * 128),
+    ],
+)
+def test_the_transcription_model_is_trimmed_and_blank_means_none(
+    ctx, sent: str | None, stored: str | None
+) -> None:
+    """Saved through ``save_model`` (the API) and ``transcription_model`` (the form) alike."""
+    assert transcription_model(sent) == stored
+    model = save_model(LLMModel(), {"name": "voice", **ENDPOINT, "transcription_model": sent})
+    assert model.transcription_model == stored and model.vision is False
+
+
+@pytest.mark.parametrize("sent", ["w" * 129, 5, b"whisper"])
+def test_a_long_or_non_text_transcription_model_is_refused(ctx, sent: object) -> None:
+    """Longer than the column, or not text: ``InvalidModelValue``, nothing saved."""
+    model = save_model(LLMModel(), {"name": "voice", **ENDPOINT, "transcription_model": "a"})
+    with pytest.raises(InvalidModelValue):
+        save_model(model, {"transcription_model": sent})
+    assert model.transcription_model == "a"

@@ -23,7 +23,7 @@ from tests.web.test_admin_login import login
 PAGES = [
     "/admin/", "/admin/user/", "/admin/user/new/", "/admin/llm_model/", "/admin/llm_model/new/",
     "/admin/mode/", "/admin/message/", "/admin/stats/", "/admin/bot/", "/admin/settings/",
-    "/admin/tokens/", "/admin/message/dialog/1", "/admin/audit/",
+    "/admin/tokens/", "/admin/message/dialog/1", "/admin/audit/", "/admin/group/",
 ]  # fmt: skip
 
 

@@ -47,8 +47,8 @@ def _error(response, status: int, code: str | None = None) -> dict:
     return body["error"]
 
 
-API_PATHS = ["/settings", "/models", "/modes", "/users", "/plans", "/payments", "/messages",
-             "/stats", "/bot", "/audit"]  # fmt: skip
+API_PATHS = ["/settings", "/models", "/modes", "/users", "/groups", "/plans", "/payments",
+             "/messages", "/stats", "/bot", "/audit"]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", API_PATHS)
@@ -131,6 +131,7 @@ def test_openapi_describes_request_bodies_and_queries(client) -> None:
         ("patch", "/admin/api/modes/{mode_id}"), ("post", "/admin/api/users"),
         ("patch", "/admin/api/users/{telegram_id}"), ("post", "/admin/api/bot/start"),
         ("post", "/admin/api/plans"), ("patch", "/admin/api/plans/{plan_id}"),
+        ("patch", "/admin/api/groups/{group_id}"),
     }  # fmt: skip
     for ref in bodies.values():
         schema = _schema(document, ref)
@@ -153,6 +154,10 @@ def test_openapi_describes_request_bodies_and_queries(client) -> None:
                                             "limit", "offset"}  # fmt: skip
     assert query("/admin/api/users") >= {"status", "q", "limit", "offset"}
     assert query("/admin/api/payments") == {"telegram_id", "status", "limit", "offset"}
+    assert query("/admin/api/groups") == {"status", "limit", "offset"}
+    group_patch = _schema(document, bodies[("patch", "/admin/api/groups/{group_id}")])
+    writable = {k for k, v in group_patch["properties"].items() if not v.get("readOnly")}
+    assert writable == {"status"} and "required" not in group_patch
     assert query("/admin/api/stats") == {"since", "until"}
     assert query("/admin/api/audit") == {"kind", "object_id", "actor", "since", "until",
                                          "limit", "offset"}  # fmt: skip

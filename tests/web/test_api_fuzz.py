@@ -24,8 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+from sqlalchemy import select
 
 from shared.db import db
+from shared.models import Dialog, Group, Request, RequestStatus, User
 from shared.services.catalog import seed_catalog
 from shared.services.plans import seed_plans
 from tests.fakes.telegram import FakeTelegram
@@ -52,7 +54,7 @@ def accepts_valid_requests(ctx, response, case) -> None:
 
 
 def _known_ids(app: Flask, telegram: FakeTelegram) -> tuple[dict[str, int], dict[str, int]]:
-    """Create a model, a mode, a user, plans and a payment; their path parameters.
+    """Create a model, a mode, a user, plans, a payment, a group and a message; their ids.
 
     The bot token is the fake Bot API's and the payment is one it charged, so a refund of it
     goes through (once). Deletions get a plan of their own: no other operation can make it the
@@ -74,6 +76,21 @@ def _known_ids(app: Flask, telegram: FakeTelegram) -> tuple[dict[str, int], dict
     user = create("/users", {"telegram_id": 4242})
     plan = create("/plans", {"name": "Fuzz plan", "price_stars": 5})
     doomed = create("/plans", {"name": "Fuzz plan to delete"})
+    with app.app_context():  # groups come from Telegram, log rows from the bot: stored here
+        owner = db.session.scalar(select(User).where(User.telegram_id == user["telegram_id"]))
+        group = Group(chat_id=-1001234567890, title="Fuzz group", kind="supergroup")
+        dialog = Dialog(user_id=owner.id, chat_id=group.chat_id, thread_id=0)
+        db.session.add_all([group, dialog])
+        db.session.flush()
+        message = Request(
+            dialog_id=dialog.id, number=1, user_id=owner.id, chat_id=group.chat_id,
+            thread_id=7, request_text="what is this?", status=RequestStatus.OK,
+            attachment={"kind": "document", "size": 12, "file_name": "notes.txt"},
+            attachment_text="some notes",
+        )  # fmt: skip
+        db.session.add(message)
+        db.session.commit()
+        group_id, message_id = group.id, message.id
     token = {"telegram_bot_token": telegram.token}
     patched = client.patch("/admin/api/settings", json=token, headers=auth)
     assert patched.status_code == 200
@@ -83,6 +100,8 @@ def _known_ids(app: Flask, telegram: FakeTelegram) -> tuple[dict[str, int], dict
         "telegram_id": user["telegram_id"],
         "plan_id": plan["id"],
         "payment_id": pay(app, telegram, user["telegram_id"], plan["id"]),
+        "group_id": group_id,
+        "message_id": message_id,
     }
     return known, {**known, "plan_id": doomed["id"]}
 

@@ -1,6 +1,7 @@
 """Flask-Admin model views: users, LLM models, modes, the message log, API tokens.
 
 Plans and payments are in ``web.admin.plans``; their pages are listed here, after Modes.
+Groups are in ``web.admin.groups``, listed after Users.
 
 Each view derives from :class:`SecureModelView` (login required, CSRF on forms) and calls
 ``shared.services`` for rules that also apply elsewhere (the single default, encrypted keys,
@@ -37,6 +38,7 @@ from shared.services.catalog import (
 from shared.services.model_check import check_model
 from shared.services.usage import UserUsage, usage_by_user
 from shared.services.users import set_status
+from web.admin.groups import register_groups
 from web.admin.plans import (
     PlanFilter,
     change_user_plan,
@@ -218,11 +220,13 @@ class LLMModelView(SecureModelView):
     """
 
     column_list = (
-        "name", "model", "base_url", "enabled", "is_default", "health", "key",
+        "name", "model", "base_url", "enabled", "is_default", "vision", "health", "key",
         "input_price_per_1m", "output_price_per_1m", "buttons",
     )  # fmt: skip
     column_labels = {
         "is_default": "Active",
+        "vision": "Images",
+        "transcription_model": "Speech-to-text model",
         "health": "State / last error",
         "key": "API key",
         "buttons": "",
@@ -239,7 +243,8 @@ class LLMModelView(SecureModelView):
     }
     form_columns = (
         "name", "model", "base_url", "api_key", "temperature", "max_tokens", "context_window",
-        "enabled", "is_default", "input_price_per_1m", "output_price_per_1m", "fallback",
+        "vision", "transcription_model", "enabled", "is_default", "input_price_per_1m",
+        "output_price_per_1m", "fallback",
     )  # fmt: skip
     form_extra_fields = {
         "api_key": PasswordField(
@@ -250,6 +255,11 @@ class LLMModelView(SecureModelView):
         "base_url": {"validators": [DataRequired(), URL(require_tld=False)]},
         "temperature": {"validators": [Optional(), NumberRange(min=0, max=2)]},
         "max_tokens": {"validators": [Optional(), NumberRange(min=1)]},
+        "vision": {"description": "The model accepts images: photos are sent to it."},
+        "transcription_model": {
+            "description": "The endpoint's speech-to-text model (its /audio/transcriptions), "
+            "e.g. whisper-1. Empty = voice messages and audio are not accepted.",
+        },
     }
     column_details_exclude_list = ("api_key_encrypted",)
 
@@ -261,14 +271,15 @@ class LLMModelView(SecureModelView):
             raise ValidationError(str(exc)) from exc
 
     def on_model_change(self, form: Any, model: LLMModel, is_created: bool) -> None:
-        """Encrypt a newly typed key; keep the fallback and single-default rules.
+        """Encrypt a newly typed key; keep the catalog's rules (fallback, default, values).
 
         Raises:
-            ValidationError: When the fallback breaks a rule (shown to the admin as an error).
+            ValidationError: When a value breaks a rule (shown to the admin as an error).
         """
         if form.api_key.data:
             set_api_key(model, form.api_key.data)
         try:
+            model.transcription_model = catalog.transcription_model(model.transcription_model)
             check_fallback(model, model.fallback.id if model.fallback else None)
         except CatalogError as exc:
             raise ValidationError(str(exc)) from exc
@@ -326,6 +337,51 @@ def csv_safe(text: str | None) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _size(size: object) -> str | None:
+    """Bytes as ``850 B``, ``120 KB`` or ``1.2 MB``; None for anything but a count."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return None
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _duration(seconds: object) -> str | None:
+    """Seconds as ``0:12`` or ``1:02:03``; None for anything but a number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return None
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def attachment_cell(attachment: object) -> str:
+    """What came with a message, in a few words (``photo 120 KB``, ``voice 0:12``).
+
+    Also ``document notes.txt 3 KB`` and ``audio song.mp3 3:05``. Plain text: the file name is
+    the sender's (the list escapes it, the CSV export neutralizes it). Fields missing or of an
+    unexpected type are left out.
+
+    Args:
+        attachment: The log row's ``attachment`` (a dict, or None).
+
+    Returns:
+        The description.
+    """
+    if not isinstance(attachment, dict):
+        return ""
+    kind = str(attachment.get("kind") or "file")
+    name = attachment.get("file_name") if kind in ("document", "audio") else None
+    parts = [kind, name if isinstance(name, str) and name else None]
+    if kind in ("voice", "audio"):
+        parts.append(_duration(attachment.get("duration")))
+    else:
+        parts.append(_size(attachment.get("size")))
+    return " ".join(part for part in parts if part)
+
+
 def _text_cell(text: str | None, limit: int = 160) -> str:
     text = text or ""
     return text if len(text) <= limit else text[:limit] + "…"
@@ -339,19 +395,31 @@ class MessageView(SecureModelView):
     export_types = ("csv",)
     column_display_pk = True
     column_list = (
-        "request_at", "user.telegram_id", "dialog_id", "number", "status", "model_name",
-        "mode_name", "request_text", "response_text", "prompt_tokens", "completion_tokens",
-        "cost_usd", "latency_ms",
+        "request_at", "user.telegram_id", "dialog_id", "number", "thread_id", "status",
+        "model_name", "mode_name", "attachment", "request_text", "response_text",
+        "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms",
     )  # fmt: skip
     column_labels = {
         "user.telegram_id": "Telegram id", "dialog_id": "Dialog", "number": "#",
-        "model_name": "Model", "mode_name": "Mode", "prompt_tokens": "In",
-        "completion_tokens": "Out", "cost_usd": "Cost $", "latency_ms": "ms",
+        "thread_id": "Topic", "model_name": "Model", "mode_name": "Mode",
+        "attachment": "Attachment", "prompt_tokens": "In", "completion_tokens": "Out",
+        "cost_usd": "Cost $", "latency_ms": "ms", "chat_id": "Chat id",
+        "attachment_text": "Document text",
     }  # fmt: skip
+    # Not the attachment: PostgreSQL cannot order by a JSON column.
+    column_sortable_list = (
+        "request_at", "dialog_id", "number", "thread_id", "status", "model_name", "mode_name",
+        "request_text", "response_text", "prompt_tokens", "completion_tokens", "cost_usd",
+        "latency_ms",
+    )  # fmt: skip
     column_searchable_list = ("request_text", "response_text")
-    column_filters = ("status", "user.telegram_id", "dialog_id", "request_at", "model_name")
+    # New filters go last: the list's filter URLs are positional (?flt0_5=…).
+    column_filters = (
+        "status", "user.telegram_id", "dialog_id", "request_at", "model_name", "chat_id",
+    )  # fmt: skip
     column_default_sort = ("request_at", True)
     column_formatters = {
+        "attachment": lambda v, c, m, n: attachment_cell(m.attachment),
         "request_text": lambda v, c, m, n: _text_cell(m.request_text),
         "response_text": lambda v, c, m, n: _text_cell(m.response_text or m.error),
         "status": lambda v, c, m, n: str(m.status),
@@ -360,6 +428,7 @@ class MessageView(SecureModelView):
         ),
     }
     column_formatters_export = {
+        "attachment": lambda v, c, m, n: csv_safe(attachment_cell(m.attachment)),
         "status": lambda v, c, m, n: str(m.status),
         "request_text": lambda v, c, m, n: csv_safe(m.request_text),
         "response_text": lambda v, c, m, n: csv_safe(m.response_text),
@@ -368,7 +437,7 @@ class MessageView(SecureModelView):
     column_export_list = (
         "dialog_id", "number", "user.telegram_id", "request_text", "request_at", "response_text",
         "response_at", "status", "error", "model_name", "mode_name", "prompt_tokens",
-        "completion_tokens", "cost_usd",
+        "completion_tokens", "cost_usd", "chat_id", "thread_id", "attachment",
     )  # fmt: skip
     # No COUNT(*) over the whole log on every page: a simple previous/next pager instead.
     simple_list_pager = True
@@ -379,11 +448,13 @@ class MessageView(SecureModelView):
 
     @expose("/dialog/<int:dialog_id>")
     def dialog(self, dialog_id: int) -> str:
-        """One dialog as a thread of requests and answers."""
+        """One dialog as a thread of requests and answers (a group's: each with its sender)."""
         rows = db.session.scalars(
             select(Request).where(Request.dialog_id == dialog_id).order_by(Request.number)
         ).all()
-        return self.render("admin/dialog.html", dialog_id=dialog_id, rows=rows)
+        return self.render(
+            "admin/dialog.html", dialog_id=dialog_id, rows=rows, attachment_cell=attachment_cell
+        )
 
 
 class ApiTokenView(SecureModelView):
@@ -417,6 +488,7 @@ def register_views(admin: Any) -> None:
         admin: The ``flask_admin.Admin`` of the app.
     """
     admin.add_view(UserView(User, db, name="Users", endpoint="user"))
+    register_groups(admin)
     admin.add_view(LLMModelView(LLMModel, db, name="Models", endpoint="llm_model"))
     admin.add_view(ModeView(Mode, db, name="Modes", endpoint="mode"))
     register_plans(admin)

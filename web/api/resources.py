@@ -1,10 +1,11 @@
-"""Resources of the admin API: settings, catalog, users, plans, payments, log, stats, bot, audit.
+"""Resources of the admin API: settings, catalog, users, groups, plans, payments, log, bot….
 
-One flask-smorest blueprint per resource (its name is the OpenAPI tag), nested in ``web.api.bp``
-through :data:`RESOURCES`. Handlers stay thin: the schemas (``web.api.schemas``) validate the
-request and shape the answer; ``shared.services`` hold the rules; a handler maps service errors
-to API errors and commits. Collections answer ``{"items": [...], "total": N}``; ``POST``
-answers 201 with the object; ``PATCH`` 200 with the updated object; ``DELETE`` 204.
+The statistics, the bot's controls and the audit log too. One flask-smorest blueprint per
+resource (its name is the OpenAPI tag), nested in ``web.api.bp`` through :data:`RESOURCES`.
+Handlers stay thin: the schemas (``web.api.schemas``) validate the request and shape the
+answer; ``shared.services`` hold the rules; a handler maps service errors to API errors and
+commits. Collections answer ``{"items": [...], "total": N}``; ``POST`` answers 201 with the
+object; ``PATCH`` 200 with the updated object; ``DELETE`` 204.
 """
 
 from __future__ import annotations
@@ -18,8 +19,20 @@ from flask import current_app
 from flask.views import MethodView
 
 from shared.db import db
-from shared.models import LLMModel, Mode, Payment, Plan, PlanChange, RequestStatus, User, UserStatus
-from shared.services import audit, bot_control, catalog, payments, plans, usage
+from shared.models import (
+    Group,
+    GroupStatus,
+    LLMModel,
+    Mode,
+    Payment,
+    Plan,
+    PlanChange,
+    Request,
+    RequestStatus,
+    User,
+    UserStatus,
+)
+from shared.services import audit, bot_control, catalog, groups, payments, plans, usage
 from shared.services.audit import AuditFilter, query_audit
 from shared.services.configuration import UnknownObject, current_settings, update_settings
 from shared.services.message_log import LogFilter, query_log
@@ -42,6 +55,11 @@ from web.api.schemas import (
     AuditQuerySchema,
     BotStartSchema,
     BotStatusSchema,
+    GroupListSchema,
+    GroupPatchSchema,
+    GroupSchema,
+    GroupsQuerySchema,
+    MessageDetailSchema,
     MessageListSchema,
     MessagesQuerySchema,
     ModeListSchema,
@@ -395,6 +413,70 @@ class UserItem(MethodView):
         return _counted([user])[0]
 
 
+# -- groups ---------------------------------------------------------------------------------
+
+groups_api = Blueprint(
+    "groups", __name__, description="Group chats the bot was asked in; an admin may block one"
+)
+
+
+@dataclass(frozen=True)
+class _Active:
+    """A group as :class:`GroupSchema` dumps it: the row and its activity in the message log."""
+
+    group: Group
+    activity: groups.GroupActivity
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("members", "requests", "last_request_at"):
+            return getattr(self.activity, name)
+        return getattr(self.group, name)
+
+
+def _with_activity(found: list[Group]) -> list[_Active]:
+    """Groups with their activity (``groups.activity_of``: one query for the page)."""
+    activity = groups.activity_of([group.chat_id for group in found])
+    return [_Active(group, activity[group.chat_id]) for group in found]
+
+
+@groups_api.route("/groups")
+class Groups(MethodView):
+    """``/admin/api/groups``."""
+
+    @groups_api.arguments(GroupsQuerySchema, location="query")
+    @groups_api.response(200, GroupListSchema)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """List the groups, most recently seen first; status filter."""
+        found, total = groups.find_groups(
+            status=GroupStatus(query["status"]) if "status" in query else None,
+            limit=query["limit"],
+            offset=query["offset"],
+        )
+        return {"items": _with_activity(found), "total": total}
+
+
+@groups_api.route("/groups/<int:group_id>")
+class GroupItem(MethodView):
+    """``/admin/api/groups/{group_id}``."""
+
+    @groups_api.response(200, GroupSchema)
+    @groups_api.alt_response(404, **NOT_FOUND)
+    def get(self, group_id: int) -> _Active:
+        """Read a group, with its members, requests and last request."""
+        return _with_activity([_get(Group, group_id, "group")])[0]
+
+    @groups_api.arguments(GroupPatchSchema(partial=True))
+    @groups_api.response(200, GroupSchema)
+    @groups_api.alt_response(404, **NOT_FOUND)
+    def patch(self, values: dict[str, Any], group_id: int) -> _Active:
+        """Block a group (the bot refuses everyone in it at once) or unblock it."""
+        group = _get(Group, group_id, "group")
+        if "status" in values:
+            groups.set_status(group, GroupStatus(values["status"]))
+        db.session.commit()
+        return _with_activity([group])[0]
+
+
 # -- plans and payments ---------------------------------------------------------------------
 
 plans_api = Blueprint(
@@ -551,10 +633,11 @@ class Messages(MethodView):
     @messages.arguments(MessagesQuerySchema, location="query")
     @messages.response(200, MessageListSchema)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
-        """The log, newest first, filtered by user, dialog, period, status, model and text."""
+        """The log, newest first, filtered by user, dialog, chat, period, status, model, text."""
         filters = LogFilter(
             telegram_id=query.get("telegram_id"),
             dialog_id=query.get("dialog_id"),
+            chat_id=query.get("chat_id"),
             since=_bound(query, "since"),
             until=_bound(query, "until"),
             status=RequestStatus(query["status"]) if "status" in query else None,
@@ -563,6 +646,17 @@ class Messages(MethodView):
         )
         rows, total = query_log(filters, query["limit"], query["offset"])
         return {"items": rows, "total": total}
+
+
+@messages.route("/messages/<int:message_id>")
+class MessageItem(MethodView):
+    """``/admin/api/messages/{message_id}``."""
+
+    @messages.response(200, MessageDetailSchema)
+    @messages.alt_response(404, **NOT_FOUND)
+    def get(self, message_id: int) -> Request:
+        """Read one logged request, with the text read from its document (attachment_text)."""
+        return _get(Request, message_id, "message")
 
 
 stats = Blueprint("stats", __name__, description="Usage statistics")
@@ -666,6 +760,7 @@ RESOURCES = (
     models,
     modes,
     users,
+    groups_api,
     plans_api,
     payments_api,
     messages,

@@ -19,9 +19,17 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from shared.models import AuditAction, PaymentStatus, PlanChangeReason, RequestStatus, UserStatus
+from shared.models import (
+    AuditAction,
+    GroupStatus,
+    PaymentStatus,
+    PlanChangeReason,
+    RequestStatus,
+    UserStatus,
+)
 from shared.models.types import MAX_ROW_ID
 from shared.services import audit, bot_control, cooldowns, stats
+from shared.services.catalog import MAX_TRANSCRIPTION_MODEL
 from shared.services.plans import MAX_PERIOD_DAYS, MAX_STARS, MIN_STARS
 from shared.services.settings import REGISTRATION_APPROVAL, REGISTRATION_OPEN
 
@@ -346,6 +354,15 @@ class ModelSchema(ma.Schema):
     temperature = Number(allow_none=True, validate=validate.Range(min=0, max=2))
     max_tokens = StrictInteger(allow_none=True, validate=validate.Range(min=1, max=MAX_ID))
     context_window = StrictInteger(allow_none=True, validate=validate.Range(min=256, max=MAX_ID))
+    vision = Flag(metadata=_doc("Accepts images: photos are sent to it (default false)"))
+    transcription_model = Text(
+        allow_none=True,
+        validate=validate.Length(max=MAX_TRANSCRIPTION_MODEL),
+        metadata=_doc(
+            "The endpoint's speech-to-text model (its /audio/transcriptions, e.g. whisper-1); "
+            "null (or blank): no voice"
+        ),
+    )
     enabled = Flag()
     is_default = Flag(metadata=_doc("true makes it the active model and clears the others"))
     input_price_per_1m = Price(validate=validate.Range(min=0, max=MAX_PRICE), metadata=_doc("USD"))
@@ -591,6 +608,46 @@ class PaymentsQuerySchema(QuerySchema):
     offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
+# -- groups ---------------------------------------------------------------------------------
+
+
+class GroupSchema(ma.Schema):
+    """A group or supergroup the bot was asked in, with what the message log says of it."""
+
+    id = ma.fields.Integer(dump_only=True)
+    chat_id = ma.fields.Integer(dump_only=True, metadata=_doc("Telegram's chat id (negative)"))
+    title = ma.fields.String(dump_only=True)
+    kind = ma.fields.String(dump_only=True, metadata=_doc("group or supergroup"))
+    is_forum = ma.fields.Boolean(dump_only=True, metadata=_doc("Topics are on"))
+    status = Text(
+        validate=validate.OneOf([s.value for s in GroupStatus]),
+        metadata=_doc("blocked: the bot refuses everyone in the group (logged as denied)"),
+    )
+    first_seen_at = ma.fields.DateTime(dump_only=True)
+    last_seen_at = ma.fields.DateTime(dump_only=True, metadata=_doc("To the minute"))
+    members = ma.fields.Integer(
+        dump_only=True, metadata=_doc("Distinct members who asked the bot there")
+    )
+    requests = ma.fields.Integer(dump_only=True, metadata=_doc("Requests logged there"))
+    last_request_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+
+
+class GroupPatchSchema(GroupSchema):
+    """Changes to a group: only its status (loaded with ``partial=True``)."""
+
+
+class GroupsQuerySchema(QuerySchema):
+    """Filters and paging of the groups."""
+
+    status = ma.fields.String(validate=validate.OneOf([s.value for s in GroupStatus]))
+    limit = ma.fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata=_doc("At most 500 are answered"),
+    )
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
+
+
 # -- messages -------------------------------------------------------------------------------
 
 
@@ -616,6 +673,30 @@ class MessageSchema(ma.Schema):
     )
     error = ma.fields.String(allow_none=True, metadata=_doc("For denied: which rule or limit"))
     latency_ms = ma.fields.Integer(allow_none=True)
+    chat_id = ma.fields.Integer(
+        allow_none=True,
+        metadata=_doc("The Telegram chat asked in: the user's own, or a group's (negative)"),
+    )
+    thread_id = ma.fields.Integer(
+        allow_none=True, metadata=_doc("The forum topic of a group's message; null outside one")
+    )
+    attachment = ma.fields.Dict(
+        keys=ma.fields.String(),
+        allow_none=True,
+        metadata=_doc(
+            "What came with the message, never its bytes: kind (photo, voice, audio, "
+            "document), size (bytes) and the kind's own fields (width, height, duration, "
+            "file_name, mime_type, …); null for text only"
+        ),
+    )
+
+
+class MessageDetailSchema(MessageSchema):
+    """One logged request, with the text read from its document (not in the list: up to 1 MB)."""
+
+    attachment_text = ma.fields.String(
+        allow_none=True, metadata=_doc("A document's text as the model read it (trimmed)")
+    )
 
 
 class MessagesQuerySchema(QuerySchema):
@@ -623,6 +704,10 @@ class MessagesQuerySchema(QuerySchema):
 
     telegram_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
     dialog_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    chat_id = ma.fields.Integer(
+        validate=validate.Range(min=-MAX_TELEGRAM_ID, max=MAX_TELEGRAM_ID),
+        metadata=_doc("One chat: a group's id (negative) gives what was asked there"),
+    )
     since = Moment(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
     until = Moment(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
     status = ma.fields.String(validate=validate.OneOf([s.value for s in RequestStatus]))
@@ -781,5 +866,6 @@ ModeListSchema = collection(ModeSchema, "ModeList")
 UserListSchema = collection(UserSchema, "UserList")
 PlanListSchema = collection(PlanSchema, "PlanList")
 PaymentListSchema = collection(PaymentSchema, "PaymentList")
+GroupListSchema = collection(GroupSchema, "GroupList")
 MessageListSchema = collection(MessageSchema, "MessageList")
 AuditListSchema = collection(AuditEntrySchema, "AuditList")
