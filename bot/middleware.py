@@ -25,6 +25,7 @@ from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, PreCheck
 
 from shared.db import db
 from shared.extensions import telegram
+from shared.services import groups
 from shared.services.updates import count_reply, replies_sent
 from shared.services.users import close_unreachable, mark_unreachable, touch_user
 from shared.telegram.client import ChatUnreachable
@@ -124,14 +125,14 @@ class UserMiddleware(BaseMiddleware):
             message: The message, button press or pre-checkout query.
             data: Handed to the handler (``user``, ``lang``, ``out``).
         """
-        data["user"] = touch_user(message.from_user.to_dict())
-        data["lang"] = lang_of(message.from_user.language_code)
         origin = message if isinstance(message, Message) else getattr(message, "message", None)
-        topic = origin is not None and getattr(origin, "is_topic_message", None) is True
+        private = origin is None or origin.chat is None or origin.chat.type == "private"
+        data["user"] = touch_user(message.from_user.to_dict(), private=private)
+        data["lang"] = lang_of(message.from_user.language_code)
         data["out"] = Outbox(
             update_id=getattr(message, "update_id", None),
             chat_id=origin.chat.id if origin is not None and origin.chat is not None else None,
-            thread_id=origin.message_thread_id if topic else None,
+            thread_id=groups.topic_of(getattr(origin, "json", None) or {}),
         )
 
     def post_process(

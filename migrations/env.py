@@ -43,9 +43,23 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
     with _engine().connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch operations rebuild a table (copy, DROP, rename). With foreign keys on (the
+            # app turns them on for every connection), the DROP would fire the ON DELETE
+            # actions of every table pointing at it: a plan's models, users' model choices,
+            # a dialog's requests would be lost. The pragma only works outside a transaction.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end SQLAlchemy's autobegun transaction: Alembic opens its own
         context.configure(connection=connection, target_metadata=_metadata(), **conf_args)
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+            if broken:
+                raise RuntimeError(f"migrations left dangling foreign keys: {broken[:5]}")
 
 
 if context.is_offline_mode():

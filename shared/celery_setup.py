@@ -428,7 +428,8 @@ def update_kind(update: dict[str, Any]) -> str:
     return next((key for key in update if key in UPDATE_KINDS), "other")
 
 
-#: Message fields that make a message a question even without text (the caption is the text).
+#: Message fields that make a message a question even without text (the caption is the text);
+#: the worker's dispatcher hands the same kinds to the LLM queue (``bot.handlers.dialog``).
 QUESTION_CONTENT = ("photo", "voice", "audio", "document")
 
 
@@ -447,6 +448,8 @@ def is_question(update: dict[str, Any]) -> bool:
         return False
     text = message.get("text")
     if not isinstance(text, str):
+        if "animation" in message:  # a GIF carries a ``document`` too: it is not a text file
+            return False
         return any(isinstance(message.get(kind), dict | list) for kind in QUESTION_CONTENT)
     if not text.startswith("/"):
         return True
@@ -480,4 +483,4 @@ def for_bot(app: Flask, update: dict[str, Any]) -> bool:
 
     with app.app_context():
         me = telegram.me()
-    return groups.addressed(message, groups.BotIdentity.of(me))
+    return groups.addressed(message, groups.BotIdentity.of(me), BOT_COMMANDS)

@@ -77,6 +77,11 @@ class LLMError(RuntimeError):
     """The model(s) could not produce an answer. The message is for logs and admins only."""
 
 
+#: What stands in for an image for a model that cannot see.
+IMAGE_MARK = "[image]"
+#: Tokens an image part is counted as when a prompt is fitted to the context.
+IMAGE_TOKENS = 800
+
 #: Called with the whole text of the current attempt each time it grows.
 OnText = Callable[[str], None]
 
@@ -253,11 +258,14 @@ def estimate_tokens(text: str) -> int:
     return len(text) // CHARS_PER_TOKEN + 4
 
 
-def _tokens(content: str | list[dict[str, Any]]) -> int:
-    """Estimated tokens of a message's content (text parts only; images are priced apart)."""
+def content_tokens(content: str | list[dict[str, Any]]) -> int:
+    """Estimated tokens of a message's content (an image part counts :data:`IMAGE_TOKENS`)."""
     if isinstance(content, str):
         return estimate_tokens(content)
-    return sum(estimate_tokens(part.get("text", "")) for part in content)
+    return sum(
+        estimate_tokens(part.get("text", "")) if part.get("type") == "text" else IMAGE_TOKENS
+        for part in content
+    )
 
 
 def build_messages(
@@ -265,7 +273,7 @@ def build_messages(
     turns: list[Turn],
     request: str | list[dict[str, Any]],
     model: ModelSpec,
-    tokens: Callable[[Any], int] = _tokens,
+    tokens: Callable[[Any], int] = content_tokens,
 ) -> list[dict[str, Any]]:
     """Assemble the Chat Completions messages: system prompt, earlier turns, the new request.
 
@@ -299,7 +307,7 @@ def build_messages(
 
 
 def fit_messages(
-    messages: list[dict[str, Any]], model: ModelSpec, tokens: Callable[[Any], int] = _tokens
+    messages: list[dict[str, Any]], model: ModelSpec, tokens: Callable[[Any], int] = content_tokens
 ) -> list[dict[str, Any]]:
     """Drop the oldest earlier turns (user and answer together) until the prompt fits.
 
@@ -882,7 +890,8 @@ def chat(
             candidate = candidate.fallback
             continue
         try:
-            completion = _call_with_retries(config, clients, candidate, messages, on_text, cancel)
+            asked = messages if candidate.vision else without_images(messages)
+            completion = _call_with_retries(config, clients, candidate, asked, on_text, cancel)
         except GenerationStopped as stopped:
             logger.info(
                 "LLM generation stopped model=%s chars=%s", candidate.name, len(stopped.text)
@@ -912,6 +921,33 @@ def chat(
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     raise LLMError("; ".join(errors))
+
+
+def without_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages for a model that cannot see: each image part becomes :data:`IMAGE_MARK`.
+
+    A fallback without ``vision`` answering a photo reads "[image]" and the caption, instead
+    of an image part its endpoint would refuse.
+
+    Args:
+        messages: Chat Completions messages, some with content parts.
+
+    Returns:
+        The same messages with every content a string (unchanged when none has parts).
+    """
+    if not any(isinstance(m["content"], list) for m in messages):
+        return messages
+    shaped = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            texts = [
+                part.get("text", "") if part.get("type") == "text" else IMAGE_MARK
+                for part in content
+            ]
+            content = " ".join(text for text in texts if text)
+        shaped.append({**message, "content": content})
+    return shaped
 
 
 def describe_error(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from flask import current_app
 from telebot.types import CallbackQuery, Message
 
 from bot.middleware import Outbox
-from shared.celery_setup import TEXT_TASK, enqueue
+from shared.celery_setup import QUESTION_CONTENT, TEXT_TASK, enqueue
 from shared.models import User
 from shared.services import groups
 from shared.services.conversation import stop_chat
@@ -22,41 +22,37 @@ NON_TEXT = [
     "animation", "sticker", "video", "video_note", "location", "contact", "venue", "poll", "dice",
 ]  # fmt: skip
 #: Message kinds that are questions (they belong on the LLM queue, like text).
-QUESTION_KINDS = ["photo", "voice", "audio", "document"]
-
-
-def _dialog_place(message: Message) -> tuple[int | None, int | None]:
-    """The group and topic whose shared dialog a message belongs to; (None, None) in private."""
-    if message.chat.type not in groups.GROUP_TYPES:
-        return None, None
-    topic = message.message_thread_id if message.is_topic_message else None
-    return message.chat.id, topic
+QUESTION_KINDS = list(QUESTION_CONTENT)
 
 
 def new_command(message: Message, user: User, lang: str, out: Outbox) -> None:
     """End the current dialog (a group's, for its topic); the next message opens a new one."""
-    end_dialog(user, *_dialog_place(message))
+    end_dialog(user, *groups.dialog_place(message.json))
     out.send(message.chat.id, t("new_dialog", lang))
 
 
 def new_button(query: CallbackQuery, user: User, lang: str, out: Outbox) -> None:
     """The «Начать новый диалог» button: same as ``/new``, plus the toast."""
-    place = _dialog_place(query.message) if query.message is not None else (None, None)
+    place = groups.dialog_place(getattr(query.message, "json", None) or {})
     end_dialog(user, *place)
     out.toast(query.id, t("new_dialog_toast", lang))
     if query.message is not None:
         out.send(query.message.chat.id, t("new_dialog", lang))
 
 
-def stop_command(message: Message, lang: str, out: Outbox) -> None:
+def stop_command(message: Message, user: User, lang: str, out: Outbox) -> None:
     """End the answer being written; what was written arrives as the answer (``stopped``).
+
+    In a group only the sender's own answer is stopped.
 
     Args:
         message: The ``/stop`` message.
+        user: The sender.
         lang: The user's text language.
         out: Where replies are queued.
     """
-    if not stop_chat(message.chat.id):
+    in_group = message.chat.type in groups.GROUP_TYPES
+    if not stop_chat(message.chat.id, user.id if in_group else None):
         out.send(message.chat.id, t("nothing_to_stop", lang))
 
 

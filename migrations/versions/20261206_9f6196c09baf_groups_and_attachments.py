@@ -2,7 +2,8 @@
 
 - ``groups``: the group chats the bot was asked in (title, forum flag, ``active``/``blocked``).
 - ``dialogs.chat_id``/``thread_id``: a group's dialog is shared per forum topic (0 outside
-  topics); the one-open-dialog index of a user now covers private dialogs only.
+  topics) and belongs to no user (``user_id`` becomes nullable); the one-open-dialog index of
+  a user now covers private dialogs only.
 - ``requests.thread_id``, ``attachment`` (what came with the message, never its bytes) and
   ``attachment_text`` (a document's text); ``error_kind`` gains the attachment and group
   refusals (the CHECK constraint is rebuilt, batch mode: SQLite copies the table).
@@ -68,6 +69,7 @@ def upgrade():
         sa.UniqueConstraint("chat_id", name=op.f("uq_groups_chat_id")),
     )
     with op.batch_alter_table("dialogs", schema=None) as batch_op:
+        batch_op.alter_column("user_id", existing_type=sa.Integer(), nullable=True)
         batch_op.add_column(sa.Column("chat_id", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("thread_id", sa.BigInteger(), nullable=True))
         batch_op.drop_index("uq_dialogs_user_id_open")
@@ -129,4 +131,5 @@ def downgrade():
         )
         batch_op.drop_column("thread_id")
         batch_op.drop_column("chat_id")
+        batch_op.alter_column("user_id", existing_type=sa.Integer(), nullable=False)
     op.drop_table("groups")

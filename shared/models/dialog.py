@@ -35,14 +35,15 @@ class Dialog(db.Model):
     ``last_message_number`` is the number given to the newest message, so numbers run 1, 2,
     3 … without gaps. A private dialog (``chat_id`` None) belongs to its user, who has at most
     one open; a group's dialog is shared by the group's members: ``chat_id`` is the group and
-    ``thread_id`` its forum topic (0 outside topics), at most one open per pair, and
-    ``user_id`` is the member who opened it.
+    ``thread_id`` its forum topic (0 outside topics), at most one open per pair, and it belongs
+    to no user (``user_id`` None: deleting a member deletes their own rows, not the group's
+    conversation).
     """
 
     __tablename__ = "dialogs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     mode_id: Mapped[int | None] = mapped_column(ForeignKey("modes.id", ondelete="SET NULL"))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -50,7 +51,7 @@ class Dialog(db.Model):
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     thread_id: Mapped[int | None] = mapped_column(BigInteger)
 
-    user: Mapped[User] = relationship()
+    user: Mapped[User | None] = relationship()
 
     __table_args__ = (
         Index("ix_dialogs_user_id_ended_at", "user_id", "ended_at"),

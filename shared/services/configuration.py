@@ -10,7 +10,7 @@ from shared.db import db
 from shared.models import LLMModel, Mode
 from shared.services.catalog import make_default
 from shared.services.plans import default_plan
-from shared.services.settings import OFF, ON, get_setting, is_set, set_setting
+from shared.services.settings import OFF, ON, get_int_setting, get_setting, is_set, set_setting
 
 
 class UnknownObject(ValueError):
@@ -23,7 +23,9 @@ def current_settings() -> dict[str, Any]:
     Returns:
         ``telegram_bot_token_set``, ``webhook_url``, ``registration``, ``default_model_id``,
         ``default_mode_id``, ``default_daily_limit`` (the default plan's requests per day:
-        the setting of before plans), ``streaming``.
+        the setting of before plans), ``streaming``, ``voice_model`` (the id of the model that
+        transcribes for models without a transcription model, as stored: it may since have
+        been deleted or lost its transcription model, and then does not apply; None: unset).
     """
     model = db.session.scalar(select(LLMModel).where(LLMModel.is_default))
     mode = db.session.scalar(select(Mode).where(Mode.is_default))
@@ -37,6 +39,7 @@ def current_settings() -> dict[str, Any]:
         # kept for API clients of before plans: the default plan's requests per day
         "default_daily_limit": plan.requests_per_day if plan else None,
         "streaming": get_setting("streaming") == ON,
+        "voice_model": get_int_setting("voice_model"),
     }
 
 
@@ -49,7 +52,8 @@ def update_settings(values: dict[str, Any]) -> None:
 
     Raises:
         UnknownObject: If a default model or mode id does not exist.
-        shared.services.settings.SettingError: On an invalid setting value.
+        shared.services.settings.SettingError: On an invalid setting value (``voice_model``:
+            not the id of a model with a transcription model).
     """
     values = dict(values)
     for key, kind in (("default_model_id", LLMModel), ("default_mode_id", Mode)):

@@ -107,7 +107,7 @@ def next_number(
     if row is not None:
         return row.id, row.last_message_number
     values = {
-        "user_id": user_id,
+        "user_id": user_id if chat_id is None else None,  # a group's dialog is nobody's own
         "mode_id": mode_id,
         "started_at": utcnow(),
         "last_message_number": 1,

@@ -4,8 +4,9 @@ Rules kept here (and nowhere else):
 
 - a message in a group is for the bot only when it is addressed to it (:func:`addressed`): it
   mentions the bot (``@username``, or the bot's name as the first word), replies to one of the
-  bot's messages, or is a command meant for this bot (``/cmd`` or ``/cmd@this_bot``, never
-  ``/cmd@other_bot``); anything else in a group is ignored at the door;
+  bot's messages, or is a command meant for this bot (one of its own ``/cmd``, or
+  ``/cmd@this_bot``; never ``/cmd@other_bot`` or an unknown bare command); anything else in a
+  group is ignored at the door;
 - the address is taken out of the question (:func:`strip_address`): the model reads
   "what is 2+2", not "@bot what is 2+2";
 - a group is registered by the first request in it and refreshed by later ones
@@ -71,6 +72,20 @@ def is_group(chat: dict[str, Any] | None) -> bool:
     return isinstance(chat, dict) and chat.get("type") in GROUP_TYPES
 
 
+def topic_of(message: dict[str, Any]) -> int | None:
+    """The forum topic a message was sent in (replies go there), or None outside topics."""
+    thread = message.get("message_thread_id")
+    return thread if message.get("is_topic_message") is True and isinstance(thread, int) else None
+
+
+def dialog_place(message: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The group and topic whose shared dialog a message belongs to; (None, None) in private."""
+    chat = message.get("chat")
+    if not is_group(chat):
+        return None, None
+    return chat["id"], topic_of(message)
+
+
 def _utf16_slice(text: str, offset: int, length: int) -> str:
     """The part of ``text`` at Telegram's UTF-16 ``offset``/``length``."""
     encoded = text.encode("utf-16-le")
@@ -78,13 +93,16 @@ def _utf16_slice(text: str, offset: int, length: int) -> str:
 
 
 def _text_and_entities(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The message's text (or caption) and its entities."""
+    """The message's text (or caption) and its entities (only the well-formed ones)."""
     if isinstance(message.get("text"), str):
-        return message["text"], list(message.get("entities") or [])
-    caption = message.get("caption")
-    return (caption if isinstance(caption, str) else ""), list(
-        message.get("caption_entities") or []
-    )
+        text, entities = message["text"], message.get("entities")
+    else:
+        caption = message.get("caption")
+        text = caption if isinstance(caption, str) else ""
+        entities = message.get("caption_entities")
+    if not isinstance(entities, list):
+        return text, []
+    return text, [e for e in entities if isinstance(e, dict)]
 
 
 def command_target(text: str) -> str | None:
@@ -96,38 +114,49 @@ def command_target(text: str) -> str | None:
     return target.lower() if at else None
 
 
-def addressed(message: dict[str, Any], bot: BotIdentity) -> bool:
+def _handle_in(text: str, username: str) -> bool:
+    """Whether ``@username`` occurs in the text as a whole handle (not a longer one's start)."""
+    pattern = rf"@{re.escape(username)}(?![A-Za-z0-9_])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def addressed(message: dict[str, Any], bot: BotIdentity, commands: frozenset[str]) -> bool:
     """Whether a group message is for this bot (see the module's rules).
 
     Args:
         message: Telegram's ``Message`` in a group.
         bot: The bot's identity.
+        commands: The bot's own commands (a bare ``/command`` in a group is another bot's
+            unless it is one of these).
 
     Returns:
         True for a mention, a reply to the bot, the bot's name as the first word, or a
         command for this bot; False for everything else.
     """
     text, entities = _text_and_entities(message)
-    target = command_target(text)
     if text.startswith("/"):
-        return target is None or target == bot.username.lower()
+        target = command_target(text)
+        if target is not None:
+            return target == bot.username.lower()
+        command = text[1:].split(maxsplit=1)[0].lower() if len(text) > 1 else ""
+        return command in commands
     reply = message.get("reply_to_message")
-    if isinstance(reply, dict) and (reply.get("from") or {}).get("id") == bot.id:
+    sender = reply.get("from") if isinstance(reply, dict) else None
+    if isinstance(sender, dict) and sender.get("id") == bot.id:
         return True
     handle = "@" + bot.username.lower()
     for entity in entities:
-        if not isinstance(entity, dict):
-            continue
         if entity.get("type") == "mention":
             offset, length = entity.get("offset"), entity.get("length")
             if isinstance(offset, int) and isinstance(length, int):
                 if _utf16_slice(text, offset, length).lower() == handle:
                     return True
         elif entity.get("type") == "text_mention":
-            if (entity.get("user") or {}).get("id") == bot.id:
+            user = entity.get("user")
+            if isinstance(user, dict) and user.get("id") == bot.id:
                 return True
-    if handle in text.lower():  # a client that sent no entities
-        return True
+    if not entities and bot.username and _handle_in(text, bot.username):
+        return True  # a client that sent no entities
     return _starts_with_name(text, bot.first_name)
 
 
@@ -151,7 +180,8 @@ def strip_address(text: str, bot: BotIdentity) -> str:
         The text with the mentions of this bot removed and the leading name and punctuation
         taken off; the text unchanged when nothing addressed the bot in it.
     """
-    stripped = re.sub(rf"@{re.escape(bot.username)}\b", "", text, flags=re.IGNORECASE)
+    pattern = rf"@{re.escape(bot.username)}(?![A-Za-z0-9_])"
+    stripped = re.sub(pattern, "", text, flags=re.IGNORECASE) if bot.username else text
     if _starts_with_name(stripped.lstrip(), bot.first_name):
         stripped = stripped.lstrip()[len(bot.first_name.strip()) :]
     stripped = stripped.lstrip(" \t,.:;!?\u2014-")

@@ -256,17 +256,18 @@ def forget(user_id: int, at: datetime | None = None) -> None:
         logger.warning("could not reset the quota counters of user_id=%s", user_id, exc_info=True)
 
 
-def estimate(spec: ModelSpec | None, text: str) -> tuple[int, int]:
+def estimate(spec: ModelSpec | None, text: str, extra_tokens: int = 0) -> tuple[int, int]:
     """The reservation of a question: tokens and nanodollars, from its text and the model.
 
     Args:
         spec: The model that will answer (None: no price, nothing to reserve but the tokens).
         text: The question.
+        extra_tokens: What comes with it (a document's or an image's share of the prompt).
 
     Returns:
         ``(tokens, nanodollars)``.
     """
-    prompt = estimate_tokens(text)
+    prompt = estimate_tokens(text) + extra_tokens
     answer = min(spec.max_tokens or ANSWER_RESERVE, ANSWER_RESERVE) if spec else ANSWER_RESERVE
     if spec is None:
         return prompt + answer, 0

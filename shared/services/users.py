@@ -105,7 +105,9 @@ def _profile(tg_user: dict[str, Any]) -> dict[str, str]:
 UNREACHABLE_DAYS = 7
 
 
-def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> Sender:
+def register_sender(
+    tg_user: dict[str, Any], *, snapshot: Snapshot | None = None, private: bool = True
+) -> Sender:
     """Register a Telegram user on first contact, or refresh their profile and activity.
 
     A new user's status follows the ``registration`` setting: ``open`` → active,
@@ -113,11 +115,13 @@ def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None
     loser of the insert reads the winner's row. Writes only what changed: the profile when
     Telegram reports something new, ``last_seen_at`` at most once per
     :data:`LAST_SEEN_RESOLUTION`. A user marked unreachable (they had blocked the bot) is
-    reachable again: writing to the bot is the proof.
+    reachable again when they write to it in private: that is the proof (a message in a group
+    says nothing about the private chat).
 
     Args:
         tg_user: Telegram's ``User`` object as a dict (``id``, ``username``, ``first_name``, …).
         snapshot: The runtime settings (read from the process's cache when None).
+        private: Whether the message came from the user's private chat.
 
     Returns:
         The user's row as the pipeline needs it.
@@ -133,7 +137,7 @@ def register_sender(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None
     }
     if row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
         changes["last_seen_at"] = now  # activity to the minute: no UPDATE for every message
-    if not row.reachable:
+    if not row.reachable and private:
         changes["reachable"] = True
         telegram.pacer.set_reachable(telegram_id, True)
         logger.info("user reachable again telegram_id=%s", telegram_id)
@@ -203,17 +207,20 @@ def close_unreachable(chat_id: int) -> None:
         telegram.pacer.set_reachable(chat_id, False, ttl=UNREACHABLE_DAYS * 86400)
 
 
-def touch_user(tg_user: dict[str, Any], *, snapshot: Snapshot | None = None) -> User:
+def touch_user(
+    tg_user: dict[str, Any], *, snapshot: Snapshot | None = None, private: bool = True
+) -> User:
     """:func:`register_sender`, then the user's entity (for handlers that change the user).
 
     Args:
         tg_user: Telegram's ``User`` object as a dict.
         snapshot: The runtime settings (read from the process's cache when None).
+        private: Whether the update came from the user's private chat.
 
     Returns:
         The user entity, current with what :func:`register_sender` wrote.
     """
-    sender = register_sender(tg_user, snapshot=snapshot)
+    sender = register_sender(tg_user, snapshot=snapshot, private=private)
     return db.session.get(User, sender.id, populate_existing=True)
 
 

@@ -571,6 +571,7 @@ class TelegramClient:
         except urllib3.exceptions.HTTPError as exc:
             metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome="network")
             raise BotApiUnavailable(f"download: {type(exc).__name__}") from exc
+        complete = False
         try:
             if response.status >= 400:
                 outcome = "5xx" if response.status >= 500 else "4xx"
@@ -585,12 +586,18 @@ class TelegramClient:
                 data += block
                 if len(data) > max_bytes:
                     raise FileTooLarge(len(data))
+            complete = True
         except urllib3.exceptions.HTTPError as exc:
             metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome="network")
             raise BotApiUnavailable(f"download: {type(exc).__name__}") from exc
         finally:
-            response.drain_conn()
-            response.release_conn()
+            if complete:
+                response.release_conn()
+            elif response.status >= 400:
+                response.drain_conn()  # an error's body is short: read it, reuse the connection
+                response.release_conn()
+            else:
+                response.close()  # a body refused half-read: drop the connection, read no more
         metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome="ok")
         return bytes(data)
 

@@ -63,7 +63,7 @@ def _message_problem(message: Any, *, sender_required: bool) -> str | None:
         return "caption"
     if "message_thread_id" in message and not _is_id(message["message_thread_id"]):
         return "message_thread_id"
-    problem = _attachment_problem(message)
+    problem = _attachment_problem(message) or _addressing_problem(message)
     if problem:
         return problem
     if "successful_payment" in message:
@@ -94,11 +94,35 @@ def _attachment_problem(message: dict[str, Any]) -> str | None:
         if not isinstance(photo, list) or not photo or any(_file_problem(p) for p in photo):
             return "photo"
     for kind in ("voice", "audio", "document"):
-        if kind in message and _file_problem(message[kind]):
+        if kind not in message:
+            continue
+        file = message[kind]
+        if _file_problem(file) or any(
+            key in file and not isinstance(file[key], str) for key in ("file_name", "mime_type")
+        ):
             return kind
-    document = message.get("document")
-    if isinstance(document, dict) and not isinstance(document.get("file_name", ""), str):
-        return "document"
+    return None
+
+
+def _entities_problem(entities: Any) -> bool:
+    """Whether message entities are not a list of objects whose ``user`` is an object."""
+    if not isinstance(entities, list):
+        return True
+    return any(
+        not isinstance(entity, dict) or ("user" in entity and not isinstance(entity["user"], dict))
+        for entity in entities
+    )
+
+
+def _addressing_problem(message: dict[str, Any]) -> str | None:
+    """What a group's addressing rules read: entities, and the message replied to."""
+    for key in ("entities", "caption_entities"):
+        if key in message and _entities_problem(message[key]):
+            return key
+    if "reply_to_message" in message:
+        reply = message["reply_to_message"]
+        if not isinstance(reply, dict) or ("from" in reply and not isinstance(reply["from"], dict)):
+            return "reply_to_message"
     return None
 
 

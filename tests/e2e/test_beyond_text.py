@@ -19,6 +19,7 @@ from sqlalchemy import update
 from shared.db import db
 from shared.models import ErrorKind, LLMModel, RequestStatus
 from shared.services.catalog import set_api_key
+from shared.services.settings import set_setting
 from tests.e2e.conftest import Conversation
 from tests.fakes.openai_front import OpenAIFront
 from tests.support import wait_until
@@ -165,17 +166,22 @@ def _voice_model(conversation: Conversation, front: OpenAIFront) -> None:
 def test_voice_is_transcribed_shown_logged_and_answered(
     conversation: Conversation, front: OpenAIFront
 ) -> None:
-    """The transcript is the question, quoted before the answer, and the row's request."""
+    """The transcript is the question, quoted before the answer, and the row's request.
+
+    The quote is a message of its own, replying to the voice message; the answer follows.
+    """
     _voice_model(conversation, front)
     voice = "SPEECH:Сколько будет два плюс два?".encode()
-    conversation.deliver(conversation.telegram.inject_voice(ALICE, voice, duration=3))
-    (reply,) = conversation.sent(ALICE)
+    update_ = conversation.telegram.inject_voice(ALICE, voice, duration=3)
+    conversation.deliver(update_)
+    quote, answer = conversation.sent(ALICE, 2)
     (call,) = front.transcriptions()
     assert call["model"] == "whisper-test" and call["data"] == voice
     assert call["authorization"] == "Bearer sk-test-key-1234"
     assert _last_user_content(conversation) == "Сколько будет два плюс два?"
-    text = _text(reply)
-    assert text.startswith("<blockquote>🎤 Сколько будет два плюс два?</blockquote>")
+    assert _text(quote) == "<blockquote expandable>🎤 Сколько будет два плюс два?</blockquote>"
+    assert quote.params["reply_parameters"]["message_id"] == update_["message"]["message_id"]
+    assert "reply_parameters" not in answer.params and "reply_markup" in answer.params
     (row,) = conversation.rows(ALICE)
     assert row.request_text == "Сколько будет два плюс два?" and row.status == RequestStatus.OK
     assert row.attachment == {
@@ -191,15 +197,16 @@ def test_voice_is_transcribed_shown_logged_and_answered(
 def test_audio_uses_another_models_transcriber(
     conversation: Conversation, front: OpenAIFront
 ) -> None:
-    """The user's model has no speech-to-text: an enabled model's endpoint transcribes.
+    """The user's model has no speech-to-text: the ``voice_model`` setting's endpoint does.
 
     The caption goes to the model before the transcript; the transcript is the request.
     """
-    _add_model(conversation, "Ears", transcription_model="whisper-ears")
+    ears = _add_model(conversation, "Ears", transcription_model="whisper-ears")
     with conversation.app.app_context():
         db.session.execute(
             update(LLMModel).where(LLMModel.name == "Ears").values(base_url=front.base_url)
         )
+        set_setting("voice_model", str(ears))
         db.session.commit()
     _set_model(conversation, transcription_model=None)
     audio = b"SPEECH:play it again"
@@ -208,11 +215,11 @@ def test_audio_uses_another_models_transcriber(
             ALICE, audio, duration=20, file_name="memo.mp3", caption="Translate to French"
         )
     )
-    (reply,) = conversation.sent(ALICE)
+    quote, _answer = conversation.sent(ALICE, 2)
     (call,) = front.transcriptions()
     assert call["model"] == "whisper-ears" and call["filename"] == "memo.mp3"
     assert _last_user_content(conversation) == "Translate to French\n\nplay it again"
-    assert _text(reply).startswith("<blockquote>🎤 play it again</blockquote>")
+    assert _text(quote) == "<blockquote expandable>🎤 play it again</blockquote>"
     (row,) = conversation.rows(ALICE)
     assert row.request_text == "play it again"
     assert row.attachment["caption"] == "Translate to French"
@@ -233,8 +240,13 @@ def test_long_audio_is_refused_before_download(
     assert conversation.telegram.calls("getFile") == [] and front.transcriptions() == []
 
 
-def test_voice_without_any_transcription_model_is_refused(conversation: Conversation) -> None:
-    """No model can transcribe: a short explanation, no download, no LLM call."""
+def test_voice_without_a_transcription_model_is_refused(conversation: Conversation) -> None:
+    """Neither the user's model nor the setting transcribes: a short explanation, no download.
+
+    Another model that could transcribe is not used unless the ``voice_model`` setting names it
+    (a model's ``transcription_model`` null means that model takes no voice).
+    """
+    _add_model(conversation, "Ears", transcription_model="whisper-ears")
     conversation.deliver(
         conversation.telegram.inject_voice(ALICE, b"SPEECH:hi", duration=2, language_code="en")
     )
@@ -320,6 +332,12 @@ def test_a_long_document_is_trimmed_to_the_context_and_the_user_told(
     assert f"I read the first {read} of its {len(data)} characters" in _text(reply)
     assert len(_last_user_content(conversation)) < 9_200
 
+    conversation.say(ALICE, "And warnings?", language_code="en")
+    conversation.sent(ALICE, 2)
+    follow_up = _messages(conversation)
+    assert follow_up[-1]["content"] == "And warnings?"
+    assert "File «big.log»" in follow_up[-3]["content"]  # the trimmed file stays in the dialog
+
 
 def test_documents_that_cannot_be_read_are_refused_before_download(
     conversation: Conversation,
@@ -381,3 +399,61 @@ def test_with_image_urls_the_model_fetches_a_signed_url(
     assert served.status_code == 200 and served.data == PICTURE
     assert served.mimetype == "image/jpeg"
     assert client.get("/media/" + url.rsplit("/", 1)[1][:-2] + "xx").status_code == 404
+
+
+def test_a_fallback_that_cannot_see_reads_image_marks(conversation: Conversation) -> None:
+    """The vision model gives up; its fallback without vision gets "[image]", not image parts."""
+    _set_model(conversation, vision=True)
+    blind = _add_model(conversation, "Blind")
+    _set_model(conversation, fallback_model_id=blind)
+    attempts = conversation.app.config["AI_ROUTER"].llm_max_attempts
+    conversation.llm.script(
+        {"type": "fail", "status": 503, "times": attempts, "match": {"model": "gpt-mock"}},
+        {"type": "reply", "text": "from the blind one"},
+    )
+    conversation.deliver(conversation.telegram.inject_photo(ALICE, PICTURE, caption="What?"))
+    (reply,) = conversation.sent(ALICE)
+    assert "from the blind one" in _text(reply)
+    requests = conversation.llm.chat_requests()
+    assert isinstance(requests[0]["body"]["messages"][-1]["content"], list)  # the vision model
+    assert requests[-1]["body"]["model"] == "blind"
+    assert requests[-1]["body"]["messages"][-1]["content"] == "What? [image]"
+
+
+def test_a_redelivered_voice_message_is_transcribed_and_answered_once(
+    conversation: Conversation, front: OpenAIFront
+) -> None:
+    """Telegram delivers the same voice update twice: one transcription, one LLM call."""
+    _voice_model(conversation, front)
+    update_ = conversation.telegram.inject_voice(ALICE, b"SPEECH:once", duration=1)
+    conversation.deliver(update_)
+    conversation.sent(ALICE, 2)
+    conversation.deliver(update_)
+    wait_until(lambda: conversation.rows(ALICE)[0].delivered_at is not None, what="settled")
+    conversation.say(ALICE, "next")  # a later message is answered after the redelivery
+    conversation.sent(ALICE, 3)
+    assert len(front.transcriptions()) == 1
+    assert len(conversation.llm.chat_requests()) == 2
+    assert len(conversation.rows(ALICE)) == 2
+
+
+def test_a_gif_is_not_a_text_file(conversation: Conversation) -> None:
+    """An animation carries a ``document`` too: it gets the "cannot read this kind" reply."""
+    gif = conversation.telegram.add_file(b"GIF89a", file_name="fun.gif", mime_type="image/gif")
+    file = {"file_id": gif["file_id"], "file_unique_id": gif["file_unique_id"]}
+    conversation.deliver(
+        conversation.telegram.inject_update(
+            {
+                "message": {
+                    "from": {"id": ALICE, "is_bot": False, "first_name": "A",
+                             "language_code": "en"},
+                    "chat": {"id": ALICE, "type": "private"},
+                    "animation": {**file, "width": 1, "height": 1, "duration": 1},
+                    "document": {**file, "file_name": "fun.gif", "mime_type": "image/gif"},
+                }
+            }
+        )
+    )  # fmt: skip
+    (reply,) = conversation.sent(ALICE)
+    assert "cannot read this kind of message" in _text(reply)
+    assert conversation.rows(ALICE) == []

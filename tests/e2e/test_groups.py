@@ -98,8 +98,8 @@ def test_each_forum_topic_has_its_own_dialog(conversation: Conversation, team: i
         ).all()
         open_ = sorted((d.thread_id, d.ended_at is None) for d in dialogs)
     assert open_ == [(7, False), (9, True)]  # topic 7 ended by /new, topic 9 still open
-    # Alice opened both; neither is her private dialog
-    assert [d.chat_id for d in conversation.dialogs(ALICE)] == [team, team]
+    # the group's dialogs are nobody's own: Alice has none, though she opened both
+    assert conversation.dialogs(ALICE) == []
 
 
 def _system(conversation: Conversation) -> int:
@@ -160,3 +160,21 @@ def test_a_photo_in_a_topic_mentioning_the_bot(conversation: Conversation, team:
     assert reply.params["message_thread_id"] == 3
     (row,) = conversation.rows(BOB)
     assert row.request_text == "what is this?" and row.error_kind == ErrorKind.NO_VISION
+
+
+def test_deleting_a_member_keeps_the_groups_dialog(conversation: Conversation, team: int) -> None:
+    """The shared dialog is nobody's own: deleting Alice deletes her rows, not Bob's."""
+    conversation.say(ALICE, f"{BOT} first", chat_id=team)
+    _replies(conversation, 1)
+    conversation.say(BOB, f"{BOT} second", chat_id=team)
+    _replies(conversation, 2)
+    wait_until(lambda: len(_group_rows(conversation)) == 2, what="both rows")
+    with conversation.app.app_context():
+        from shared.models import User
+
+        db.session.delete(db.session.scalar(select(User).where(User.telegram_id == ALICE)))
+        db.session.commit()
+    (row,) = _group_rows(conversation)
+    assert row.request_text == "second" and row.number == 2
+    with conversation.app.app_context():
+        assert db.session.scalar(select(Dialog).where(Dialog.chat_id == team)) is not None

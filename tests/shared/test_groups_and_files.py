@@ -11,6 +11,7 @@ from shared.services.groups import BotIdentity, addressed, command_target, strip
 from shared.telegram import updates
 
 BOT = BotIdentity(id=777, username="Helper_Bot", first_name="Helper")
+COMMANDS = frozenset({"new", "start", "help"})
 
 
 def _message(text: str, **extra: object) -> dict:
@@ -30,6 +31,14 @@ def _message(text: str, **extra: object) -> dict:
         ("/new", {}, True),
         ("/new@helper_bot", {}, True),
         ("/new@other_bot", {}, False),
+        ("/weather Moscow", {}, False),  # a bare command that is not ours
+        ("ask @helper_bot_fan please", {}, False),  # a longer handle
+        ("ask @helper_bot_fan", {"entities": [{"type": "mention", "offset": 4, "length": 15}]},
+         False),
+        ("hi @helper_bot", {"entities": "forged"}, True),
+        ("yes", {"reply_to_message": {"message_id": 3, "from": "forged"}}, False),
+        ("hey", {"entities": [{"type": "text_mention", "offset": 0, "length": 3,
+                               "user": "forged"}]}, False),
         ("yes", {"reply_to_message": {"message_id": 3, "from": {"id": 777}}}, True),
         ("yes", {"reply_to_message": {"message_id": 3, "from": {"id": 5}}}, False),
         ("hey", {"entities": [{"type": "text_mention", "offset": 0, "length": 3,
@@ -38,7 +47,7 @@ def _message(text: str, **extra: object) -> dict:
 )  # fmt: skip
 def test_addressed(text: str, extra: dict, expected: bool) -> None:
     """Mentions (UTF-16 offsets), replies, the name first, commands for this bot only."""
-    assert addressed(_message(text, **extra), BOT) is expected
+    assert addressed(_message(text, **extra), BOT, COMMANDS) is expected
 
 
 def test_a_caption_can_address_the_bot() -> None:
@@ -49,7 +58,7 @@ def test_a_caption_can_address_the_bot() -> None:
         "caption": "@helper_bot look",
         "caption_entities": [{"type": "mention", "offset": 0, "length": 11}],
     }
-    assert addressed(message, BOT)
+    assert addressed(message, BOT, COMMANDS)
 
 
 @pytest.mark.parametrize(
@@ -57,6 +66,7 @@ def test_a_caption_can_address_the_bot() -> None:
     [
         ("@helper_bot what is 2+2?", "what is 2+2?"),
         ("what is @Helper_Bot doing", "what is doing"),
+        ("@helper_bot_fan said hi", "@helper_bot_fan said hi"),
         ("Helper, translate this", "translate this"),
         ("plain", "plain"),
     ],
@@ -126,13 +136,22 @@ def test_decode_text() -> None:
     assert failed.value.kind == ErrorKind.UNSUPPORTED_FILE
 
 
-def test_preface_quotes_a_transcript_and_notes_a_trimmed_file() -> None:
-    """Markdown blockquote with the microphone; the trimmed note names the counts."""
+def test_a_transcript_is_quoted_as_said_and_a_trimmed_file_noted() -> None:
+    """Expandable blockquotes, escaped (never Markdown), split on spaces; the note's counts."""
     voice = {"kind": "voice", "file_id": "v"}
-    assert attachments.preface(voice, "line one\nline two", "en") == "> 🎤 line one\n> line two"
-    assert attachments.preface(voice, "", "en") is None
+    assert attachments.transcript_of(voice, "  ") is None
+    said = attachments.transcript_of(voice, " **not bold** <b>&")
+    (part,) = attachments.transcript_parts(said, reply_to=9)
+    assert part.html == "<blockquote expandable>🎤 **not bold** &lt;b&gt;&amp;</blockquote>"
+    assert part.reply_to_message_id == 9
+    long = " ".join(["слово"] * 1500)  # 8,999 characters
+    parts = attachments.transcript_parts(long, reply_to=9)
+    assert len(parts) == 3 and [p.reply_to_message_id for p in parts] == [9, None, None]
+    assert " ".join(p.text.removeprefix("🎤 ") for p in parts) == long
+    assert all(len(p.text) <= attachments.TRANSCRIPT_PART + 2 for p in parts)
     document = {"kind": "document", "trimmed": True, "chars": 10, "total": 99}
-    assert "first 10 of its 99" in attachments.preface(document, "q", "en")
+    assert "first 10 of its 99" in attachments.preface(document, "en")
+    assert attachments.preface(voice, "en") is None
 
 
 @pytest.mark.parametrize(
@@ -145,6 +164,13 @@ def test_preface_quotes_a_transcript_and_notes_a_trimmed_file() -> None:
         ({"caption": 7}, "message: caption"),
         ({"message_thread_id": "7"}, "message: message_thread_id"),
         ({"document": {"file_id": "d", "file_name": "a.txt", "file_size": 10}}, None),
+        ({"document": {"file_id": "d", "mime_type": ["text/plain"]}}, "message: document"),
+        ({"audio": {"file_id": "a", "file_name": 1}}, "message: audio"),
+        ({"text": "hi", "entities": "x"}, "message: entities"),
+        ({"caption": "hi", "caption_entities": [3]}, "message: caption_entities"),
+        ({"text": "hi", "entities": [{"type": "text_mention", "user": 5}]}, "message: entities"),
+        ({"text": "hi", "reply_to_message": {"from": "bot"}}, "message: reply_to_message"),
+        ({"text": "hi", "reply_to_message": {"message_id": 2, "from": {"id": 1}}}, None),
     ],
 )
 def test_the_door_checks_attachments(extra: dict, reason: str | None) -> None:

@@ -43,6 +43,25 @@ def test_defaults_and_validation(ctx) -> None:
         get_setting("no_such_setting")
 
 
+def test_the_voice_model_must_be_a_model_that_transcribes(ctx) -> None:
+    """Stored as the plain id; text, unknown ids and models without speech-to-text refused."""
+    ears = LLMModel(name="Ears", model="m", base_url="http://127.0.0.1:9/v1")
+    deaf = LLMModel(name="Deaf", model="m", base_url="http://127.0.0.1:9/v1")
+    ears.transcription_model = "whisper-1"
+    db.session.add_all([ears, deaf])
+    db.session.flush()
+    assert get_setting("voice_model") is None
+    set_setting("voice_model", f" 0{ears.id} ")
+    assert get_setting("voice_model") == str(ears.id)
+    for bad in ("ears", "-1", "0", "1.0", str(deaf.id), str(ears.id + deaf.id + 1000)):
+        with pytest.raises(SettingError, match="^voice_model") as refused:
+            set_setting("voice_model", bad)
+        assert refused.value.key == "voice_model"
+    assert get_setting("voice_model") == str(ears.id)
+    set_setting("voice_model", "  ")
+    assert get_setting("voice_model") is None
+
+
 def test_a_changed_secret_key_makes_secrets_unreadable(ctx) -> None:
     """Decrypting with another SECRET_KEY fails loudly instead of returning garbage."""
     token = encrypt("value")

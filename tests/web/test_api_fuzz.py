@@ -6,8 +6,8 @@ inside the document â€” a documented status, the documented body, never a 5xx â€
 must be accepted, and an invalid one refused.
 
 A valid request may still be refused with 400 for a rule the document cannot express (a
-reference to a row that does not exist, a reversed or too long period); those refusals are
-listed in :data:`SEMANTIC_REFUSALS` and nothing else is excused.
+reference to a row that does not exist or cannot serve, a reversed or too long period); those
+refusals are listed in :data:`SEMANTIC_REFUSALS` and nothing else is excused.
 
 Generation is derandomized so CI runs the same cases every time; ``FUZZ_EXAMPLES`` (default
 40 per operation and mode) widens a local run.
@@ -37,6 +37,7 @@ from tests.web.test_api_payments import pay
 #: 400 messages for valid-looking requests that break a rule beyond the document.
 SEMANTIC_REFUSALS = (
     "no such object",
+    "has no transcription model",  # voice_model: a model that exists but cannot transcribe
     "since must be before until",
     "a period is at most",
     "out of range (years",

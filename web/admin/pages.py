@@ -21,7 +21,7 @@ from shared.logging import redact
 from shared.services import bot_control
 from shared.services.catalog import list_models, list_modes
 from shared.services.configuration import current_settings, update_settings
-from shared.services.settings import is_set
+from shared.services.settings import SettingError, is_set
 from shared.services.stats import PeriodError, make_period, statistics
 from web.admin.charts import bar_chart
 from web.admin.security import SecureBaseView
@@ -56,10 +56,32 @@ class SettingsForm(FlaskForm):
         "Stream answers",
         description="Private-chat users see the answer grow while the model writes.",
     )
+    voice_model = SelectField(
+        "Voice messages: transcribe with",
+        coerce=int,
+        default=0,
+        validate_choice=False,  # the service's rule (shared.services.settings.check_voice_model)
+        description="For users whose model has no speech-to-text model of its own. Listed: the "
+        "models with a speech-to-text model; a disabled one is not used.",
+    )
+
+
+def voice_model_choices() -> list[tuple[int, str]]:
+    """The choices of the «Voice messages: transcribe with» select.
+
+    Returns:
+        ``(0, "—…")`` (only a model's own transcription model), then every model that has a
+        transcription model, as ``Name (whisper-1)``, by name.
+    """
+    return [(0, "— (only a model's own transcription model)")] + [
+        (m.id, f"{m.name} ({m.transcription_model}{'' if m.enabled else '; disabled'})")
+        for m in list_models()
+        if m.transcription_model
+    ]
 
 
 class SettingsView(SecureBaseView):
-    """Bot token, webhook URL, registration, default model and mode, default limit."""
+    """Bot token, webhook URL, registration, default model and mode, default limit, voice model."""
 
     @expose("/", methods=("GET", "POST"))
     def index(self) -> str | Response:
@@ -68,6 +90,7 @@ class SettingsView(SecureBaseView):
         form = SettingsForm(data=current if request.method == "GET" else None)
         form.default_model_id.choices = [(0, "—")] + [(m.id, m.name) for m in list_models()]
         form.default_mode_id.choices = [(0, "—")] + [(m.id, m.name) for m in list_modes()]
+        form.voice_model.choices = voice_model_choices()
         if form.validate_on_submit():
             values: dict[str, Any] = {
                 "webhook_url": form.webhook_url.data or None,
@@ -76,13 +99,23 @@ class SettingsView(SecureBaseView):
                 "default_mode_id": form.default_mode_id.data or None,
                 "default_daily_limit": form.default_daily_limit.data,
                 "streaming": bool(form.streaming.data),
+                "voice_model": form.voice_model.data or None,
             }
             if form.telegram_bot_token.data:
                 values["telegram_bot_token"] = form.telegram_bot_token.data.strip()
-            update_settings(values)
-            db.session.commit()
-            flash("Settings saved.", "success")
-            return redirect(url_for(".index"))
+            try:
+                update_settings(values)
+            except SettingError as exc:  # voice_model: not (or no longer) a transcribing model
+                db.session.rollback()
+                field = form[exc.key] if exc.key and exc.key in form else None
+                if field is None:
+                    flash(str(exc), "error")
+                else:
+                    field.errors.append(str(exc))
+            else:
+                db.session.commit()
+                flash("Settings saved.", "success")
+                return redirect(url_for(".index"))
         return self.render(
             "admin/settings.html", form=form, token_set=current["telegram_bot_token_set"]
         )

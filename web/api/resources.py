@@ -36,6 +36,7 @@ from shared.services import audit, bot_control, catalog, groups, payments, plans
 from shared.services.audit import AuditFilter, query_audit
 from shared.services.configuration import UnknownObject, current_settings, update_settings
 from shared.services.message_log import LogFilter, query_log
+from shared.services.settings import SettingError
 from shared.services.stats import PeriodError, make_period, parse_bound, statistics
 from shared.services.usage import PlanUsage
 from shared.services.users import (
@@ -159,10 +160,13 @@ class Settings(MethodView):
     @settings.arguments(SettingsSchema)
     @settings.response(200, SettingsSchema)
     def patch(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Change settings; default_model_id / default_mode_id make that object the default."""
+        """Change settings; default_model_id / default_mode_id make that object the default.
+
+        ``voice_model`` must name a model with a transcription model (else 400).
+        """
         try:
             update_settings(values)
-        except UnknownObject as exc:
+        except (UnknownObject, SettingError) as exc:
             raise invalid(str(exc)) from exc
         db.session.commit()
         return current_settings()

@@ -300,6 +300,16 @@ class SettingsSchema(ma.Schema):
             "(sendMessageDraft)"
         ),
     )
+    voice_model = StrictInteger(
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_ID),
+        metadata=_doc(
+            "The id of the model whose endpoint transcribes voice messages and audio for users "
+            "whose model has no transcription_model; it must have a transcription_model "
+            "(else 400). Not applied while that model is disabled, deleted or without one. "
+            "null (default): only a model's own transcription model is used"
+        ),
+    )
 
 
 # -- models ---------------------------------------------------------------------------------

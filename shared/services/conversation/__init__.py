@@ -356,7 +356,8 @@ def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     prompt, outcome = ask(prompt, cancel)
     if not record(prompt, outcome):
         return  # no longer pending: deleted, or recorded by another settler
-    preface = attachments.preface(prompt.attachment, prompt.question, view.lang)
+    preface = attachments.preface(prompt.attachment, view.lang)
+    transcript = attachments.transcript_of(prompt.attachment, prompt.question)
     if isinstance(outcome, Exception):
         answered = dataclasses.replace(
             view,
@@ -367,7 +368,12 @@ def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     else:
         status = RequestStatus.STOPPED if outcome.finish_reason == "stopped" else RequestStatus.OK
         answered = dataclasses.replace(
-            view, status=status, response_text=outcome.text, error_kind=None, preface=preface
+            view,
+            status=status,
+            response_text=outcome.text,
+            error_kind=None,
+            preface=preface,
+            transcript=transcript,
         )
     send(
         Outbox(
@@ -492,20 +498,22 @@ def work_chat(chat_id: int, outcome: Intake | None = None, update_id: int | None
         raise
 
 
-def stop_chat(chat_id: int) -> bool:
+def stop_chat(chat_id: int, user_id: int | None = None) -> bool:
     """/stop: end the answer being written in a chat, whichever process writes it.
 
     The chat's oldest pending row is the one being answered (a chat's rows are answered in
     order); its generation stops within a second, or at its start if it has not started yet,
-    and what was written is delivered as the answer (``stopped``).
+    and what was written is delivered as the answer (``stopped``). In a group only the
+    sender's own question is stopped (``user_id``), never another member's.
 
     Args:
         chat_id: The chat.
+        user_id: In a group, the sender's row id: only their pending row is stopped.
 
     Returns:
         Whether there was an answer to stop.
     """
-    request_id = db.session.scalar(
+    query = (
         select(Request.id)
         .where(
             Request.chat_id == chat_id,
@@ -516,6 +524,9 @@ def stop_chat(chat_id: int) -> bool:
         .order_by(Request.id)
         .limit(1)
     )
+    if user_id is not None:
+        query = query.where(Request.user_id == user_id)
+    request_id = db.session.scalar(query)
     if request_id is None:
         return False
     generations.stop(request_id)

@@ -110,13 +110,7 @@ def build_prompt(
     request = attachments.user_content(
         row.request_text, row.attachment, row.attachment_text, vision=spec.vision
     )
-    messages = build_messages(
-        mode.system_prompt if mode else None,
-        turns,
-        request,
-        spec,
-        attachments.content_tokens,
-    )
+    messages = build_messages(mode.system_prompt if mode else None, turns, request, spec)
     drafts = row.chat_id > 0 and snapshot.setting("streaming", ON) == ON
     return Prompt(
         row.id,

@@ -14,18 +14,21 @@ Three steps, each where it belongs in the pipeline:
    a signed URL of this app's ``/media/…`` that the model fetches), the recording as
    its transcript (``/audio/transcriptions`` of the model's endpoint; recorded as the row's
    request text in a short unit of work, so a retry does not transcribe twice), the document
-   as text (UTF-8, else the detected encoding; trimmed to the model's context budget and
-   recorded as ``attachment_text``). History images of a vision model are fetched again (the
+   as text (UTF-8, else the detected encoding; trimmed to :data:`DOCUMENT_SHARE` of the
+   model's context budget, so it stays in the dialog for follow-ups, and recorded as
+   ``attachment_text``). History images of a vision model are fetched again (the
    newest :data:`MAX_HISTORY_IMAGES`); other models see ``[image]`` in their place.
-3. **In the reply** (:func:`preface`): a transcript is quoted before the answer, and a trimmed
-   document is noted.
+3. **In the reply**: a transcript is quoted before the answer (:func:`transcript_parts`), and
+   a trimmed document is noted (:func:`preface`).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import logging
+import re
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +40,19 @@ from sqlalchemy import update
 from shared.config import MAX_DOWNLOAD_BYTES, Config
 from shared.db import db
 from shared.extensions import llm, telegram
-from shared.llm import CHARS_PER_TOKEN, ModelSpec, Turn, estimate_tokens, fit_messages
+from shared.llm import (
+    CHARS_PER_TOKEN,
+    IMAGE_MARK,
+    IMAGE_TOKENS,
+    ModelSpec,
+    Turn,
+    estimate_tokens,
+    fit_messages,
+)
 from shared.models import ErrorKind, Request
 from shared.runtime import Snapshot
+from shared.services.plans import PlanSpec, allowed_models
+from shared.telegram.client import OutgoingPart
 from shared.telegram.texts import t
 
 if TYPE_CHECKING:
@@ -50,12 +63,8 @@ logger = logging.getLogger(__name__)
 PHOTO, VOICE, AUDIO, DOCUMENT = "photo", "voice", "audio", "document"
 #: Kinds whose words reach the model as a transcript.
 SPOKEN = frozenset({VOICE, AUDIO})
-#: What stands in for an image in the history of a model that cannot see.
-IMAGE_MARK = "[image]"
 #: The newest images of a dialog a vision model sees again on later turns.
 MAX_HISTORY_IMAGES = 3
-#: Tokens an image is counted as when the history is fitted to the context.
-IMAGE_TOKENS = 800
 #: Extensions of documents read as text (source code included).
 TEXT_EXTENSIONS = frozenset(
     """
@@ -87,6 +96,11 @@ DOCUMENT_MARGIN_TOKENS = 64
 #: Seconds a signed media URL (``IMAGE_URLS``) stays valid: the model fetches it at once.
 MEDIA_SECONDS = 3600
 MEDIA_SALT = "ai_router.media"
+#: The share of the prompt's budget a document may take: the rest keeps room for the answer
+#: to stay in the dialog with it, so follow-up questions still see the file.
+DOCUMENT_SHARE = 0.6
+#: Characters of a transcript per quoted message (Telegram allows 4,096 with the markup).
+TRANSCRIPT_PART = 3_500
 #: A trimmed document keeps at least this many characters, however small the context.
 MIN_DOCUMENT_CHARS = 1_000
 
@@ -130,6 +144,8 @@ def describe(message: dict[str, Any], config: Config) -> dict[str, Any] | None:
         ``{"kind", "file_id", "size", …}`` for a photo, voice message, audio or document;
         None for a text message.
     """
+    if "animation" in message:  # a GIF also carries a ``document``: not a text file
+        return None
     if isinstance(message.get("photo"), list) and message["photo"]:
         return _photo(message["photo"], config.image_max_bytes)
     for kind in (VOICE, AUDIO, DOCUMENT):
@@ -161,14 +177,17 @@ def is_text_document(file_name: str | None, mime_type: str | None) -> bool:
 
 
 def transcriber(snapshot: Snapshot, model: ModelSpec | None) -> ModelSpec | None:
-    """The model whose endpoint transcribes voice for a user of ``model``.
+    """The model whose endpoint transcribes voice for a user of ``model``, or None (no voice).
 
-    The user's model when it names a ``transcription_model``, else the first enabled model
-    that does (the answer still comes from the user's model).
+    The user's model when it names a ``transcription_model``; else the model chosen in the
+    ``voice_model`` setting, when it is enabled and still has one (the answer still comes
+    from the user's model).
     """
     if model is not None and model.transcription_model:
         return model
-    return next((m for m in snapshot.models.values() if m.transcription_model), None)
+    chosen = snapshot.setting("voice_model") or ""
+    spec = snapshot.models.get(int(chosen)) if chosen.isdigit() else None
+    return spec if spec is not None and spec.transcription_model else None
 
 
 def refusal(
@@ -207,6 +226,39 @@ def refusal(
     return None
 
 
+def refusal_detail(
+    kind: ErrorKind, attachment: dict[str, Any], snapshot: Snapshot, plan: PlanSpec | None
+) -> str:
+    """The row's ``error`` for an attachment refusal; a photo's names a model that can see.
+
+    The model is one the user's plan allows (:func:`refusal_text` reads it back), so the
+    refusal never suggests a model ``/settings`` would not offer.
+    """
+    detail = f"{attachment['kind']}: {kind.value}"
+    if kind == ErrorKind.NO_VISION:
+        seeing = next((m.name for m in allowed_models(snapshot, plan) if m.vision), None)
+        if seeing is not None:
+            detail += f"; a model that sees: «{seeing}»"
+    return detail
+
+
+def prompt_tokens(attachment: dict[str, Any] | None, model: ModelSpec | None) -> int:
+    """What an attachment is expected to add to the prompt (for the quota's reservation).
+
+    A photo counts :data:`IMAGE_TOKENS`; a document its size in characters' tokens, up to the
+    share of the model's budget it may take; a recording nothing yet (its transcript is
+    counted when the answer settles the reservation).
+    """
+    if not attachment or model is None:
+        return 0
+    if attachment["kind"] == PHOTO:
+        return IMAGE_TOKENS
+    if attachment["kind"] == DOCUMENT:
+        size = attachment.get("size") or 0
+        return min(size // CHARS_PER_TOKEN, int(model.budget_tokens() * DOCUMENT_SHARE))
+    return 0
+
+
 def _size_text(size: int, lang: str) -> str:
     if size >= 1_000_000:
         return t("megabytes", lang, n=f"{size / 1_000_000:.3g}")
@@ -223,8 +275,8 @@ def refusal_text(
     kind: ErrorKind,
     attachment: dict[str, Any] | None,
     model_name: str | None,
+    error: str | None,
     lang: str,
-    snapshot: Snapshot,
     config: Config,
 ) -> str:
     """The user's text for an attachment refusal (it names the limit, or a model that can).
@@ -233,18 +285,18 @@ def refusal_text(
         kind: The refusal.
         attachment: The row's attachment.
         model_name: The model that would have answered (named by ``no_vision``).
+        error: The row's ``error`` (:func:`refusal_detail`: the model to suggest).
         lang: Text language.
-        snapshot: The runtime settings (the vision models to suggest).
         config: The limits to name.
 
     Returns:
         The text.
     """
     if kind == ErrorKind.NO_VISION:
-        vision = next((m.name for m in snapshot.models.values() if m.vision), None)
-        if vision is None:
+        seeing = re.search(r"a model that sees: «(.+)»", error or "")
+        if seeing is None:
             return t("no_vision_none", lang)
-        return t("no_vision", lang, model=model_name or "—", vision=vision)
+        return t("no_vision", lang, model=model_name or "—", vision=seeing.group(1))
     if kind == ErrorKind.TOO_LONG:
         return t("too_long", lang, limit=_duration_text(config.voice_max_seconds, lang))
     if kind == ErrorKind.TOO_LARGE:
@@ -262,26 +314,59 @@ def refusal_text(
 
 
 # -- the reply ----------------------------------------------------------------------------------
-def preface(attachment: dict[str, Any] | None, request_text: str, lang: str) -> str | None:
-    """What the answer starts with (Markdown): the transcript quoted, or a trimmed file's note.
+def preface(attachment: dict[str, Any] | None, lang: str) -> str | None:
+    """What the answer starts with (Markdown): a trimmed file's note, or None.
 
     Args:
         attachment: The row's attachment.
-        request_text: The row's request text (a transcript, for voice and audio).
         lang: Text language.
 
     Returns:
-        The preface, or None.
+        The note, or None.
     """
-    if not attachment:
-        return None
-    if attachment["kind"] in SPOKEN and request_text.strip():
-        quoted = "\n".join("> " + line for line in request_text.strip().splitlines())
-        return f"> 🎤 {quoted[2:]}"
-    if attachment["kind"] == DOCUMENT and attachment.get("trimmed"):
+    if attachment and attachment["kind"] == DOCUMENT and attachment.get("trimmed"):
         note = t("document_trimmed", lang, read=attachment["chars"], total=attachment["total"])
         return f"_{note}_"
     return None
+
+
+def transcript_of(attachment: dict[str, Any] | None, request_text: str) -> str | None:
+    """The transcript a reply quotes before its answer: a recording's, once made; else None."""
+    if attachment and attachment["kind"] in SPOKEN and request_text.strip():
+        return request_text.strip()
+    return None
+
+
+def transcript_parts(transcript: str, reply_to: int | None) -> list[OutgoingPart]:
+    """The transcript as quoted messages before the answer (exactly as said, never Markdown).
+
+    An expandable ``<blockquote>`` with 🎤, split on whitespace into message-sized parts (a
+    five-minute recording is several thousand characters); the first replies to the voice
+    message.
+
+    Args:
+        transcript: What was said.
+        reply_to: The user's voice message.
+
+    Returns:
+        One part per piece, each with plain text and HTML.
+    """
+    pieces: list[str] = []
+    rest = transcript
+    while len(rest) > TRANSCRIPT_PART:
+        cut = rest.rfind(" ", 0, TRANSCRIPT_PART)
+        cut = cut if cut > TRANSCRIPT_PART // 2 else TRANSCRIPT_PART
+        pieces.append(rest[:cut])
+        rest = rest[cut:].lstrip()
+    pieces.append(rest)
+    return [
+        OutgoingPart(
+            text=f"🎤 {piece}",
+            html=f"<blockquote expandable>🎤 {html.escape(piece, quote=False)}</blockquote>",
+            reply_to_message_id=reply_to if index == 0 else None,
+        )
+        for index, piece in enumerate(pieces)
+    ]
 
 
 # -- what the model reads -----------------------------------------------------------------------
@@ -348,16 +433,6 @@ def history_turns(turns: list[Turn], *, vision: bool) -> list[Turn]:
         shaped.append(dataclasses.replace(turn, request=content))
     shaped.reverse()
     return shaped
-
-
-def content_tokens(content: str | list[dict[str, Any]]) -> int:
-    """Estimated tokens of a message's content (an image counts :data:`IMAGE_TOKENS`)."""
-    if isinstance(content, str):
-        return estimate_tokens(content)
-    return sum(
-        estimate_tokens(part.get("text", "")) if part.get("type") == "text" else IMAGE_TOKENS
-        for part in content
-    )
 
 
 def _fetch(file_id: str, max_bytes: int) -> bytes:
@@ -472,7 +547,7 @@ def materialize(prompt: Prompt, snapshot: Snapshot) -> Prompt:
         _record(prompt.request_id, attachment=attachment, attachment_text=attachment_text)
     last = user_content(question, attachment, attachment_text, vision=prompt.spec.vision)
     messages = [*prompt.messages[:-1], {"role": "user", "content": last}]
-    messages = fit_messages(messages, prompt.spec, content_tokens)
+    messages = fit_messages(messages, prompt.spec)
     messages = _with_images(messages, config)
     return dataclasses.replace(
         prompt,
@@ -514,7 +589,7 @@ def _read_document(
     system = prompt.messages[0]["content"] if prompt.messages[0]["role"] == "system" else ""
     budget = spec.budget_tokens() - estimate_tokens(str(system))
     budget -= estimate_tokens(prompt.question) + DOCUMENT_MARGIN_TOKENS
-    limit = max(MIN_DOCUMENT_CHARS, budget * CHARS_PER_TOKEN)
+    limit = max(MIN_DOCUMENT_CHARS, int(budget * DOCUMENT_SHARE) * CHARS_PER_TOKEN)
     total = len(text)
     read = text[:limit]
     described = {**attachment, "chars": len(read), "total": total, "trimmed": total > limit}

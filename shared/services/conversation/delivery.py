@@ -90,7 +90,8 @@ class ReplyView:
         lang: The user's text language.
         reply_to: The user's message the reply answers.
         error: The row's ``error`` (a plan limit's refusal names the limit and its reset).
-        preface: Markdown shown before the answer (a quoted transcript, a trimmed file's note).
+        preface: Markdown shown before the answer (a trimmed file's note).
+        transcript: A recording's transcript, quoted in messages of its own before the answer.
         attachment: The row's attachment (an attachment refusal names its limit).
         model_name: The model that would answer (a photo refusal names it).
     """
@@ -102,6 +103,7 @@ class ReplyView:
     reply_to: int | None
     error: str | None = None
     preface: str | None = None
+    transcript: str | None = None
     attachment: dict[str, Any] | None = None
     model_name: str | None = None
 
@@ -138,19 +140,21 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
     """
     keyboard = new_dialog_keyboard(view.lang)
     preface = f"{view.preface}\n\n" if view.preface else ""
+    quoted = attachments.transcript_parts(view.transcript, view.reply_to) if view.transcript else []
+    reply_to = None if quoted else view.reply_to  # the quote already replies to the voice
     if view.status == RequestStatus.OK:
-        return answer_parts(
+        return quoted + answer_parts(
             preface + (view.response_text or ""),
             reply_markup=keyboard,
-            reply_to_message_id=view.reply_to,
+            reply_to_message_id=reply_to,
         )
     if view.status == RequestStatus.STOPPED:  # what was written, and that it was stopped
         text = (view.response_text or "").rstrip()
         note = t("stopped", view.lang)
-        return answer_parts(
+        return quoted + answer_parts(
             preface + (f"{text}\n\n_{note}_" if text else f"_{note}_"),
             reply_markup=keyboard,
-            reply_to_message_id=view.reply_to,
+            reply_to_message_id=reply_to,
         )
     kind = view.error_kind or ErrorKind.LLM
     denied = view.status == RequestStatus.DENIED
@@ -162,8 +166,8 @@ def reply_parts(view: ReplyView) -> list[OutgoingPart]:
             kind,
             view.attachment,
             view.model_name,
+            view.error,
             view.lang,
-            runtime.get(),
             current_app.config["AI_ROUTER"],
         )
         return [OutgoingPart(text=text, reply_to_message_id=view.reply_to)]
@@ -284,7 +288,8 @@ def outbox_for(request_id: int) -> Outbox | None:
             lang,
             request.telegram_message_id,
             request.error,
-            preface=attachments.preface(request.attachment, request.request_text, lang),
+            preface=attachments.preface(request.attachment, lang),
+            transcript=attachments.transcript_of(request.attachment, request.request_text),
             attachment=request.attachment,
             model_name=request.model_name,
         )

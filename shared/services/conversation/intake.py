@@ -129,7 +129,6 @@ class Incoming:
         if not text.strip() and attachment is None:
             return None
         message_id = message.get("message_id")
-        topic = message.get("is_topic_message") is True
         return cls(
             update_id=update["update_id"],
             chat_id=chat["id"],
@@ -137,7 +136,7 @@ class Incoming:
             text=text,
             sender=sender,
             chat=chat,
-            thread_id=message.get("message_thread_id") if topic else None,
+            thread_id=groups.topic_of(message),
             attachment=attachment,
         )
 
@@ -265,24 +264,26 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
         reserved: Gets ``(user_id, update_id, at)`` of a quota reservation made here.
     """
     snapshot = runtime.get()
-    user = register_sender(incoming.sender, snapshot=snapshot)
+    user = register_sender(incoming.sender, snapshot=snapshot, private=not incoming.in_group)
     refusal = access_refusal(user)
     if incoming.in_group and groups.register_group(incoming.chat) == GroupStatus.BLOCKED:
         refusal = refusal or Refusal(ErrorKind.GROUP_BLOCKED, "the group is blocked")
     now = utcnow()
     plan = effective_plan(snapshot, user.plan_id, user.plan_expires_at, now)
     mode, model = snapshot.mode(user.mode_id), model_for(snapshot, plan, user.model_id)
-    if refusal is None and incoming.attachment is not None:
-        config = current_app.config["AI_ROUTER"]
-        kind = attachments.refusal(incoming.attachment, model, snapshot, config)
-        if kind is not None:
-            refusal = Refusal(kind, f"{incoming.attachment['kind']}: {kind.value}")
+    refusal = refusal or _attachment_refusal(incoming, model, snapshot, plan)
     limits = Limits.of(plan, user.daily_request_limit)
     if refusal is None and not limits.unlimited:
         db.session.commit()  # the sender's refresh: no connection is held across Redis calls
+        chosen = model
         hit, model, fresh = _reserve(incoming, user.id, limits, plan, model, now, snapshot)
         if hit is not None:
             refusal = Refusal(ErrorKind.LIMIT, hit.to_error())
+        elif model is not chosen and (
+            refusal := _attachment_refusal(incoming, model, snapshot, plan)
+        ):
+            if fresh:  # the plan's fallback cannot take it (a photo, a model that cannot see)
+                quotas.release(user.id, incoming.update_id, now)
         elif fresh:
             reserved.append((user.id, incoming.update_id, now))
     row = log_request(
@@ -331,6 +332,19 @@ def _log_new(incoming: Incoming, reserved: list[tuple[int, int, datetime]]) -> I
     return Intake(decision, row.id, incoming.chat_id, ticket, older_open=False)
 
 
+def _attachment_refusal(
+    incoming: Incoming, model: ModelSpec | None, snapshot: Snapshot, plan: PlanSpec | None
+) -> Refusal | None:
+    """Why the model cannot take what came with the message (before any download), or None."""
+    if incoming.attachment is None:
+        return None
+    config = current_app.config["AI_ROUTER"]
+    kind = attachments.refusal(incoming.attachment, model, snapshot, config)
+    if kind is None:
+        return None
+    return Refusal(kind, attachments.refusal_detail(kind, incoming.attachment, snapshot, plan))
+
+
 def _reserve(
     incoming: Incoming,
     user_id: int,
@@ -350,7 +364,10 @@ def _reserve(
         reservation was already held; else ``(the limit it hit, model, False)``.
     """
     name = incoming.update_id
-    first = quotas.reserve(user_id, name, limits, quotas.estimate(model, incoming.text), at=at)
+    extra = attachments.prompt_tokens(incoming.attachment, model)
+    first = quotas.reserve(
+        user_id, name, limits, quotas.estimate(model, incoming.text, extra), at=at
+    )
     if first is None or isinstance(first, quotas.Held):
         return None, model, first is None
     fallback_id = plan.fallback_model_id if plan is not None else None
@@ -358,7 +375,14 @@ def _reserve(
     if first.limit != "cost_usd_per_month" or fallback is None or fallback == model:
         return first, model, False
     second = quotas.reserve(
-        user_id, name, limits, quotas.estimate(fallback, incoming.text), at=at, ignore_cost=True
+        user_id,
+        name,
+        limits,
+        quotas.estimate(
+            fallback, incoming.text, attachments.prompt_tokens(incoming.attachment, fallback)
+        ),
+        at=at,
+        ignore_cost=True,
     )
     if second is not None and not isinstance(second, quotas.Held):
         return second, model, False
