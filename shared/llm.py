@@ -383,6 +383,31 @@ class ChatEndpoint:
         self._headers.update(self._auth)
         self._timeout = urllib3.Timeout(connect=min(timeout, 10.0), read=timeout)
 
+    def _post(
+        self, url: str, body: bytes, headers: dict[str, str], *, stream: bool = False
+    ) -> urllib3.BaseHTTPResponse:
+        """One POST, its network failures turned into the router's errors.
+
+        Raises:
+            LLMTimeout: When the endpoint does not answer in time.
+            LLMConnectionError: When it cannot be reached, or the connection fails.
+        """
+        try:
+            return self._pool.request(
+                "POST",
+                url,
+                body=body,
+                headers=headers,
+                timeout=self._timeout,
+                preload_content=not stream,
+            )
+        except urllib3.exceptions.NewConnectionError as exc:  # before: it is a ConnectTimeout
+            raise LLMConnectionError(f"cannot connect: {type(exc).__name__}") from exc
+        except urllib3.exceptions.TimeoutError as exc:
+            raise LLMTimeout(f"no answer in time: {type(exc).__name__}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise LLMConnectionError(f"connection failed: {type(exc).__name__}") from exc
+
     def transcribe(self, model: str, audio: bytes, filename: str, mime_type: str) -> str:
         """Turn speech into text: ``POST {base_url}/audio/transcriptions`` (multipart).
 
@@ -404,20 +429,7 @@ class ChatEndpoint:
             {"model": model, "response_format": "json", "file": (filename, audio, mime_type)}
         )
         headers = {**self._auth, "Content-Type": content_type, "Accept": "application/json"}
-        try:
-            response = self._pool.request(
-                "POST",
-                self._transcriptions_url,
-                body=body,
-                headers=headers,
-                timeout=self._timeout,
-            )
-        except urllib3.exceptions.NewConnectionError as exc:
-            raise LLMConnectionError(f"cannot connect: {type(exc).__name__}") from exc
-        except urllib3.exceptions.TimeoutError as exc:
-            raise LLMTimeout(f"no answer in time: {type(exc).__name__}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise LLMConnectionError(f"connection failed: {type(exc).__name__}") from exc
+        response = self._post(self._transcriptions_url, body, headers)
         if response.status >= 400:
             raise LLMHTTPError(response.status, _error_message(response), dict(response.headers))
         try:
@@ -454,21 +466,7 @@ class ChatEndpoint:
         """
         body = {**params, "stream": True, "stream_options": {"include_usage": True}}
         started = time.monotonic()
-        try:
-            response = self._pool.request(
-                "POST",
-                self._url,
-                body=json.dumps(body).encode(),
-                headers=self._headers,
-                timeout=self._timeout,
-                preload_content=False,
-            )
-        except urllib3.exceptions.NewConnectionError as exc:  # before: it is a ConnectTimeout
-            raise LLMConnectionError(f"cannot connect: {type(exc).__name__}") from exc
-        except urllib3.exceptions.TimeoutError as exc:
-            raise LLMTimeout(f"no answer in time: {type(exc).__name__}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise LLMConnectionError(f"connection failed: {type(exc).__name__}") from exc
+        response = self._post(self._url, json.dumps(body).encode(), self._headers, stream=True)
         if response.status >= 400:
             error = LLMHTTPError(response.status, _error_message(response), dict(response.headers))
             response.release_conn()
@@ -704,16 +702,8 @@ class LLMGateway:
             raise LLMError(f"{spec.name} has no transcription model")
         config: Config = current_app.config["AI_ROUTER"]
         endpoint = current_app.extensions["llm_clients"].get(spec.base_url, spec.api_key)
-        retrying = Retrying(
-            stop=stop_after_attempt(config.llm_max_attempts)
-            | stop_after_delay(config.llm_retry_deadline),
-            wait=_WaitRespectingRetryAfter(config.llm_retry_max_wait),
-            retry=retry_if_exception(is_retryable),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
         try:
-            return retrying(
+            return retrying(config)(
                 endpoint.transcribe, spec.transcription_model, audio, filename, mime_type
             )
         except (LLMHTTPError, LLMConnectionError) as exc:
@@ -836,7 +826,22 @@ def _call_with_retries(
     on_text: OnText | None,
     cancel: Cancel | None,
 ) -> dict[str, Any]:
-    retrying = Retrying(
+    return retrying(config)(_call_once, clients, spec, messages, on_text, cancel)
+
+
+def retrying(config: Config) -> Retrying:
+    """The retry policy of a call to a model's endpoint (chat and transcription alike).
+
+    Retryable errors (:func:`is_retryable`) are tried again within ``LLM_MAX_ATTEMPTS`` and
+    ``LLM_RETRY_DEADLINE``, with backoff that honours Retry-After; the last error is re-raised.
+
+    Args:
+        config: The app's configuration.
+
+    Returns:
+        A tenacity ``Retrying`` to call the function with.
+    """
+    return Retrying(
         stop=stop_after_attempt(config.llm_max_attempts)
         | stop_after_delay(config.llm_retry_deadline),
         wait=_WaitRespectingRetryAfter(config.llm_retry_max_wait),
@@ -844,7 +849,6 @@ def _call_with_retries(
         before_sleep=_log_retry,
         reraise=True,
     )
-    return retrying(_call_once, clients, spec, messages, on_text, cancel)
 
 
 def chat(

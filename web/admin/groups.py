@@ -154,24 +154,9 @@ class GroupView(SecureModelView):
         ),
     }
 
-    def get_list(
-        self,
-        page: int | None,
-        sort_column: Any,
-        sort_desc: bool,
-        search: str | None,
-        filters: Any,
-        execute: bool = True,
-        page_size: int | None = None,
-    ) -> Any:
-        """Flask-Admin's page of groups, with their activity read in one query."""
-        result = super().get_list(
-            page, sort_column, sort_desc, search, filters, execute=execute, page_size=page_size
-        )
-        if execute:
-            _, found = result
-            g.group_activity = groups.activity_of([group.chat_id for group in found])
-        return result
+    def load_page(self, rows: list[Group]) -> None:
+        """The page's groups' activity, read in one query."""
+        g.group_activity = groups.activity_of([group.chat_id for group in rows])
 
     def delete_model(self, model: Group) -> bool:
         """Delete an active group through ``groups.delete_group``; a blocked one is refused.

@@ -115,3 +115,29 @@ class SecureModelView(AdminOnlyMixin, ModelView):
     }
     page_size = 50
     can_view_details = True
+
+    def get_list(
+        self,
+        page: int | None,
+        sort_column: Any,
+        sort_desc: bool,
+        search: str | None,
+        filters: Any,
+        execute: bool = True,
+        page_size: int | None = None,
+    ) -> Any:
+        """Flask-Admin's page of rows, then :meth:`load_page` for what the columns need."""
+        result = super().get_list(
+            page, sort_column, sort_desc, search, filters, execute=execute, page_size=page_size
+        )
+        if execute:
+            _, rows = result
+            self.load_page(list(rows))
+        return result
+
+    def load_page(self, rows: list[Any]) -> None:
+        """Load what a page's columns show for all its rows at once (none by default).
+
+        Args:
+            rows: The page's rows.
+        """

@@ -140,25 +140,10 @@ class UserView(SecureModelView):
         "daily_request_limit", "note", "created_at", "last_seen_at", "reachable", "mode", "model",
     )  # fmt: skip
 
-    def get_list(
-        self,
-        page: int | None,
-        sort_column: Any,
-        sort_desc: bool,
-        search: str | None,
-        filters: Any,
-        execute: bool = True,
-        page_size: int | None = None,
-    ) -> Any:
-        """Flask-Admin's page of users, with their counts and plans loaded in one batch."""
-        result = super().get_list(
-            page, sort_column, sort_desc, search, filters, execute=execute, page_size=page_size
-        )
-        if execute:
-            _, users = result
-            g.user_usage = usage_by_user([user.id for user in users], _timezone())
-            remember_plans(list(users))
-        return result
+    def load_page(self, rows: list[User]) -> None:
+        """The page's users' counts and plans, loaded in one batch."""
+        g.user_usage = usage_by_user([user.id for user in rows], _timezone())
+        remember_plans(rows)
 
     @expose("/activity/<int:user_id>")
     def activity(self, user_id: int) -> str | Response:
