@@ -214,6 +214,17 @@ def test_a_database_restart_costs_no_answer(
             timeout=60,
             what="the first three answers",
         )
+
+        def settled() -> bool:
+            with app.app_context():
+                rows = db.session.scalars(select(Request.delivered_at)).all()
+                db.session.close()
+            return len(rows) == 3 and all(rows)
+
+        # Between messages: once the answers are recorded as delivered. A cut between
+        # Telegram's acceptance and that record would make the retry send the answer again
+        # (the at-least-once window of any send followed by its record).
+        wait_until(settled, timeout=60, what="the first three answers recorded as delivered")
         assert cut() >= 1
         _ask_again(producer, telegram, users, worker)
     finally:
