@@ -27,7 +27,6 @@ import time
 from typing import Any
 
 from flask import Flask
-from telebot.apihelper import ApiTelegramException
 
 from shared.app import create_core_app
 from shared.celery_setup import BOT_COMMANDS, enqueue_update, enter_questions
@@ -43,6 +42,7 @@ from shared.services import bot_control
 from shared.services.bot_control import POLLING, STOPPED, ListenerStatus
 from shared.services.settings import set_setting
 from shared.telegram.client import BotNotConfigured
+from shared.telegram.errors import TelegramApiError
 from shared.telegram.texts import EN, RU, t
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class Listener:
     def _poll_once(self) -> None:
         try:
             updates = telegram.get_updates(self.offset, self.poll_timeout)
-        except ApiTelegramException as exc:
+        except TelegramApiError as exc:
             if exc.error_code == 409 and "webhook" in (exc.description or ""):
                 logger.warning("webhook active while polling; deleting it")
                 telegram.delete_webhook()

@@ -19,7 +19,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from telebot.apihelper import ApiTelegramException
 from telebot.handler_backends import BaseMiddleware
 from telebot.types import CallbackQuery, InlineKeyboardMarkup, Message, PreCheckoutQuery
 
@@ -29,6 +28,7 @@ from shared.services import groups
 from shared.services.updates import count_reply, replies_sent
 from shared.services.users import close_unreachable, mark_unreachable, touch_user
 from shared.telegram.client import ChatUnreachable
+from shared.telegram.errors import TelegramApiError
 from shared.telegram.texts import lang_of
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class Outbox:
             chat_id: The chat the update came from (marked unreachable on a 403).
 
         Raises:
-            ApiTelegramException: On 429 beyond the pacer's patience, or 5xx (the task retries
+            TelegramApiError: On 429 beyond the pacer's patience, or 5xx (the task retries
                 and this method skips what was accepted).
             SendDeferred: When the flood limits put a reply far away (the task retries later).
         """
@@ -93,7 +93,7 @@ class Outbox:
                 getattr(telegram, method)(*args, **options)
             except ChatUnreachable:
                 return
-            except ApiTelegramException as exc:
+            except TelegramApiError as exc:
                 if exc.error_code == 429 or exc.error_code >= 500:
                     raise
                 if exc.error_code == 403 and chat_id is not None:

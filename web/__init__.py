@@ -10,14 +10,15 @@ from typing import Any
 from flask import Flask
 
 from shared.app import create_core_app
-from shared.config import PROJECT_ROOT, Config
+from shared.config import Config
 from shared.logging import configure_logging
+from shared.migrations import db_command
 from shared.models import AdminUser
 from shared.services import audit
 from web.admin import init_admin
 from web.api import bp as api_bp
 from web.cli import init_command, rotate_secrets_command
-from web.extensions import csrf, db, login_manager, migrate
+from web.extensions import csrf, db, login_manager
 from web.health import bp as health_bp
 from web.media import bp as media_bp
 from web.metrics import bp as metrics_bp
@@ -65,7 +66,7 @@ def _configure(app: Flask, config: Config, flask_config: dict[str, Any]) -> None
 
 
 def _init_extensions(app: Flask) -> None:
-    """Bind the web-only extensions (migrations, CSRF, login, the audit log); nothing connects.
+    """Bind the web-only extensions (CSRF, login, the audit log); nothing connects.
 
     The audit log's listeners live in the web process only (the admin UI, the API and the CLI
     name actors; the worker never does). Every request ends with no actor, so a request that
@@ -73,7 +74,6 @@ def _init_extensions(app: Flask) -> None:
     """
     audit.listen()
     app.teardown_request(_forget_actor)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "admin.login_view"
@@ -104,6 +104,7 @@ def _init_admin(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
-    """Add ``flask init`` (migrate and seed) and ``flask rotate-secrets`` to the app's CLI."""
+    """Add ``flask init`` (migrate, seed), ``flask rotate-secrets`` and ``flask db`` to the CLI."""
     app.cli.add_command(init_command)
+    app.cli.add_command(db_command, name="db")
     app.cli.add_command(rotate_secrets_command)

@@ -1,7 +1,7 @@
 """``GET /media/<token>``: a photo for a vision model that fetches images by URL (``IMAGE_URLS``).
 
 The token is signed with the app's secret and names one Telegram file id for an hour
-(``conversation.attachments.media_url``); the bytes are fetched from the Bot API on each
+(``shared.services.files.media_url``); the bytes are fetched from the Bot API on each
 request and never stored. The Bot API's own file URL would hand the provider the bot token.
 """
 
@@ -11,7 +11,7 @@ import logging
 
 from flask import Blueprint, Response, abort, current_app
 
-from shared.services.conversation.attachments import AttachmentFailed, fetch_image, media_file_id
+from shared.services.files import AttachmentFailed, fetch_image, media_file_id
 
 logger = logging.getLogger(__name__)
 

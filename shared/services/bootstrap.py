@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from flask_migrate import upgrade
 
+from shared import migrations
 from shared.config import Config
 from shared.db import db
 from shared.services import audit
@@ -33,7 +33,9 @@ def initialize(app: Flask) -> str | None:
     """
     config: Config = app.config["AI_ROUTER"]
     with app.app_context(), audit.acting_as(audit.current_actor() or audit.SYSTEM):
-        upgrade(directory=app.extensions["migrate"].directory)
+        from flask_migrate import upgrade  # noqa: PLC0415 - Alembic only where migrations run
+
+        upgrade(directory=migrations.enable(app))
         password = ensure_first_admin(config.admin_username, config.admin_password)
         seed_catalog(config)
         seed_plans(get_int_setting("default_daily_limit"))

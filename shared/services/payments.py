@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from sqlalchemy import func, select
-from telebot.apihelper import ApiTelegramException
 
 from shared.db import db
 from shared.extensions import telegram
@@ -33,6 +32,7 @@ from shared.models import Payment, PaymentStatus, Plan, User
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
 from shared.services.plans import PlanSpec, extend_by_purchase, take_back
+from shared.telegram.errors import TelegramApiError
 from shared.telegram.texts import t
 
 if TYPE_CHECKING:
@@ -316,7 +316,7 @@ def _refund_at_telegram(payment: Payment) -> None:
                 "telegram_payment_charge_id": payment.telegram_payment_charge_id,
             },
         )
-    except ApiTelegramException as exc:
+    except TelegramApiError as exc:
         if "CHARGE_ALREADY_REFUNDED" not in str(exc.description):
             raise RefundRefused(f"Telegram refused the refund: {exc.description}") from exc
     except Exception as exc:  # noqa: BLE001 - network, no token: nothing was refunded

@@ -5,9 +5,9 @@
 and one keep-alive HTTP session in ``app.extensions``. Calls go to
 ``{TELEGRAM_API_URL}/bot{token}/{method}`` as JSON — the Bot API's own form — so no module
 global of pyTelegramBotAPI is ever set (several apps in one process, as in the tests, each keep
-their own URL), and answers are not turned into objects nobody reads. pyTelegramBotAPI still
-provides the types (keyboards, ``CallbackData``, parsing updates in the worker's dispatcher) and
-its ``ApiTelegramException``, which every failed call raises.
+their own URL), and answers are not turned into objects nobody reads. Every failed call raises
+:class:`~shared.telegram.errors.TelegramApiError`. pyTelegramBotAPI is not imported here (the web
+app and the listener never load it); the worker's dispatcher and keyboards use its types.
 
 The token comes from the in-memory runtime snapshot (decrypted once per change, see
 ``shared.runtime``). Every call goes through :meth:`TelegramClient.call`, which retries 5xx and
@@ -29,19 +29,21 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from flask import Flask, current_app
-from telebot.apihelper import ApiTelegramException
-from telebot.types import InlineKeyboardMarkup
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from shared import metrics
 from shared.redis import KEY_PREFIX, RedisStore
 from shared.runtime import RuntimeSettings
+from shared.telegram.errors import TelegramApiError
 from shared.telegram.formatting import split_markdown, to_telegram_html
 from shared.telegram.pacer import PaceLimits, Pacer, Priority, Verdict
+
+if TYPE_CHECKING:
+    from telebot.types import InlineKeyboardMarkup
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ class FileTooLarge(RuntimeError):
 
 def _retryable(exc: BaseException) -> bool:
     """Whether a failed Bot API call may succeed when repeated (429, 5xx, network)."""
-    if isinstance(exc, ApiTelegramException):
+    if isinstance(exc, TelegramApiError):
         return exc.error_code == 429 or exc.error_code >= 500
     return isinstance(exc, BotApiUnavailable)
 
@@ -136,7 +138,7 @@ def _outcome(answer: dict[str, Any]) -> str:
     return "5xx" if isinstance(code, int) and code >= 500 else "4xx"
 
 
-def retry_after(exc: ApiTelegramException) -> float:
+def retry_after(exc: TelegramApiError) -> float:
     """Telegram's ``parameters.retry_after`` of a 429.
 
     Args:
@@ -151,7 +153,7 @@ def retry_after(exc: ApiTelegramException) -> float:
 def _wait(state: RetryCallState) -> float:
     """Seconds before the next attempt: Telegram's ``retry_after``, else a short backoff."""
     exc = state.outcome.exception() if state.outcome else None
-    if isinstance(exc, ApiTelegramException) and exc.error_code == 429:
+    if isinstance(exc, TelegramApiError) and exc.error_code == 429:
         return min(retry_after(exc), MAX_RETRY_AFTER)
     return min(0.5 * 2 ** (state.attempt_number - 1), 5.0)
 
@@ -168,7 +170,7 @@ def call_with_retries(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         What the function returns.
 
     Raises:
-        ApiTelegramException: On a non-retryable error, or when attempts run out.
+        TelegramApiError: On a non-retryable error, or when attempts run out.
     """
     retrying = Retrying(
         stop=stop_after_attempt(ATTEMPTS),
@@ -187,7 +189,7 @@ def call_with_retries(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def entities_rejected(exc: BaseException) -> bool:
     """Whether Telegram refused a message because its HTML/Markdown could not be parsed."""
     return (
-        isinstance(exc, ApiTelegramException)
+        isinstance(exc, TelegramApiError)
         and exc.error_code == 400
         and "can't parse entities" in (exc.description or "").lower()
     )
@@ -294,7 +296,7 @@ class TelegramClient:
 
         Raises:
             BotNotConfigured: When no token is set.
-            ApiTelegramException: When Telegram answers ``ok: false``.
+            TelegramApiError: When Telegram answers ``ok: false``.
             BotApiUnavailable: On network errors and answers that are not JSON.
         """
         state: _State = current_app.extensions["telegram"]
@@ -320,7 +322,7 @@ class TelegramClient:
             answer.setdefault("error_code", response.status)
             answer.setdefault("description", response.reason)
             metrics.inc(metrics.TELEGRAM_CALLS, method=method, outcome=_outcome(answer))
-            raise ApiTelegramException(method, response, answer)
+            raise TelegramApiError(method, response, answer)
         metrics.inc(metrics.TELEGRAM_CALLS, method=method, outcome="ok")
         return answer.get("result")
 
@@ -347,7 +349,7 @@ class TelegramClient:
             BotNotConfigured: When no token is set.
             SendDeferred: When an answer's slot is further away than :data:`HORIZON`.
             ChatUnreachable: When the chat is marked unreachable (nothing was sent).
-            ApiTelegramException: On a non-retryable error, or when attempts run out.
+            TelegramApiError: On a non-retryable error, or when attempts run out.
         """
         chat_id = (params or {}).get("chat_id")
         if method not in PACED or not isinstance(chat_id, int):
@@ -358,7 +360,7 @@ class TelegramClient:
             return self._paced(method, params or {}, chat_id, priority)
         except BotApiUnavailable:
             return None
-        except ApiTelegramException as exc:
+        except TelegramApiError as exc:
             if exc.error_code >= 500:
                 return None
             raise
@@ -380,7 +382,7 @@ class TelegramClient:
                     continue  # a 429 closed the lane while this call waited: book again
             try:
                 return self.request(method, params)
-            except ApiTelegramException as exc:
+            except TelegramApiError as exc:
                 if exc.error_code != 429:
                     raise
                 wait = retry_after(exc)
@@ -456,7 +458,7 @@ class TelegramClient:
                 {"chat_id": chat_id, "draft_id": draft_id, "text": text},
                 priority=Priority.DRAFT,
             )
-        except ApiTelegramException as exc:
+        except TelegramApiError as exc:
             description = (exc.description or "").lower()
             if exc.error_code == 404 or "method not found" in description:
                 state.drafts_supported = False
@@ -509,7 +511,7 @@ class TelegramClient:
 
         Raises:
             BotNotConfigured: When no token is set.
-            ApiTelegramException: When Telegram refuses ``getMe``.
+            TelegramApiError: When Telegram refuses ``getMe``.
             BotApiUnavailable: When it cannot be reached.
         """
         state: _State = current_app.extensions["telegram"]
@@ -537,7 +539,7 @@ class TelegramClient:
             Telegram's ``File`` (``file_path``, ``file_size`` …).
 
         Raises:
-            ApiTelegramException: When Telegram refuses (an unknown id, a file over 20 MB).
+            TelegramApiError: When Telegram refuses (an unknown id, a file over 20 MB).
         """
         return self.call("getFile", {"file_id": file_id})
 
@@ -553,7 +555,7 @@ class TelegramClient:
 
         Raises:
             FileTooLarge: When the file is longer than ``max_bytes``.
-            ApiTelegramException: When the file server answers 4xx.
+            TelegramApiError: When the file server answers 4xx.
             BotApiUnavailable: When it cannot be reached (after the retries).
         """
         return call_with_retries(self._download_once, file_path, max_bytes)
@@ -577,7 +579,7 @@ class TelegramClient:
                 outcome = "5xx" if response.status >= 500 else "4xx"
                 metrics.inc(metrics.TELEGRAM_CALLS, method="download", outcome=outcome)
                 answer = {"ok": False, "error_code": response.status, "description": "download"}
-                raise ApiTelegramException("download", response, answer)
+                raise TelegramApiError("download", response, answer)
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > max_bytes:
                 raise FileTooLarge(int(length))
@@ -660,7 +662,7 @@ class TelegramClient:
             thread_id: The forum topic (None: the chat itself).
 
         Raises:
-            ApiTelegramException: When Telegram keeps refusing a part.
+            TelegramApiError: When Telegram keeps refusing a part.
         """
         for index, part in enumerate(parts):
             if index < skip:
@@ -675,7 +677,7 @@ class TelegramClient:
             else:
                 try:
                     self.send_message(chat_id, part.html, parse_mode="HTML", **options)
-                except ApiTelegramException as exc:
+                except TelegramApiError as exc:
                     if not entities_rejected(exc):
                         raise
                     logger.warning("telegram rejected HTML, resending as text chat_id=%s", chat_id)

@@ -20,6 +20,7 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, make_url, text
 
 from shared.config import Config
+from shared.migrations import MIGRATIONS_DIRECTORY, enable
 from tests.support import app_env
 from web import create_app
 
@@ -27,7 +28,7 @@ from web import create_app
 FIRST = "1f5f95cd4bd9"
 #: Plans and their models.
 PLANS = "65555edf5e77"
-MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
+MIGRATIONS = str(MIGRATIONS_DIRECTORY)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -109,6 +110,7 @@ def test_upgrade_downgrade_upgrade_keeps_every_row(
 ) -> None:
     """Rows written before plans survive every later revision, down and up again."""
     app = _app(tmp_path, empty_database, redis_url)
+    enable(app)
     with app.app_context():
         from shared.db import db
 

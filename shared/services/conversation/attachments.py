@@ -24,7 +24,6 @@ Three steps, each where it belongs in the pipeline:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import html
 import logging
@@ -34,12 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from charset_normalizer import from_bytes
 from flask import current_app
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import update
 
 from shared.config import MAX_DOWNLOAD_BYTES, Config
 from shared.db import db
-from shared.extensions import llm, telegram
+from shared.extensions import llm
 from shared.llm import (
     CHARS_PER_TOKEN,
     IMAGE_MARK,
@@ -51,6 +49,8 @@ from shared.llm import (
 )
 from shared.models import ErrorKind, Request
 from shared.runtime import Snapshot
+from shared.services import files
+from shared.services.files import AttachmentFailed
 from shared.services.plans import PlanSpec, allowed_models
 from shared.telegram.client import OutgoingPart
 from shared.telegram.texts import t
@@ -93,9 +93,6 @@ TEXT_MIME_TYPES = frozenset(
 )
 #: A document's text may use the context left after this many tokens of margin.
 DOCUMENT_MARGIN_TOKENS = 64
-#: Seconds a signed media URL (``IMAGE_URLS``) stays valid: the model fetches it at once.
-MEDIA_SECONDS = 3600
-MEDIA_SALT = "ai_router.media"
 #: The share of the prompt's budget a document may take: the rest keeps room for the answer
 #: to stay in the dialog with it, so follow-up questions still see the file.
 DOCUMENT_SHARE = 0.6
@@ -103,19 +100,6 @@ DOCUMENT_SHARE = 0.6
 TRANSCRIPT_PART = 3_500
 #: A trimmed document keeps at least this many characters, however small the context.
 MIN_DOCUMENT_CHARS = 1_000
-
-
-class AttachmentFailed(RuntimeError):
-    """The file could not be fetched, read or transcribed; the row fails with ``kind``.
-
-    Args:
-        kind: ``transcription``, ``file`` or ``unsupported_file``.
-        detail: For the admin (never shown to the user).
-    """
-
-    def __init__(self, kind: ErrorKind, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
 
 
 # -- intake: describe and refuse ----------------------------------------------------------------
@@ -435,61 +419,6 @@ def history_turns(turns: list[Turn], *, vision: bool) -> list[Turn]:
     return shaped
 
 
-def _fetch(file_id: str, max_bytes: int) -> bytes:
-    """Download a file the bot received (``getFile``, then the file server)."""
-    try:
-        file = telegram.get_file(file_id)
-        path = file.get("file_path") if isinstance(file, dict) else None
-        if not path:
-            raise AttachmentFailed(ErrorKind.FILE, "getFile gave no file_path")
-        return telegram.download(path, max_bytes)
-    except AttachmentFailed:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure of the fetch fails the row the same way
-        raise AttachmentFailed(ErrorKind.FILE, f"{type(exc).__name__}: {exc}"[:500]) from exc
-
-
-def _data_url(data: bytes, mime_type: str = "image/jpeg") -> str:
-    return f"data:{mime_type};base64,{base64.b64encode(data).decode()}"
-
-
-def _media_signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=MEDIA_SALT)
-
-
-def media_url(file_id: str, config: Config) -> str:
-    """A signed URL of this web app serving a photo for :data:`MEDIA_SECONDS` (``IMAGE_URLS``).
-
-    The Bot API's own file URL holds the bot token; this one holds only the signed file id.
-
-    Args:
-        file_id: The photo size's Telegram file id.
-        config: Its ``public_url`` is the base.
-
-    Returns:
-        ``{PUBLIC_URL}/media/<token>``.
-    """
-    return f"{config.public_url}/media/{_media_signer().dumps(file_id)}"
-
-
-def media_file_id(token: str) -> str | None:
-    """The file id a :func:`media_url` token names, or None when forged or expired."""
-    try:
-        file_id = _media_signer().loads(token, max_age=MEDIA_SECONDS)
-    except BadSignature:  # SignatureExpired is one
-        return None
-    return file_id if isinstance(file_id, str) else None
-
-
-def fetch_image(file_id: str, config: Config) -> bytes:
-    """A photo's bytes (``getFile`` and the download, at most ``IMAGE_MAX_BYTES``).
-
-    Raises:
-        AttachmentFailed: When it cannot be fetched.
-    """
-    return _fetch(file_id, config.image_max_bytes)
-
-
 def decode_text(data: bytes) -> str:
     """A document's bytes as text: UTF-8 (a BOM allowed), else the detected encoding.
 
@@ -564,7 +493,7 @@ def _speech_to_text(prompt: Prompt, snapshot: Snapshot) -> str:
     spec = transcriber(snapshot, prompt.spec)
     if spec is None:
         raise AttachmentFailed(ErrorKind.TRANSCRIPTION, "no model has a transcription model")
-    audio = _fetch(attachment["file_id"], MAX_DOWNLOAD_BYTES)
+    audio = files.fetch(attachment["file_id"], MAX_DOWNLOAD_BYTES)
     name = attachment.get("file_name") or (
         "voice.ogg" if attachment["kind"] == VOICE else "audio.mp3"
     )
@@ -583,7 +512,7 @@ def _read_document(
     prompt: Prompt, attachment: dict[str, Any], config: Config
 ) -> tuple[dict[str, Any], str]:
     """Download and decode a document, trimmed to what the model's context leaves for it."""
-    data = _fetch(attachment["file_id"], config.document_max_bytes)
+    data = files.fetch(attachment["file_id"], config.document_max_bytes)
     text = decode_text(data).replace("\x00", "")
     spec = prompt.spec
     system = prompt.messages[0]["content"] if prompt.messages[0]["role"] == "system" else ""
@@ -615,10 +544,10 @@ def _with_images(messages: list[dict[str, Any]], config: Config) -> list[dict[st
             if part.get("type") == "image_url" and url.startswith("tg-file:"):
                 file_id = url.removeprefix("tg-file:")
                 if file_id not in fetched and config.image_urls and config.public_url:
-                    fetched[file_id] = media_url(file_id, config)  # the model fetches it
+                    fetched[file_id] = files.media_url(file_id, config)  # the model fetches it
                 if file_id not in fetched:
                     try:
-                        fetched[file_id] = _data_url(fetch_image(file_id, config))
+                        fetched[file_id] = files.data_url(files.fetch_image(file_id, config))
                     except AttachmentFailed as exc:
                         if index == len(messages) - 1:
                             raise

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from telebot.apihelper import ApiTelegramException
 from telebot.types import InlineKeyboardMarkup
 
 from shared import metrics
@@ -41,6 +40,7 @@ from shared.services.dialogs import record_delivery
 from shared.services.quotas import LimitHit
 from shared.services.users import close_unreachable, mark_unreachable
 from shared.telegram.client import ChatUnreachable, OutgoingPart, answer_parts
+from shared.telegram.errors import TelegramApiError
 from shared.telegram.keyboards import buy_keyboard, new_dialog_keyboard
 from shared.telegram.texts import lang_of, local_time, t
 from shared.timers import Cancellable
@@ -332,7 +332,7 @@ def send(outbox: Outbox) -> None:
         outbox: The reply.
 
     Raises:
-        ApiTelegramException: When Telegram keeps failing with 5xx (the caller retries later;
+        TelegramApiError: When Telegram keeps failing with 5xx (the caller retries later;
             parts already accepted are recorded and will not be sent again).
         BotApiUnavailable: When the Bot API cannot be reached (the same).
         SendDeferred: When the flood limits put the next part far away (the same).
@@ -359,7 +359,7 @@ def send(outbox: Outbox) -> None:
         _record(outbox.request_id, done, settled=True, note=f"undeliverable: {exc}")
         metrics.inc(metrics.REPLIES_DELIVERED, status="undeliverable")
         return
-    except ApiTelegramException as exc:
+    except TelegramApiError as exc:
         if exc.error_code == 429 or exc.error_code >= 500:
             raise
         note = f"undeliverable: {exc.error_code} {exc.description}"
@@ -381,7 +381,7 @@ def deliver(request_id: int) -> None:
         request_id: The row (``pending`` rows and settled ones are left alone).
 
     Raises:
-        ApiTelegramException: When Telegram keeps failing.
+        TelegramApiError: When Telegram keeps failing.
     """
     outbox = outbox_for(request_id)
     if outbox is not None:
