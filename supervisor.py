@@ -1,7 +1,7 @@
 """``make run``'s supervisor: start every process of ai_router and stop them all together.
 
 Order: embedded Redis (only when ``REDIS_URL`` is unset) → migrations and the first admin →
-web (gunicorn), the Celery worker(s), the bot listener (which also runs Celery beat's
+web (``web.serve``), the Celery worker(s), the bot listener (which also runs Celery beat's
 scheduler: ``shared.schedule``), Flower (on 127.0.0.1:``FLOWER_PORT`` behind a login, unless
 ``FLOWER_PORT`` is 0; see ``shared.flower``). A child that dies on its
 own is started again, after a pause that doubles with each quick death (1 s, 2 s, 4 s … at
@@ -87,7 +87,7 @@ class Child:
         uptime = now - self.started_at
         self.deaths = 0 if uptime >= HEALTHY_AFTER else self.deaths + 1
         pause = min(MAX_BACKOFF, 2.0 ** max(self.deaths - 1, 0))
-        # Grandchildren (gunicorn workers) of a dead parent must not linger.
+        # Grandchildren of a dead parent must not linger.
         _signal_group(self.process.pid, signal.SIGKILL)
         logger.error(
             "%s exited unexpectedly with code %s after %.0f s; restarting in %.0f s",
@@ -113,7 +113,7 @@ class Child:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 logger.warning("%s did not stop within %s s; killing it", self.name, timeout)
-        # Grandchildren (gunicorn workers) may outlive their parent: sweep the group.
+        # Grandchildren may outlive their parent: sweep the group.
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
         logger.info("stopped %s (exit code %s)", self.name, self.process.returncode)
@@ -135,10 +135,12 @@ def child_commands(config: Config) -> list[Child]:
 
     Returns:
         Web, worker, listener and Flower (unless ``FLOWER_PORT`` is 0), in start order.
-        The web is one gunicorn process with 8 threads (the admin and the webhook are light;
-        each more process costs ~100 MiB); the worker is one gevent process (``WORKER_POOL``)
-        running up to ``WORKER_CONCURRENCY`` tasks at once; Flower (``flower_app``) takes its
-        login from the environment it sets itself, never from its command line.
+        The web is one process with 8 threads (``web.serve``: waitress, since this supervisor
+        already restarts what dies, a gunicorn master would only add ≈ 25 MiB; the admin and the
+        webhook are light, each more process costs ~100 MiB); the worker is one gevent process
+        (``WORKER_POOL``) running up to ``WORKER_CONCURRENCY`` tasks at once; Flower
+        (``flower_app``) takes its login from the environment it sets itself, never from its
+        command line.
     """
     python = sys.executable
     flower = (
@@ -148,12 +150,7 @@ def child_commands(config: Config) -> list[Child]:
         else []
     )  # fmt: skip
     return [
-        Child(
-            "web",
-            [python, "-m", "gunicorn", "--bind", f"{config.host}:{config.port}",
-             "--workers", "1", "--threads", "8", "--graceful-timeout", "10",
-             "--no-control-socket", "--access-logfile", "-", "wsgi:app"],
-        ),
+        Child("web", [python, "-m", "web.serve"]),
         *(
             Child(
                 f"worker{index}",

@@ -3,7 +3,7 @@
 What runs (all on 127.0.0.1):
 
 - ai_router exactly as ``make run`` starts it (``python run.py``: embedded Redis unless
-  ``--redis-url``, gunicorn, the Celery worker, the listener in polling mode), on SQLite or on a
+  ``--redis-url``, the web, the Celery worker, the listener in polling mode), on SQLite or on a
   fresh PostgreSQL schema;
 - the fake Bot API of the tests (``tests.fakes.telegram.FakeTelegram``), flood limits off;
 - ``llmock`` answering every Chat Completions call after ``--llm-latency`` seconds.
@@ -155,7 +155,8 @@ def _role(process: psutil.Process) -> str:
         return "gone"
     for needle, role in (
         ("redis-server", "redis"),
-        ("gunicorn", "web"),
+        ("web.serve", "web"),
+        ("gunicorn", "web"),  # an older checkout (--root)
         ("flower_app", "flower"),  # before "celery": Flower runs as ``celery -A flower_app``
         ("celery", "worker"),
         ("-m bot", "listener"),

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
-from shared.config import Config
+from shared.config import Config, random_token
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +78,10 @@ def _generated_password(config: Config) -> str:
         return existing
     # Written whole to a private temporary file, then linked into place: a reader never sees
     # an empty file, and of two processes starting at once the first link wins for both.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{random_token(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(secrets.token_urlsafe(18))
+        handle.write(random_token(18))
     try:
         if path.exists():  # an empty or truncated file from an older crash: replace it
             os.replace(temporary, path)

@@ -126,7 +126,7 @@ def test_run_serves_and_stops_cleanly(instance: Path) -> None:
         names = " ".join(" ".join(p.cmdline()) for p in tree)
         for part in (
             "redis-server",
-            "gunicorn",
+            "-m web.serve",
             "celery_app worker",
             "-m bot",
             "flower_app flower",
