@@ -131,6 +131,24 @@ def test_worker_and_listener_do_not_load_the_admin(tmp_path: Path) -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_the_web_and_the_listener_keep_to_their_memory_budget(tmp_path: Path) -> None:
+    """The imports that keep ``make run``'s tree under 450 MiB (docs/benchmarks.md).
+
+    Neither loads pyTelegramBotAPI (≈ 10 MiB), the web not Alembic (≈ 11 MiB), the supervisor
+    not OpenSSL.
+    """
+    heavy = "('telebot', 'requests', 'alembic', 'flask_migrate', 'mako', 'pygments')"
+    for entry in ("wsgi; wsgi.app", "bot.listener, bot.__main__"):
+        code = f"import sys, {entry}; print(sorted(m for m in {heavy} if m in sys.modules))"
+        result = _python(code, tmp_path / "instance", SECRET_KEY="x")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "[]", entry
+    code = "import sys, supervisor; print('_hashlib' in sys.modules, 'secrets' in sys.modules)"
+    result = _python(code, tmp_path / "instance", SECRET_KEY="x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
 def test_flower_app_loads_no_flask_app(tmp_path: Path) -> None:
     """Flower's entry point builds a broker-only Celery app: no Flask, database or metrics.
 

@@ -6,9 +6,12 @@ waitress serves the app from one process with a pool of threads (the admin, the 
 webhook are light; every request is short). Production (``docker compose``) keeps gunicorn
 with several workers per container.
 
-SIGTERM and SIGINT stop accepting connections and give the requests in flight up to
-:data:`GRACE_SECONDS` to finish, like gunicorn's ``--graceful-timeout``. Every request is
-logged on one line (``web.access``: method, path, status, milliseconds).
+SIGTERM and SIGINT end the server the way waitress ends on Ctrl-C: its threads get 5 s to finish
+the requests in flight (queued ones are cancelled), then the process exits 0. Bodies over
+:data:`MAX_BODY_BYTES` are refused by waitress itself, before they are read (the admin uploads
+nothing; the webhook's updates are a few KB). Every request is logged on one line
+(``web.access``: client, method, path, status, milliseconds; a media URL's signed token is left
+out).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ access = logging.getLogger("web.access")
 
 #: Threads serving requests.
 THREADS = 8
-#: Seconds the requests in flight get to finish after SIGTERM.
-GRACE_SECONDS = 10.0
+#: The largest request body read (waitress's default is 1 GiB, buffered before the app runs).
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 class AccessLog:
@@ -56,22 +59,23 @@ class AccessLog:
         try:
             return self.app(environ, recording)
         finally:
+            path = environ.get("PATH_INFO") or ""
+            if path.startswith("/media/"):
+                path = "/media/…"  # the signed token is a credential for an hour
             access.info(
-                "%s %s %s %.0f ms",
+                "%s %s %s %s %.0f ms",
+                environ.get("REMOTE_ADDR", "-"),
                 environ.get("REQUEST_METHOD"),
-                environ.get("PATH_INFO"),
+                path,
                 status_of[0] if status_of else "-",
                 (time.monotonic() - started) * 1000,
             )
 
 
-def _stop(server: Any) -> Callable[[int, FrameType | None], None]:
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        logger.info("web stopping (signal %s)", signum)
-        server.close()  # no new connections; the loop in run() ends
-        raise SystemExit(0)
-
-    return handler
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM (and SIGINT) end ``server.run()`` as Ctrl-C does: waitress then shuts down."""
+    logger.info("web stopping (signal %s)", signum)
+    raise SystemExit(0)
 
 
 def main() -> int:
@@ -89,17 +93,12 @@ def main() -> int:
         port=config.port,
         threads=THREADS,
         ident="ai_router",
-        clear_untrusted_proxy_headers=True,
+        max_request_body_size=MAX_BODY_BYTES,
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stop(server))
+        signal.signal(signum, _stop)
     logger.info("web listening on http://%s:%s (%s threads)", config.host, config.port, THREADS)
-    try:
-        server.run()
-    except SystemExit:
-        pass
-    finally:
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=GRACE_SECONDS)
+    server.run()  # returns after a signal, once waitress has shut its threads down
     logger.info("web stopped")
     return 0
 

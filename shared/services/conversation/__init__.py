@@ -33,21 +33,14 @@ from sqlalchemy import select
 
 from shared.db import db
 from shared.extensions import generations, leases, redis_store, telegram
-from shared.llm import Cancel, ChatResult
+from shared.llm import Cancel
 from shared.logging import log_context, redact
 from shared.models import ErrorKind, Request, RequestStatus
 from shared.models.types import utcnow
 from shared.redis import KEY_PREFIX
 from shared.services import groups, inbox
 from shared.services.conversation import attachments
-from shared.services.conversation.answering import (
-    Prompt,
-    ask,
-    error_kind_of,
-    prepare,
-    record,
-    settle_usage,
-)
+from shared.services.conversation.answering import Prompt, ask, error_kind_of, prepare, record
 from shared.services.conversation.delivery import (
     Outbox,
     ReplyView,
@@ -363,14 +356,6 @@ def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
     prompt, outcome = ask(prompt, cancel)
     if not record(prompt, outcome):
         return  # no longer pending: deleted, or recorded by another settler
-    try:
-        _send_answer(prompt, view, outcome)
-    finally:  # the usage is recorded: settle it whatever happens to the reply
-        settle_usage(prompt, outcome)
-
-
-def _send_answer(prompt: Prompt, view: ReplyView, outcome: ChatResult | Exception) -> None:
-    """Build the reply of a recorded outcome in memory and send it."""
     preface = attachments.preface(prompt.attachment, view.lang)
     transcript = attachments.transcript_of(prompt.attachment, prompt.question)
     if isinstance(outcome, Exception):
@@ -463,9 +448,7 @@ def settle(request_id: int) -> None:
             with claimed(request_id) as cancel:
                 if cancel is None:
                     raise ClaimHeld(f"request {request_id} is being answered elsewhere")
-                prompt, outcome = ask(prompt, cancel)
-                if record(prompt, outcome):
-                    settle_usage(prompt, outcome)
+                record(*ask(prompt, cancel))
         deliver(request_id)
     except SendDeferred as exc:
         db.session.rollback()

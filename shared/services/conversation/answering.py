@@ -211,18 +211,17 @@ def error_kind_of(outcome: ChatResult | LLMError) -> ErrorKind:
 
 
 def record(prompt: Prompt, outcome: ChatResult | Exception) -> bool:
-    """Write the outcome of the LLM call in one UPDATE and commit.
+    """Write the outcome of the LLM call in one UPDATE and commit; settle the user's quota.
 
-    The caller then settles the user's quota (:func:`settle_usage`) — after sending the reply,
-    so the user does not wait for that Redis round trip.
+    The quota settles once, by whoever recorded the outcome (the UPDATE only matches a
+    pending row): the reservation becomes the real usage, or nothing for a failed call.
 
     Args:
         prompt: The prompt that was asked (its row, user and time).
         outcome: The answer or the error.
 
     Returns:
-        Whether the row was still pending (False: it was deleted, or recorded by someone else;
-        then there is nothing to settle either).
+        Whether the row was still pending (False: it was deleted, or recorded by someone else).
     """
     request_id = prompt.request_id
     try:
@@ -233,23 +232,10 @@ def record(prompt: Prompt, outcome: ChatResult | Exception) -> bool:
         db.session.commit()
     finally:
         db.session.close()
+    if done and prompt.metered and prompt.requested_at and prompt.update_id is not None:
+        tokens, cost = 0, None
+        if isinstance(outcome, ChatResult):
+            tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
+            cost = cost_usd(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        quotas.settle(prompt.user_id, prompt.update_id, prompt.requested_at, tokens, cost)
     return done
-
-
-def settle_usage(prompt: Prompt, outcome: ChatResult | Exception) -> None:
-    """Settle the user's quota reservation with what the recorded call really used.
-
-    Called once, by whoever :func:`record` ed the outcome (its UPDATE only matches a pending
-    row): the reservation becomes the real usage, or nothing for a failed call.
-
-    Args:
-        prompt: The prompt that was asked (its user, time and update).
-        outcome: The answer or the error.
-    """
-    if not (prompt.metered and prompt.requested_at and prompt.update_id is not None):
-        return
-    tokens, cost = 0, None
-    if isinstance(outcome, ChatResult):
-        tokens = (outcome.prompt_tokens or 0) + (outcome.completion_tokens or 0)
-        cost = cost_usd(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
-    quotas.settle(prompt.user_id, prompt.update_id, prompt.requested_at, tokens, cost)
