@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Select, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -105,3 +105,26 @@ def engine_options(database_url: str, pool_size: int) -> dict[str, Any]:
             return {"pool_size": 1, "max_overflow": 0, "pool_timeout": 120}
         return {}
     return {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size * 2}
+
+
+#: The largest page a list query answers (the admin UI's and the API's ``limit``).
+MAX_PAGE = 500
+
+
+def page_of(query: Select, order_by: tuple[Any, ...], limit: int, offset: int) -> tuple[list, int]:
+    """One page of a query's rows in the given order, and how many rows the query matches.
+
+    Args:
+        query: The filtered ``select`` of the rows.
+        order_by: The page's order (newest first, with a tiebreaker, for the lists).
+        limit: Page size, capped at :data:`MAX_PAGE` (at least 1).
+        offset: Rows to skip (at least 0).
+
+    Returns:
+        The rows and the total count.
+    """
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(
+        query.order_by(*order_by).limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
+    ).all()
+    return list(rows), int(total or 0)

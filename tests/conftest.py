@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +26,6 @@ import pytest
 import requests
 from celery.contrib.testing.worker import start_worker
 from flask import Flask
-from sqlalchemy import create_engine, make_url, text
 
 from shared.app import create_core_app
 from shared.config import Config
@@ -36,7 +34,7 @@ from shared.embedded_redis import EmbeddedRedis
 from shared.redis import KEY_PREFIX
 from shared.services.bootstrap import initialize
 from tests.fakes.telegram import FakeTelegram
-from tests.support import app_env, free_port, stop_process, wait_until
+from tests.support import app_env, free_port, postgres_schema, stop_process, wait_until
 from web import create_app
 
 
@@ -69,17 +67,8 @@ def database_url(tmp_root: Path) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{tmp_root / 'test.db'}"
         return
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin_engine = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin_engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin_engine.dispose()
+    with postgres_schema(base, "test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

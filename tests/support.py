@@ -5,9 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+
+from sqlalchemy import create_engine, make_url, text
 
 T = TypeVar("T")
 
@@ -101,3 +105,27 @@ def app_env(tmp_root: Path, database_url: str, redis_url: str, **extra: str) -> 
     }
     env.update(extra)
     return env
+
+
+@contextmanager
+def postgres_schema(base_url: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL schema on ``base_url``'s database, dropped afterwards.
+
+    Args:
+        base_url: A PostgreSQL URL (``TEST_DATABASE_URL``).
+        prefix: Names the schema (``<prefix>_<random>``).
+
+    Yields:
+        A URL whose connections use only that schema (``search_path``).
+    """
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -32,11 +32,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, delete, event, func, insert, inspect, select, update
+from sqlalchemy import Select, delete, event, insert, inspect, select, update
 from sqlalchemy.orm import InstanceState, Mapper, ORMExecuteState, Session
 from sqlalchemy.orm.base import NO_VALUE
 
-from shared.db import db
+from shared.db import page_of
 from shared.models import (
     AdminUser,
     ApiToken,
@@ -638,9 +638,6 @@ def listen() -> None:
 
 # -- reading ----------------------------------------------------------------------------------
 
-#: Largest page one request may ask for.
-MAX_LIMIT = 500
-
 
 @dataclass(frozen=True)
 class AuditFilter:
@@ -683,20 +680,14 @@ def query_audit(
 
     Args:
         filters: What to select.
-        limit: Page size (capped at :data:`MAX_LIMIT`).
+        limit: Page size (capped at :data:`shared.db.MAX_PAGE`).
         offset: Entries to skip.
 
     Returns:
         The entries and the total count.
     """
-    rows = db.session.scalars(
-        _filtered(select(AuditEntry), filters)
-        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-        .limit(max(1, min(limit, MAX_LIMIT)))
-        .offset(max(0, offset))
-    ).all()
-    total = db.session.scalar(_filtered(select(func.count(AuditEntry.id)), filters))
-    return list(rows), int(total or 0)
+    query = _filtered(select(AuditEntry), filters)
+    return page_of(query, (AuditEntry.at.desc(), AuditEntry.id.desc()), limit, offset)
 
 
 __all__ = [

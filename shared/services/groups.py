@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import db
+from shared.db import db, page_of
 from shared.models import Group, GroupStatus, Request
 from shared.models.types import utcnow
 
@@ -286,10 +286,6 @@ def delete_group(group: Group) -> None:
     db.session.flush()
 
 
-#: Largest page of groups one call answers.
-MAX_PAGE = 500
-
-
 def find_groups(
     *, status: GroupStatus | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Group], int]:
@@ -297,7 +293,7 @@ def find_groups(
 
     Args:
         status: Only groups with this status.
-        limit: Page size (capped at :data:`MAX_PAGE`).
+        limit: Page size (capped at :data:`shared.db.MAX_PAGE`).
         offset: Rows to skip.
 
     Returns:
@@ -306,13 +302,7 @@ def find_groups(
     query = select(Group)
     if status is not None:
         query = query.where(Group.status == GroupStatus(status))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    found = db.session.scalars(
-        query.order_by(Group.last_seen_at.desc(), Group.id.desc())
-        .limit(max(1, min(limit, MAX_PAGE)))
-        .offset(max(0, offset))
-    ).all()
-    return list(found), int(total or 0)
+    return page_of(query, (Group.last_seen_at.desc(), Group.id.desc()), limit, offset)
 
 
 @dataclass(frozen=True)

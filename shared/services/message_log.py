@@ -5,13 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, or_, select
 
-from shared.db import db
+from shared.db import page_of
 from shared.models import Request, RequestStatus, User
-
-#: Largest page one request may ask for.
-MAX_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -67,20 +64,11 @@ def query_log(filters: LogFilter, limit: int = 50, offset: int = 0) -> tuple[lis
 
     Args:
         filters: What to select.
-        limit: Page size (capped at :data:`MAX_LIMIT`).
+        limit: Page size (capped at :data:`shared.db.MAX_PAGE`).
         offset: Rows to skip.
 
     Returns:
         The rows (with ``user`` loaded) and the total count.
     """
-    base = select(Request).join(User, User.id == Request.user_id)
-    rows = db.session.scalars(
-        _filtered(base, filters)
-        .order_by(Request.request_at.desc(), Request.id.desc())
-        .limit(max(1, min(limit, MAX_LIMIT)))
-        .offset(max(0, offset))
-    ).all()
-    total = db.session.scalar(
-        _filtered(select(func.count(Request.id)).join(User, User.id == Request.user_id), filters)
-    )
-    return list(rows), int(total or 0)
+    query = _filtered(select(Request).join(User, User.id == Request.user_id), filters)
+    return page_of(query, (Request.request_at.desc(), Request.id.desc()), limit, offset)

@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from shared.db import db
+from shared.db import db, page_of
 from shared.extensions import telegram
 from shared.models import Payment, PaymentStatus, Plan, User
 from shared.models.types import utcnow
@@ -335,7 +335,7 @@ def list_payments(
     Args:
         telegram_id: Only this buyer's.
         status: Only ``paid`` or ``refunded`` ones.
-        limit: Page size (1–500).
+        limit: Page size (capped at :data:`shared.db.MAX_PAGE`).
         offset: Rows to skip.
 
     Returns:
@@ -346,10 +346,4 @@ def list_payments(
         query = query.where(Payment.telegram_id == telegram_id)
     if status is not None:
         query = query.where(Payment.status == PaymentStatus(status))
-    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.session.scalars(
-        query.order_by(Payment.created_at.desc(), Payment.id.desc())
-        .limit(max(1, min(limit, 500)))
-        .offset(max(0, offset))
-    ).all()
-    return list(rows), int(total)
+    return page_of(query, (Payment.created_at.desc(), Payment.id.desc()), limit, offset)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, insert, select, update
+from sqlalchemy import bindparam, false, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import db
+from shared.db import db, page_of
 from shared.extensions import runtime, telegram
 from shared.models import ErrorKind, LLMModel, Mode, Plan, PlanChangeReason, User, UserStatus
 from shared.models.types import utcnow
@@ -453,10 +453,6 @@ def _assign_plan(user: User, values: dict[str, Any]) -> None:
     )
 
 
-#: Largest page of users one call answers.
-MAX_PAGE = 500
-
-
 def find_users(
     *,
     status: UserStatus | None = None,
@@ -472,7 +468,7 @@ def find_users(
         search: Text looked for in the username and first name (case-insensitive).
         plan_id: Only users this plan governs now (``plans.governed_by``; an unknown plan
             matches nobody).
-        limit: Page size (capped at :data:`MAX_PAGE`).
+        limit: Page size (capped at :data:`shared.db.MAX_PAGE`).
         offset: Rows to skip.
 
     Returns:
@@ -487,10 +483,4 @@ def find_users(
     if plan_id is not None:
         plan = db.session.get(Plan, plan_id)
         query = query.where(plans.governed_by(plan) if plan is not None else false())
-    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    users = db.session.scalars(
-        query.order_by(User.last_seen_at.desc().nulls_last(), User.id.desc())
-        .limit(max(1, min(limit, MAX_PAGE)))
-        .offset(max(0, offset))
-    ).all()
-    return list(users), int(total or 0)
+    return page_of(query, (User.last_seen_at.desc().nulls_last(), User.id.desc()), limit, offset)

@@ -10,18 +10,17 @@ them off for the migration; this test fails if any revision loses rows, on SQLit
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import text
 
 from shared.config import Config
 from shared.migrations import MIGRATIONS_DIRECTORY, enable
-from tests.support import app_env
+from tests.support import app_env, postgres_schema
 from web import create_app
 
 #: The log as ``requests``: the oldest revision whose data this test builds on.
@@ -40,17 +39,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         pytest.skip("PostgreSQL: set TEST_DATABASE_URL (CI does)")
-    schema = f"mig_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema(base, "mig") as url:
+        yield url
 
 
 def _app(tmp_path: Path, url: str, redis_url: str) -> Flask:

@@ -19,6 +19,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from shared.db import MAX_PAGE
 from shared.models import (
     AuditAction,
     GroupStatus,
@@ -255,6 +256,17 @@ class QuerySchema(ma.Schema):
     @ma.pre_load
     def _drop_empty(self, data: Any, **kwargs: Any) -> dict[str, Any]:
         return {key: value for key, value in data.items() if value != ""}
+
+
+class PagedQuerySchema(QuerySchema):
+    """Base of a list's query string: its page (``limit``, default 50; ``offset``)."""
+
+    limit = ma.fields.Integer(
+        load_default=50,
+        validate=validate.Range(min=1, max=MAX_OFFSET),
+        metadata=_doc(f"At most {MAX_PAGE} are answered"),
+    )
+    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -511,7 +523,7 @@ class UserPatchSchema(UserSchema):
         exclude = ("telegram_id",)
 
 
-class UsersQuerySchema(QuerySchema):
+class UsersQuerySchema(PagedQuerySchema):
     """Filters and paging of the users list."""
 
     status = ma.fields.String(validate=validate.OneOf([s.value for s in UserStatus]))
@@ -523,9 +535,8 @@ class UsersQuerySchema(QuerySchema):
     limit = ma.fields.Integer(
         load_default=100,
         validate=validate.Range(min=1, max=MAX_OFFSET),
-        metadata=_doc("At most 500 are answered"),
+        metadata=_doc(f"At most {MAX_PAGE} are answered"),
     )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- plans and payments ---------------------------------------------------------------------
@@ -605,17 +616,11 @@ class PaymentSchema(ma.Schema):
     refunded_by = ma.fields.String(allow_none=True, metadata=_doc("Who refunded it"))
 
 
-class PaymentsQuerySchema(QuerySchema):
+class PaymentsQuerySchema(PagedQuerySchema):
     """Filters and paging of the payments."""
 
     telegram_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
     status = ma.fields.String(validate=validate.OneOf([s.value for s in PaymentStatus]))
-    limit = ma.fields.Integer(
-        load_default=50,
-        validate=validate.Range(min=1, max=MAX_OFFSET),
-        metadata=_doc("At most 500 are answered"),
-    )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- groups ---------------------------------------------------------------------------------
@@ -646,16 +651,10 @@ class GroupPatchSchema(GroupSchema):
     """Changes to a group: only its status (loaded with ``partial=True``)."""
 
 
-class GroupsQuerySchema(QuerySchema):
+class GroupsQuerySchema(PagedQuerySchema):
     """Filters and paging of the groups."""
 
     status = ma.fields.String(validate=validate.OneOf([s.value for s in GroupStatus]))
-    limit = ma.fields.Integer(
-        load_default=50,
-        validate=validate.Range(min=1, max=MAX_OFFSET),
-        metadata=_doc("At most 500 are answered"),
-    )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -709,7 +708,7 @@ class MessageDetailSchema(MessageSchema):
     )
 
 
-class MessagesQuerySchema(QuerySchema):
+class MessagesQuerySchema(PagedQuerySchema):
     """Filters and paging of the message log."""
 
     telegram_id = ma.fields.Integer(validate=validate.Range(min=1, max=MAX_TELEGRAM_ID))
@@ -723,12 +722,6 @@ class MessagesQuerySchema(QuerySchema):
     status = ma.fields.String(validate=validate.OneOf([s.value for s in RequestStatus]))
     model = QueryText(metadata=_doc("The model's name at the time"))
     q = QueryText(metadata=_doc("Text in the request or the answer"))
-    limit = ma.fields.Integer(
-        load_default=50,
-        validate=validate.Range(min=1, max=MAX_OFFSET),
-        metadata=_doc("At most 500 are answered"),
-    )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 # -- statistics -----------------------------------------------------------------------------
@@ -849,7 +842,7 @@ class AuditEntrySchema(ma.Schema):
     )
 
 
-class AuditQuerySchema(QuerySchema):
+class AuditQuerySchema(PagedQuerySchema):
     """Filters and paging of the audit log."""
 
     kind = ma.fields.String(validate=validate.OneOf(audit.KINDS))
@@ -863,12 +856,6 @@ class AuditQuerySchema(QuerySchema):
     )
     since = Moment(metadata=_doc("ISO 8601 date or datetime (inclusive)"))
     until = Moment(metadata=_doc("ISO 8601 date (inclusive) or datetime (exclusive)"))
-    limit = ma.fields.Integer(
-        load_default=50,
-        validate=validate.Range(min=1, max=MAX_OFFSET),
-        metadata=_doc("At most 500 are answered"),
-    )
-    offset = ma.fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_OFFSET))
 
 
 ModelListSchema = collection(ModelSchema, "ModelList")
