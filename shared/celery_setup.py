@@ -21,7 +21,7 @@ from celery.worker import state as worker_state
 from flask import Flask
 from kombu import Exchange, Queue
 
-from shared import metrics
+from shared import green, metrics
 from shared.broker import broker_settings
 from shared.config import POOL_CONCURRENCY, Config
 from shared.db import cooperative
@@ -149,6 +149,7 @@ def celery_init_app(app: Flask) -> Celery:
         The Celery app.
     """
     config: Config = app.config["AI_ROUTER"]
+    green.install()  # a gevent worker: urllib3's readiness checks without a hub turn
 
     class FlaskTask(Task):
         """A task that runs inside the Flask app context."""

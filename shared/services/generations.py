@@ -17,6 +17,7 @@ lost.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -59,6 +60,11 @@ class _Registry:
         self.running: dict[int, Cancel] = {}
         self.lock = threading.Lock()
         self.subscriber: threading.Thread | None = None
+        #: The process whose subscriber is listening, None while none is: every generation
+        #: checks it, so it must be cheap (``Thread.is_alive()`` costs a turn of gevent's hub:
+        #: it tries the thread's lock, and a failed try yields). A forked child sees its
+        #: parent's pid and starts its own.
+        self.listening: int | None = None
 
 
 def in_flight() -> int:
@@ -122,11 +128,13 @@ class Generations:
         client.publish(STOP_CHANNEL, str(request_id))
 
     def _ensure_subscriber(self, registry: _Registry, app: Flask) -> None:
-        if registry.subscriber is not None and registry.subscriber.is_alive():
+        pid = os.getpid()
+        if registry.listening == pid:
             return
         with registry.lock:
-            if registry.subscriber is not None and registry.subscriber.is_alive():
+            if registry.listening == pid:
                 return
+            registry.listening = pid
             registry.subscriber = threading.Thread(
                 target=self._listen, args=(registry, app), name="stop-subscriber", daemon=True
             )
@@ -137,8 +145,18 @@ class Generations:
 
         After every (re)subscription the stop marks of the generations running here are
         checked, so a stop published while the subscriber was not listening is not lost. The
-        connection is pinged every :data:`PING_EVERY` seconds, so a dead one is noticed.
+        connection is pinged every :data:`PING_EVERY` seconds, so a dead one is noticed. Only
+        a kill ends it (a greenlet killed, the interpreter exiting); the next generation then
+        starts another.
         """
+        try:
+            self._listen_forever(registry, app)
+        finally:
+            with registry.lock:
+                if registry.subscriber is threading.current_thread():
+                    registry.listening = None
+
+    def _listen_forever(self, registry: _Registry, app: Flask) -> None:
         while True:
             pubsub = None
             try:
