@@ -12,13 +12,16 @@ the pace.
 This transport keeps kombu's semantics (the same keys, the same unacked index and visibility
 timeout, the same restore on shutdown) and changes only how many messages a round trip moves:
 
-* after a ``BRPOP`` returns one message, one ``RPOP key count`` takes up to
-  :data:`READ_BATCH` more from the same queue, within the prefetch credit;
-* the unacked records of everything read in one go are written in one pipeline, before the
-  consumer yields (so before any of those tasks runs);
-* acknowledgements are collected and written in one pipeline at the start of the next drain
-  (or the next tick of kombu's event loop, for pools that run one), so a loop acknowledges
-  everything that finished since the last one in one round trip;
+* after a ``BRPOP`` returns one message, ONE round trip (a pipeline) writes its unacked
+  record, writes the acknowledgements collected since the last write, and takes up to
+  :data:`READ_BATCH` more messages from the same queue (``RPOP key count``, within the
+  prefetch credit); the records of those are written in a second one. Every record is sent
+  before the consumer yields, so before its task runs;
+* acknowledgements are collected and ride with the next read's pipeline; a worker with no
+  message to read writes them at the start of a drain once they are :data:`ACK_LINGER`
+  seconds old (and pools with kombu's event loop on every tick of the loop). The consumer's
+  loop is then one ``BRPOP`` and one pipeline per batch; it was four round trips, and at 100
+  users each one waits for a turn of the hub;
 * the unacked records of the messages a consumer holds are renewed every third of the
   visibility timeout, so the timeout can be one short lease (``LEASE_SECONDS``): a dead
   worker's messages are restored within it (``celery_setup.restore_abandoned``), a living
@@ -50,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 #: At most this many messages are read after a ``BRPOP`` in one extra round trip.
 READ_BATCH = 16
+#: Seconds an acknowledgement may wait for the next read before a drain writes it on its own.
+ACK_LINGER = 1.0
 
 
 class QoS(kombu_redis.QoS):
@@ -59,6 +64,7 @@ class QoS(kombu_redis.QoS):
         super().__init__(*args, **kwargs)
         self._batch: Any = None  # a pipeline collecting unacked records while a batch is read
         self._acked: list[str] = []
+        self._acked_since: float | None = None  # when the oldest unwritten ack was collected
         self._renewed_at = time()
 
     def append(self, message: Any, delivery_tag: str) -> None:
@@ -83,8 +89,42 @@ class QoS(kombu_redis.QoS):
         Args:
             delivery_tag: The message's tag.
         """
+        if not self._acked:
+            self._acked_since = time()
         self._acked.append(delivery_tag)
         virtual.QoS.ack(self, delivery_tag)
+
+    def acks_into(self, pipe: Any) -> int:
+        """Queue the removal of every collected acknowledgement on a pipeline.
+
+        Call :meth:`acks_written` with the result once the pipeline has executed; until then
+        the tags stay collected (a Redis error keeps them for the next write).
+
+        Args:
+            pipe: A pipeline about to be executed.
+
+        Returns:
+            How many tags were queued.
+        """
+        count = len(self._acked)
+        if count:
+            tags = self._acked[:count]
+            pipe.zrem(self.unacked_index_key, *tags).hdel(self.unacked_key, *tags)
+        return count
+
+    def acks_written(self, count: int) -> None:
+        """Forget the first ``count`` acknowledgements: Redis has them.
+
+        Args:
+            count: What :meth:`acks_into` returned.
+        """
+        del self._acked[:count]
+        if not self._acked:
+            self._acked_since = None
+
+    def acks_lingering(self) -> bool:
+        """Whether collected acknowledgements have waited :data:`ACK_LINGER` for a read."""
+        return self._acked_since is not None and time() - self._acked_since >= ACK_LINGER
 
     def flush_acks(self) -> None:
         """Remove every acknowledged message from the unacked index, in one round trip.
@@ -94,10 +134,10 @@ class QoS(kombu_redis.QoS):
         """
         if not self._acked:
             return
-        tags = self._acked
         with self.pipe_or_acquire() as pipe:
-            pipe.zrem(self.unacked_index_key, *tags).hdel(self.unacked_key, *tags).execute()
-        del self._acked[: len(tags)]
+            count = self.acks_into(pipe)
+            pipe.execute()
+        self.acks_written(count)
 
     def renew(self) -> None:
         """Mark every message this consumer holds as alive, if a third of the visibility passed.
@@ -181,7 +221,13 @@ class Channel(kombu_redis.Channel):
                     batch.execute()
 
     def _read_batch(self, client: Any, **options: Any) -> bool:
-        """BRPOP's answer, then up to :data:`READ_BATCH` more from the same key."""
+        """BRPOP's answer; then one pipeline: its record, the collected acks, more messages.
+
+        The first message's task is spawned before the pipeline runs, and runs while the
+        consumer waits for it: its unacked record was sent first. The records of the messages
+        the pipeline brought are written by :meth:`_brpop_read` before it yields again.
+        """
+        qos: QoS = self.qos
         try:
             try:
                 dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
@@ -198,10 +244,18 @@ class Channel(kombu_redis.Channel):
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
+        batch = qos._batch  # noqa: SLF001
+        acked = qos.acks_into(batch)
         credit = min(READ_BATCH, self._credit())
+        more_at = None
         if credit > 0 and not self.global_keyprefix:
-            for more in client.rpop(key, credit) or ():
-                self.connection._deliver(loads(bytes_to_str(more)), dest)  # noqa: SLF001
+            more_at = len(batch)
+            batch.rpop(key, credit)
+        results = batch.execute()
+        qos.acks_written(acked)
+        qos._batch = client.pipeline()  # noqa: SLF001 - the records of what RPOP brought
+        for more in (results[more_at] if more_at is not None else None) or ():
+            self.connection._deliver(loads(bytes_to_str(more)), dest)  # noqa: SLF001
         return True
 
     def _credit(self) -> int:
@@ -213,17 +267,20 @@ class Channel(kombu_redis.Channel):
 
 
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with :class:`Channel`, writing pending acks once per loop.
+    """kombu's Redis transport with :class:`Channel`, writing collected acks in batches.
 
-    A worker without an event loop (the gevent pool: Celery's ``synloop``) writes them at the
-    start of every drain; one with kombu's event loop (the thread and prefork pools) on every
-    tick of the loop.
+    A worker without an event loop (the gevent pool: Celery's ``synloop``) writes them with the
+    next read, or at the start of a drain once they linger; one with kombu's event loop (the
+    thread and prefork pools) on every tick of the loop.
     """
 
     Channel = Channel
 
     def drain_events(self, connection: Any, timeout: float | None = None) -> Any:
-        """Write the acknowledgements collected since the last drain, then drain (kombu's).
+        """Drain (kombu's), first writing acknowledgements no read has taken along.
+
+        Acknowledgements ride with the next read's pipeline (:meth:`Channel._read_batch`); only
+        those that waited :data:`ACK_LINGER` (no message came) cost a round trip of their own.
 
         Args:
             connection: The kombu connection.
@@ -232,7 +289,10 @@ class Transport(kombu_redis.Transport):
         Returns:
             What kombu's drain returns.
         """
-        self.flush_acks()
+        for channel in self.channels:
+            if channel.qos.acks_lingering():
+                channel.qos.flush_acks()
+            channel.qos.renew()
         return super().drain_events(connection, timeout)
 
     def register_with_event_loop(self, connection: Any, loop: Any) -> None:

@@ -6,7 +6,9 @@ messages never mix in.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ from flask import Flask
 from kombu import Connection, Exchange, Queue
 from kombu.message import Message
 
-from shared.broker import ALIAS, READ_BATCH, TRANSPORT, Transport, broker_url
+from shared.broker import ACK_LINGER, ALIAS, READ_BATCH, TRANSPORT, Transport, broker_url
 from tests.support import wait_until
 
 
@@ -79,6 +81,36 @@ def test_one_drain_moves_a_batch_within_the_prefetch_credit(app: Flask, redis: A
             unacked = set(redis.hkeys(keys["unacked_key"]))
             assert unacked == {m.delivery_tag for m in received[3:]}
             assert redis.zcard(keys["unacked_index_key"]) == 4
+
+
+def test_acks_ride_with_the_next_read_or_are_written_once_they_linger(
+    app: Flask, redis: Any
+) -> None:
+    """A read's pipeline takes the collected acks along; idle ones linger, then are written.
+
+    With nothing to read they wait :data:`ACK_LINGER` seconds, then a drain writes them alone.
+    """
+    with _broker(app, redis) as (connection, queue, keys):
+        _publish(connection, queue, 3)
+        received: list[Message] = []
+        with connection.Consumer(queue, callbacks=[lambda _body, m: received.append(m)]) as c:
+            c.qos(prefetch_count=1)
+            connection.drain_events(timeout=5)
+            received[0].ack()
+            connection.drain_events(timeout=5)  # reads message 1: the ack goes with it
+            assert set(redis.hkeys(keys["unacked_key"])) == {received[1].delivery_tag}
+            received[1].ack()
+            connection.drain_events(timeout=5)
+            received[2].ack()
+            assert redis.llen(queue.name) == 0
+            with contextlib.suppress(socket.timeout):
+                connection.drain_events(timeout=0.2)  # nothing to read; the ack is fresh
+            assert redis.hlen(keys["unacked_key"]) == 1
+            time.sleep(ACK_LINGER)
+            with contextlib.suppress(socket.timeout):
+                connection.drain_events(timeout=0.2)
+            assert redis.hlen(keys["unacked_key"]) == 0
+            assert redis.zcard(keys["unacked_index_key"]) == 0
 
 
 def test_a_batch_is_capped(app: Flask, redis: Any) -> None:
