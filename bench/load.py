@@ -15,6 +15,11 @@ latency, Bot API calls per reply, CPU milliseconds per reply for each ai_router 
 all, and RSS. Then the users stop and every outstanding message gets ``--drain`` seconds to be
 answered; what is left is reported as unanswered.
 
+A probe process asks llmock the same kind of question (streamed, kept-alive connection, one
+at a time) throughout the window: its median is what the mock itself takes under this load,
+so ``overhead p50 − (probe p50 − LLM latency)`` is the part of the overhead that is
+ai_router's and the fake Bot API's.
+
 Numbers are for comparing changes on the same machine; nothing here asserts.
 """
 
@@ -63,6 +68,7 @@ class Result:
     p99_ms: float
     overhead_p50_ms: float
     first_text_p50_ms: float | None
+    llm_probe_p50_ms: float | None
     bot_api_calls_per_reply: float
     cpu_ms_per_reply: float
     cpu_ms_per_reply_by_process: dict[str, float] = field(default_factory=dict)
@@ -112,8 +118,12 @@ class Users:
         self.fake.inject_message(user, f"question {self.sent} from {user}", language_code="en")
 
     def _watch(self) -> None:
+        # Woken by the fake's condition as each call is recorded (a user answers at once, as
+        # people's clients do; polling every few milliseconds added half a poll to each reply).
         while not self._stop.is_set():
             with self.fake._cond:  # noqa: SLF001 - the bench reads new calls incrementally
+                if len(self.fake._calls) == self._seen:  # noqa: SLF001
+                    self.fake._cond.wait(0.1)  # noqa: SLF001
                 new = self.fake._calls[self._seen :]  # noqa: SLF001
                 self._seen += len(new)
             for call in new:
@@ -131,7 +141,6 @@ class Users:
                 self.done.append((call.at, call.at - self.sent_at.pop(chat)))
                 if self.running:
                     self._send(chat)
-            time.sleep(0.005)
 
     def outstanding(self) -> int:
         """Messages sent and not answered yet."""
@@ -191,6 +200,30 @@ def _rss(pid: int) -> dict[str, float]:
     return totals
 
 
+#: The probe of llmock's own latency (a child process, so the bench's threads do not slow it).
+_LLM_PROBE = """
+import json, sys, time, urllib3
+url, seconds = sys.argv[1], float(sys.argv[2])
+pool = urllib3.PoolManager(maxsize=1, retries=False)
+body = json.dumps({
+    "model": "bench-model", "stream": True, "stream_options": {"include_usage": True},
+    "messages": [{"role": "user", "content": "question 1 from the probe"}],
+}).encode()
+took, end = [], time.monotonic() + seconds
+while time.monotonic() < end:
+    started = time.monotonic()
+    response = pool.request("POST", url, body=body, headers={"Content-Type": "application/json"},
+                            preload_content=False)
+    for _ in response.stream(8192):
+        pass
+    response.release_conn()
+    took.append((time.monotonic() - started) * 1000)
+    time.sleep(0.05)
+took.sort()
+print(took[len(took) // 2] if took else "")
+"""
+
+
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] if ordered else 0.0
@@ -205,6 +238,7 @@ class Stack:
         self.root = Path(tempfile.mkdtemp(prefix="air-load-"))
         self.fake = FakeTelegram()
         self.llm: subprocess.Popen[bytes] | None = None
+        self.llm_url = ""
         self.app: subprocess.Popen[bytes] | None = None
         self.schema: str | None = None
         self.database_url = ""
@@ -236,7 +270,7 @@ class Stack:
              "--stream-chunk-delay-ms", str(getattr(self.args, "llm_chunk_ms", 0))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        llm_url = f"http://127.0.0.1:{llm_port}"
+        llm_url = self.llm_url = f"http://127.0.0.1:{llm_port}"
         wait_until(lambda: requests.get(f"{llm_url}/health", timeout=1).ok, what="llmock")
         self.database_url = self._database()
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
@@ -401,6 +435,11 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         users.start()
         time.sleep(args.warmup)
         calls_before = len(stack.fake._calls)  # noqa: SLF001
+        probe = subprocess.Popen(
+            [sys.executable, "-c", _LLM_PROBE, f"{stack.llm_url}/v1/chat/completions",
+             str(args.duration)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
         cpu_before = _cpu(stack.app.pid)
         fakes_before = stack.fakes_cpu()
         throttled_before = stack.caps.throttled() if stack.caps else {}
@@ -413,6 +452,7 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         calls_in_window = len(stack.fake._calls) - calls_before  # noqa: SLF001
         rss_load = _rss(stack.app.pid)
         users.running = False
+        probed = (probe.communicate(timeout=60)[0] or "").strip()
         window = [lat for at, lat in list(users.done) if started <= at < ended]
         first_text = [lat * 1000 for at, lat in list(users.first_text) if started <= at < ended]
         deadline = time.time() + args.drain
@@ -436,6 +476,7 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
             p99_ms=round(_percentile(latencies_ms, 0.99)),
             overhead_p50_ms=round(_percentile(latencies_ms, 0.5) - args.llm_latency * 1000),
             first_text_p50_ms=round(_percentile(first_text, 0.5)) if first_text else None,
+            llm_probe_p50_ms=round(float(probed), 1) if probed else None,
             bot_api_calls_per_reply=round(calls_in_window / max(replies, 1), 2),
             cpu_ms_per_reply=round(sum(cpu.values()), 2),
             cpu_ms_per_reply_by_process={k: round(v, 2) for k, v in sorted(cpu.items())},
@@ -607,15 +648,15 @@ def main(argv: list[str] | None = None) -> None:
             results.append(result)
     header = (
         "| users | db | replies/s | p50 ms | p95 ms | p99 ms | overhead p50 ms | "
-        "first text p50 ms | Bot API calls/reply | CPU ms/reply (total; by process) | "
-        "RSS MiB idle / load | unanswered |"
+        "llmock alone p50 ms | first text p50 ms | Bot API calls/reply | "
+        "CPU ms/reply (total; by process) | RSS MiB idle / load | unanswered |"
     )
-    lines = [header, "|" + "---|" * 12]
+    lines = [header, "|" + "---|" * 13]
     for r in results:
         by_process = ", ".join(f"{k} {v}" for k, v in r.cpu_ms_per_reply_by_process.items())
         lines.append(
             f"| {r.users} | {r.database} | {r.replies_per_s} | {r.p50_ms} | {r.p95_ms} | "
-            f"{r.p99_ms} | {r.overhead_p50_ms} | {r.first_text_p50_ms} | "
+            f"{r.p99_ms} | {r.overhead_p50_ms} | {r.llm_probe_p50_ms} | {r.first_text_p50_ms} | "
             f"{r.bot_api_calls_per_reply} | "
             f"{r.cpu_ms_per_reply} ({by_process}) | {r.rss_mib_idle} / {r.rss_mib_load} | "
             f"{r.unanswered} of {r.sent} |"
