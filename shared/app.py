@@ -18,6 +18,7 @@ from shared.extensions import (
     celery_ext,
     cipher,
     cooldowns,
+    cpu_slots,
     db,
     generations,
     leases,
@@ -81,6 +82,7 @@ def bind_extensions(app: Flask) -> None:
     llm.init_app(app)
     cooldowns.init_app(app)
     generations.init_app(app)
+    cpu_slots.init_app(app)
     leases.init_app(app)
     metrics_ext.init_app(app)
     celery_ext.init_app(app)

@@ -207,6 +207,9 @@ class Config:
         worker_concurrency: Tasks the worker runs at once (greenlets or threads).
         worker_processes: Worker processes ``make run`` starts (one per core scales a CPU-bound
             worker; on several hosts, start ``celery -A celery_app worker`` on each).
+        worker_cpu_slots: Greenlets of a gevent worker that run the CPU-heavy steps of
+            answering at once, the others waiting in arrival order (``shared.green.CpuSlots``);
+            0 lets every greenlet through.
         task_time_limit: Seconds a task may run before it is killed.
         lease_seconds: How long work a dead process held (a chat's lock, a row's LLM claim, a
             command's claim, a task taken from the broker) stays taken before another worker
@@ -268,6 +271,7 @@ class Config:
     worker_pool: str = "gevent"
     worker_concurrency: int = 1000
     worker_processes: int = 1
+    worker_cpu_slots: int = 4
     db_pool_size: int = 10
     task_time_limit: int = 300
     lease_seconds: int = 30
@@ -380,6 +384,7 @@ class Config:
                 POOL_CONCURRENCY[worker_pool],
             ),
             worker_processes=max(1, _env_int(env, "WORKER_PROCESSES", defaults.worker_processes)),
+            worker_cpu_slots=max(0, _env_int(env, "WORKER_CPU_SLOTS", defaults.worker_cpu_slots)),
             db_pool_size=max(1, _env_int(env, "DB_POOL_SIZE", defaults.db_pool_size)),
             task_time_limit=max(5, _env_int(env, "TASK_TIME_LIMIT", defaults.task_time_limit)),
             lease_seconds=max(3, _env_int(env, "LEASE_SECONDS", defaults.lease_seconds)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from shared.celery_setup import CeleryExt
 from shared.db import db
+from shared.green import CpuSlots
 from shared.llm import LLMGateway
 from shared.metrics import Metrics
 from shared.redis import RedisStore
@@ -30,11 +31,13 @@ generations = Generations(redis_store)
 leases = Leases(redis_store)
 celery_ext = CeleryExt()
 metrics_ext = Metrics()
+cpu_slots = CpuSlots()
 
 __all__ = [
     "celery_ext",
     "cipher",
     "cooldowns",
+    "cpu_slots",
     "db",
     "generations",
     "leases",

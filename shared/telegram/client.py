@@ -36,6 +36,7 @@ from flask import Flask, current_app
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from shared import metrics
+from shared.green import CpuSlots
 from shared.redis import KEY_PREFIX, RedisStore
 from shared.runtime import RuntimeSettings
 from shared.telegram.errors import TelegramApiError
@@ -377,7 +378,8 @@ class TelegramClient:
             if slot.verdict is Verdict.BEYOND:
                 raise SendDeferred(slot.wait)
             if slot.wait > 0:
-                time.sleep(slot.wait)
+                with CpuSlots.released():  # no CPU slot is held while a flood limit passes
+                    time.sleep(slot.wait)
                 if pacer.closed_for(chat_id) > 0:
                     continue  # a 429 closed the lane while this call waited: book again
             try:

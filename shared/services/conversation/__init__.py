@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import select
 
 from shared.db import db
-from shared.extensions import generations, leases, redis_store, telegram
+from shared.extensions import cpu_slots, generations, leases, redis_store, telegram
 from shared.llm import Cancel
 from shared.logging import log_context, redact
 from shared.models import ErrorKind, Request, RequestStatus
@@ -318,7 +318,8 @@ def handle_text(update: dict[str, Any], after_earlier: bool = False) -> Intake |
         return None
     if after_earlier and incoming.update_id is not None:
         inbox.wait_for_turn(incoming.chat_id, incoming.update_id)
-    outcome = intake(incoming)
+    with cpu_slots.held():  # a burst is taken in arrival order (shared.green.CpuSlots)
+        outcome = intake(incoming)
     if outcome.decision == Decision.IGNORE:
         if incoming.update_id is not None:
             inbox.leave(incoming.chat_id, incoming.update_id)
@@ -352,8 +353,14 @@ def next_open(chat_id: int) -> int | None:
 
 
 def _answer_and_send(prompt: Prompt, view: ReplyView, cancel: Cancel) -> None:
-    """The LLM call, the record, and the reply built in memory."""
+    """The LLM call, then (in a CPU slot) the record and the reply built in memory."""
     prompt, outcome = ask(prompt, cancel)
+    with cpu_slots.held():
+        _record_and_send(prompt, outcome, view)
+
+
+def _record_and_send(prompt: Prompt, outcome: Any, view: ReplyView) -> None:
+    """Record the outcome of the LLM call and send the reply built in memory."""
     if not record(prompt, outcome):
         return  # no longer pending: deleted, or recorded by another settler
     preface = attachments.preface(prompt.attachment, view.lang)
@@ -448,8 +455,11 @@ def settle(request_id: int) -> None:
             with claimed(request_id) as cancel:
                 if cancel is None:
                     raise ClaimHeld(f"request {request_id} is being answered elsewhere")
-                record(*ask(prompt, cancel))
-        deliver(request_id)
+                asked = ask(prompt, cancel)
+                with cpu_slots.held():
+                    record(*asked)
+        with cpu_slots.held():
+            deliver(request_id)
     except SendDeferred as exc:
         db.session.rollback()
         raise ReplyDeferred(request_id, exc.wait) from exc
