@@ -239,6 +239,7 @@ class Stack:
         self.fake = FakeTelegram()
         self.llm: subprocess.Popen[bytes] | None = None
         self.llm_url = ""
+        self.probe: subprocess.Popen[str] | None = None
         self.app: subprocess.Popen[bytes] | None = None
         self.schema: str | None = None
         self.database_url = ""
@@ -406,6 +407,8 @@ class Stack:
                 os.killpg(self.app.pid, signal.SIGKILL)
         if self.caps is not None:
             self.caps.close()
+        if self.probe is not None and self.probe.poll() is None:
+            self.probe.kill()
         if self.llm is not None:
             stop_process(self.llm)
         self.fake.stop()
@@ -435,7 +438,7 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         users.start()
         time.sleep(args.warmup)
         calls_before = len(stack.fake._calls)  # noqa: SLF001
-        probe = subprocess.Popen(
+        probe = stack.probe = subprocess.Popen(
             [sys.executable, "-c", _LLM_PROBE, f"{stack.llm_url}/v1/chat/completions",
              str(args.duration)],
             stdout=subprocess.PIPE, text=True,
@@ -452,7 +455,11 @@ def run_once(args: argparse.Namespace, users_count: int, database: str) -> Resul
         calls_in_window = len(stack.fake._calls) - calls_before  # noqa: SLF001
         rss_load = _rss(stack.app.pid)
         users.running = False
-        probed = (probe.communicate(timeout=60)[0] or "").strip()
+        try:
+            probed = (probe.communicate(timeout=60)[0] or "").strip()
+        except subprocess.TimeoutExpired:
+            probe.kill()
+            probed = ""
         window = [lat for at, lat in list(users.done) if started <= at < ended]
         first_text = [lat * 1000 for at, lat in list(users.first_text) if started <= at < ended]
         deadline = time.time() + args.drain

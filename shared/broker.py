@@ -119,8 +119,8 @@ class QoS(kombu_redis.QoS):
             count: What :meth:`acks_into` returned.
         """
         del self._acked[:count]
-        if not self._acked:
-            self._acked_since = None
+        # what is left was collected while the pipeline ran: its clock starts now
+        self._acked_since = time() if self._acked else None
 
     def acks_lingering(self) -> bool:
         """Whether collected acknowledgements have waited :data:`ACK_LINGER` for a read."""

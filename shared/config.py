@@ -27,6 +27,10 @@ _EMBEDDED_REDIS_SOCKET = "redis.sock"
 
 #: Celery pools ai_router supports.
 WORKER_POOLS = ("gevent", "threads")
+#: ``WORKER_CPU_SLOTS`` by default on SQLite (in-process: a step is CPU only) and with a
+#: database server (a step waits on it): the best of 1/2/4/8 and 0/4/16 at 100 and 300 users.
+SQLITE_CPU_SLOTS = 4
+SERVER_CPU_SLOTS = 16
 #: The concurrency each pool gets when ``WORKER_CONCURRENCY`` is not set.
 POOL_CONCURRENCY = {"gevent": 1000, "threads": 16}
 #: The Bot API lets a bot download files up to 20 MB (``getFile``).
@@ -209,7 +213,8 @@ class Config:
             worker; on several hosts, start ``celery -A celery_app worker`` on each).
         worker_cpu_slots: Greenlets of a gevent worker that run the CPU-heavy steps of
             answering at once, the others waiting in arrival order (``shared.green.CpuSlots``);
-            0 lets every greenlet through.
+            0 lets every greenlet through. Default: :data:`SQLITE_CPU_SLOTS` on SQLite,
+            :data:`SERVER_CPU_SLOTS` with a database server.
         task_time_limit: Seconds a task may run before it is killed.
         lease_seconds: How long work a dead process held (a chat's lock, a row's LLM claim, a
             command's claim, a task taken from the broker) stays taken before another worker
@@ -271,7 +276,7 @@ class Config:
     worker_pool: str = "gevent"
     worker_concurrency: int = 1000
     worker_processes: int = 1
-    worker_cpu_slots: int = 4
+    worker_cpu_slots: int = 4  # from_env: by database (SQLITE_CPU_SLOTS, SERVER_CPU_SLOTS)
     db_pool_size: int = 10
     task_time_limit: int = 300
     lease_seconds: int = 30
@@ -352,12 +357,16 @@ class Config:
         if not 0 <= flower_port <= 65535:
             raise ConfigError(f"FLOWER_PORT must be a port number or 0, got {flower_port}")
         flower_url = f"http://127.0.0.1:{flower_port}/" if flower_port else None
+        database_url = get("DATABASE_URL") or f"sqlite:///{instance_path / 'ai_router.db'}"
+        # SQLite's steps are all CPU (no waits): 4 slots keep it busy. A database server makes
+        # each step wait on the network several times: more slots (measured, docs/benchmarks.md)
+        cpu_slots = SQLITE_CPU_SLOTS if database_url.startswith("sqlite") else SERVER_CPU_SLOTS
         return cls(
             env=run_env,
             instance_path=instance_path,
             secret_key=secret_key,
             secret_key_fallbacks=_split_keys(get("SECRET_KEY_FALLBACKS"), secret_key),
-            database_url=get("DATABASE_URL") or f"sqlite:///{instance_path / 'ai_router.db'}",
+            database_url=database_url,
             redis_url=redis_url,
             redis_embedded=redis_embedded,
             telegram_api_url=(get("TELEGRAM_API_URL") or defaults.telegram_api_url).rstrip("/"),
@@ -384,7 +393,7 @@ class Config:
                 POOL_CONCURRENCY[worker_pool],
             ),
             worker_processes=max(1, _env_int(env, "WORKER_PROCESSES", defaults.worker_processes)),
-            worker_cpu_slots=max(0, _env_int(env, "WORKER_CPU_SLOTS", defaults.worker_cpu_slots)),
+            worker_cpu_slots=max(0, _env_int(env, "WORKER_CPU_SLOTS", cpu_slots)),
             db_pool_size=max(1, _env_int(env, "DB_POOL_SIZE", defaults.db_pool_size)),
             task_time_limit=max(5, _env_int(env, "TASK_TIME_LIMIT", defaults.task_time_limit)),
             lease_seconds=max(3, _env_int(env, "LEASE_SECONDS", defaults.lease_seconds)),

@@ -66,7 +66,7 @@ def install() -> bool:
 #: With this many greenlets queued per slot, the gate opens: everyone waiting goes in, in
 #: order, and so does everyone arriving, until no more than the slots are inside again. A
 #: backlog (the worker saturated) is then served as it always was, the hub batching many ready
-#: greenlets per turn: measured at 1,000 users, a gate that never opened cost 14 % more CPU
+#: greenlets per turn: measured at 1,000 users, a gate that never opened cost 20 % more CPU
 #: per reply and 13 % of the replies per second. A burst of a few dozen stays well below it.
 OPEN_PER_SLOT = 64
 
@@ -144,15 +144,15 @@ class CpuSlots:
     did: processor sharing, where each finishes at the end of the burst. Through ``held()``
     only ``WORKER_CPU_SLOTS`` greenlets at a time do those steps (the intake; the record and
     the send), the others wait their turn in arrival order (a FIFO queue of events, off the
-    hub's queue): the first of a burst is answered first, the median half as late. Measured at 100
-    closed-loop users (docs/benchmarks.md): overhead p50 106–186 ms without, 48–70 ms with 4
-    slots; 8 slots gave 78–80, 1 or 2 slots kept the CPU idle during Redis round trips.
+    hub's queue): the first of a burst is answered first. Measured at 100 closed-loop users
+    (docs/benchmarks.md): overhead p50 65–174 ms without, 43–53 ms with 4 slots.
 
-    The slots hold no lock across the model's answer (``ask`` runs outside), and a wait for
-    Telegram's flood limits gives its slot back (``released()``). A queue longer than
-    :data:`OPEN_PER_SLOT` per slot opens the gate for everyone waiting and arriving until the
-    backlog is gone (nobody is overtaken while they wait). Outside a gevent worker (the web, the
-    listener, the thread pool, tests) both context managers do nothing.
+    No slot is held while the model answers (``ask`` runs outside), nor over the Bot API's
+    network wait, a retry's backoff or a wait for Telegram's flood limits (``released()``), so
+    a slow Telegram does not hold up the intake of other chats. With :data:`OPEN_PER_SLOT`
+    waiting per slot the gate opens for everyone waiting and arriving, in order, until the
+    backlog is gone. Outside a gevent worker (the web, the listener, the thread pool, tests)
+    both context managers do nothing.
     """
 
     def init_app(self, app: Flask) -> None:
@@ -192,7 +192,5 @@ class CpuSlots:
             yield
             return
         gate.leave()
-        try:
-            yield
-        finally:
-            gate.enter()
+        yield  # raising (a kill, a time limit): leave without queueing for a slot again
+        gate.enter()

@@ -134,11 +134,11 @@ class Generations:
         with registry.lock:
             if registry.listening == pid:
                 return
-            registry.listening = pid
             registry.subscriber = threading.Thread(
                 target=self._listen, args=(registry, app), name="stop-subscriber", daemon=True
             )
             registry.subscriber.start()
+            registry.listening = pid
 
     def _listen(self, registry: _Registry, app: Flask) -> None:
         """Cancel this process's generations named on the channel; reconnect on errors.

@@ -159,6 +159,12 @@ def _wait(state: RetryCallState) -> float:
     return min(0.5 * 2 ** (state.attempt_number - 1), 5.0)
 
 
+def _sleep_without_slot(seconds: float) -> None:
+    """A retry's backoff: no CPU slot is held meanwhile (``shared.green.CpuSlots``)."""
+    with CpuSlots.released():
+        time.sleep(seconds)
+
+
 def call_with_retries(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a Bot API function, waiting out 429s (``retry_after``), 5xx and network errors.
 
@@ -176,6 +182,7 @@ def call_with_retries(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     retrying = Retrying(
         stop=stop_after_attempt(ATTEMPTS),
         wait=_wait,
+        sleep=_sleep_without_slot,
         retry=retry_if_exception(_retryable),
         reraise=True,
         before_sleep=lambda s: logger.warning(
@@ -383,7 +390,8 @@ class TelegramClient:
                 if pacer.closed_for(chat_id) > 0:
                     continue  # a 429 closed the lane while this call waited: book again
             try:
-                return self.request(method, params)
+                with CpuSlots.released():  # a slow Bot API must not hold up others' intake
+                    return self.request(method, params)
             except TelegramApiError as exc:
                 if exc.error_code != 429:
                     raise

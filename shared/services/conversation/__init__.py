@@ -451,14 +451,15 @@ def settle(request_id: int) -> None:
     """
     try:
         prompt = prepare(request_id)
+        asked = None
         if prompt is not None:
             with claimed(request_id) as cancel:
                 if cancel is None:
                     raise ClaimHeld(f"request {request_id} is being answered elsewhere")
                 asked = ask(prompt, cancel)
-                with cpu_slots.held():
-                    record(*asked)
-        with cpu_slots.held():
+        with cpu_slots.held():  # one turn in the queue for the record and the reply
+            if asked is not None:
+                record(*asked)
             deliver(request_id)
     except SendDeferred as exc:
         db.session.rollback()
