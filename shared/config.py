@@ -28,9 +28,9 @@ _EMBEDDED_REDIS_SOCKET = "redis.sock"
 #: Celery pools ai_router supports.
 WORKER_POOLS = ("gevent", "threads")
 #: ``WORKER_CPU_SLOTS`` by default on SQLite (in-process: a step is CPU only) and with a
-#: database server (a step waits on it): the best of 1/2/4/8 and 0/4/16 at 100 and 300 users.
+#: database server (a step waits on it): measured 1/2/4/8 on SQLite, 0/4/8/16 on PostgreSQL.
 SQLITE_CPU_SLOTS = 4
-SERVER_CPU_SLOTS = 16
+SERVER_CPU_SLOTS = 8
 #: The concurrency each pool gets when ``WORKER_CONCURRENCY`` is not set.
 POOL_CONCURRENCY = {"gevent": 1000, "threads": 16}
 #: The Bot API lets a bot download files up to 20 MB (``getFile``).

@@ -384,13 +384,15 @@ class TelegramClient:
                 return None
             if slot.verdict is Verdict.BEYOND:
                 raise SendDeferred(slot.wait)
-            if slot.wait > 0:
-                with CpuSlots.released():  # no CPU slot is held while a flood limit passes
-                    time.sleep(slot.wait)
-                if pacer.closed_for(chat_id) > 0:
-                    continue  # a 429 closed the lane while this call waited: book again
             try:
-                with CpuSlots.released():  # a slow Bot API must not hold up others' intake
+                # No CPU slot is held from here to Telegram's answer (shared.green.CpuSlots): not
+                # while a flood limit passes, not between it and the send (the booked moment),
+                # not while a slow Bot API answers.
+                with CpuSlots.released():
+                    if slot.wait > 0:
+                        time.sleep(slot.wait)
+                        if pacer.closed_for(chat_id) > 0:
+                            continue  # a 429 closed the lane while this call waited: book again
                     return self.request(method, params)
             except TelegramApiError as exc:
                 if exc.error_code != 429:

@@ -94,11 +94,11 @@ def test_bot_tokens_are_redacted_from_logs(caplog) -> None:
 
 
 def test_cpu_slots_follow_the_database() -> None:
-    """Four slots on SQLite (steps are CPU only), sixteen with a database server; 0 turns off."""
+    """Four slots on SQLite (steps are CPU only), eight with a database server; 0 turns off."""
     base = {"SECRET_KEY": "x"}
     assert Config.from_env(base, load_env_file=False).worker_cpu_slots == 4
     server = {**base, "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"}
-    assert Config.from_env(server, load_env_file=False).worker_cpu_slots == 16
+    assert Config.from_env(server, load_env_file=False).worker_cpu_slots == 8
     assert (
         Config.from_env({**server, "WORKER_CPU_SLOTS": "0"}, load_env_file=False).worker_cpu_slots
         == 0
