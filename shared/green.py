@@ -78,8 +78,11 @@ class _Gate:
     """
 
     def __init__(self, slots: int) -> None:
+        import gevent
+        from gevent.event import Event
         from gevent.local import local
 
+        self._sleep, self._event = gevent.sleep, Event  # imported once, not per enter()
         self.slots = slots
         self.inside = 0
         self.queue: deque[Any] = deque()  # gevent Events of the waiting greenlets, oldest first
@@ -93,20 +96,17 @@ class _Gate:
 
     def enter(self) -> None:
         """Take a slot, waiting in arrival order; a queue grown long opens the gate."""
-        import gevent
-        from gevent.event import Event
-
         if not self.queue and not self.resuming and (self.open or self.inside < self.slots):
             self.inside += 1
         else:
-            turn = Event()
+            turn = self._event()
             self.queue.append(turn)
             if len(self.queue) >= self.open_at:
                 self.open = True
             self._admit()  # with the gate open: everyone, in the order they came
             try:
                 if turn.is_set():
-                    gevent.sleep(0)  # admitted at once: behind those admitted before us
+                    self._sleep(0)  # admitted at once: behind those admitted before us
                 else:
                     turn.wait()  # whoever admitted us counted us in
             except BaseException:
